@@ -1,0 +1,47 @@
+# Two entry points for people (see README): `make demo` and `make test`.
+# Everything installs into ./.venv (Python) and ./node_modules (anvil, solc).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SANDBOX_DIR ?= .sandbox
+
+.PHONY: install demo test test-unit lint typecheck check bench contracts clean
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: start the sandbox, apply the example manifest, show that it converged.
+demo: install
+	bash scripts/demo.sh
+
+## The test suite: unit tests and integration tests against a real sandbox it starts itself.
+test: install
+	bash scripts/run-tests.sh
+
+lint: install
+	$(BIN)/ruff check provisioner tests benchmarks
+	$(BIN)/ruff format --check provisioner tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+## Rebuild the Solidity stand-ins' artifacts (committed) with npm's solc.
+contracts: install
+	node provisioner/sandbox/contracts/build.js
+
+clean:
+	-$(BIN)/provision sandbox down --dir $(SANDBOX_DIR)
+	rm -rf $(VENV) node_modules $(SANDBOX_DIR)

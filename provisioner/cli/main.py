@@ -1,0 +1,114 @@
+"""`provision` command line: argument parsing and dispatch only.
+
+Each subcommand lives in ``provisioner.cli.commands.<name>`` and exposes
+``run(args) -> int``. Exit codes: 0 success / nothing to do, 1 error,
+2 changes pending (``plan --detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from provisioner import __version__
+from provisioner.errors import ProvisionerError
+
+DEFAULT_MANIFEST = "provision.yaml"
+
+
+def _manifest_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f",
+        "--file",
+        default=DEFAULT_MANIFEST,
+        metavar="FILE",
+        help=f"manifest to read (default: {DEFAULT_MANIFEST})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provision",
+        description="Declarative onboarding of market makers onto dYdX v3.",
+    )
+    parser.add_argument("--version", action="version", version=f"provision {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail (retries, requests)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a manifest without touching anything")
+    _manifest_arg(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("plan", help="show the onboarding steps that are missing")
+    _manifest_arg(p)
+    p.add_argument("--target", action="append", default=[], metavar="NAME")
+    p.add_argument("--out", metavar="PLAN", help="save the plan to apply it later")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing is to do, 2 when changes are pending, 1 on error",
+    )
+    p.add_argument("--parallelism", type=int, default=None, metavar="N")
+    p.add_argument("--shard", default=None, metavar="I/N")
+
+    p = sub.add_parser("apply", help="perform the missing onboarding steps")
+    _manifest_arg(p)
+    p.add_argument("plan_file", nargs="?", metavar="PLAN", help="a plan saved by 'plan --out'")
+    p.add_argument("--target", action="append", default=[], metavar="NAME")
+    p.add_argument("--auto-approve", action="store_true")
+    p.add_argument("--max-deposit", default=None, metavar="USDC")
+    p.add_argument("--confirm-mainnet", action="store_true")
+    p.add_argument("--force-unlock", default=None, metavar="LOCK_ID")
+    p.add_argument("--prune-api-keys", action="store_true",
+                   help="delete API keys at dYdX that the manifest no longer names (never the default key)")
+    p.add_argument("--parallelism", type=int, default=None, metavar="N")
+    p.add_argument("--shard", default=None, metavar="I/N")
+
+    p = sub.add_parser("status", help="one line per account: onboarded, registered, deposited, keys")
+    _manifest_arg(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--target", action="append", default=[], metavar="NAME")
+
+    p = sub.add_parser("import", help="import keys exported from the dYdX web app's local storage")
+    _manifest_arg(p)
+    p.add_argument("--account", required=True, metavar="NAME")
+    p.add_argument("--local-storage", required=True, metavar="EXPORT.json")
+
+    p = sub.add_parser("sandbox", help="run the local sandbox (OpenBao, anvil, dYdX v3 emulator)")
+    p.add_argument("action", choices=["up", "env", "status", "down"])
+    p.add_argument("--dir", default=None, metavar="DIR", help="state directory (default: .sandbox)")
+
+    sub.add_parser("schema", help="print the manifest JSON Schema")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        module = importlib.import_module(f"provisioner.cli.commands.{args.command}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"provisioner.cli.commands.{args.command}":
+            raise
+        print(f"error: 'provision {args.command}' is not implemented yet", file=sys.stderr)
+        return 1
+    try:
+        return int(module.run(args))
+    except ProvisionerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Manifest v1: YAML with positions -> schema check -> semantic checks -> typed desired state."""
