@@ -1,0 +1,1 @@
+"""The local sandbox: Vault, anvil with stand-in contracts, dYdX v3 emulator."""
