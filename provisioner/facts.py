@@ -1,0 +1,84 @@
+"""Observed facts: what dYdX, the chain and Vault say right now, per account. Read-only, no secret values.
+
+``observe`` produces these; the planner consumes them. Secret material (keys,
+API secrets) never enters a fact: a Vault entry says which fields it holds and
+the non-secret ones (public key, API key id, position id) by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MANAGED_BY = "dydx-provisioner"
+
+
+@dataclass(frozen=True)
+class VaultEntry:
+    """One KV v2 destination. ``exists`` means a live (not deleted) current version holds data."""
+
+    path: str
+    exists: bool
+    version: int = 0  # current version, 0 when the path has never been written
+    managed_by: str | None = None  # custom_metadata["managed-by"]
+    account: str | None = None  # custom_metadata["account"]
+    fields: frozenset[str] = frozenset()  # names of the data keys present
+    public: tuple[tuple[str, str], ...] = ()  # non-secret data values (public key, key id, position id...)
+
+    def is_ours(self, account: str) -> bool:
+        return self.managed_by == MANAGED_BY and self.account == account
+
+    def is_foreign(self, account: str) -> bool:
+        """Holds data this tool did not write for this account: never overwritten."""
+        return self.exists and not self.is_ours(account)
+
+    def get(self, name: str) -> str | None:
+        return dict(self.public).get(name)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A transaction this tool signed (and maybe broadcast), persisted before broadcast."""
+
+    intent: str  # e.g. "deposit", "approve", "register"
+    tx_hash: str
+    nonce: int
+    amount: int = 0  # base units for deposit / approve
+    status: str = "unknown"  # mined | pending | dropped | failed | unknown
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    name: str
+    address: str
+    # Vault
+    stark_secret: VaultEntry
+    api_secrets: tuple[tuple[str, VaultEntry], ...] = ()  # (api key name, entry)
+    # dYdX
+    user_exists: bool | None = None  # None: could not tell
+    dydx_api_keys: frozenset[str] | None = None  # key ids dYdX lists for the user; None: not read
+    # chain
+    stark_key_owner: str | None = None  # getEthKey(stark public key) from the exchange, None if unregistered
+    usdc_balance: int = 0  # base units in the wallet
+    usdc_allowance: int = 0  # to the exchange
+    eth_balance_wei: int = 0
+    deposited: int = 0  # sum of LogDeposit quantized amounts to this STARK key and position
+    pending_deposits: int = 0  # journaled deposits broadcast but not mined yet
+    journal: tuple[JournalEntry, ...] = ()
+    # signer
+    signer_error: str | None = None  # why the signer cannot sign for the address, None if fine or absent
+
+    def api_secret(self, name: str) -> VaultEntry | None:
+        return dict(self.api_secrets).get(name)
+
+
+@dataclass(frozen=True)
+class WorldFacts:
+    chain_id: int | None
+    accounts: tuple[AccountFacts, ...] = field(default_factory=tuple)
+    errors: tuple[str, ...] = ()  # observation failures, e.g. an unreachable service
+
+    def account(self, name: str) -> AccountFacts:
+        for acc in self.accounts:
+            if acc.name == name:
+                return acc
+        raise KeyError(name)
