@@ -22,7 +22,9 @@ class VaultEntry:
     managed_by: str | None = None  # custom_metadata["managed-by"]
     account: str | None = None  # custom_metadata["account"]
     fields: frozenset[str] = frozenset()  # names of the data keys present
-    public: tuple[tuple[str, str], ...] = ()  # non-secret data values (public key, key id, position id...)
+    public: tuple[
+        tuple[str, str], ...
+    ] = ()  # non-secret data values (public key, key id, position id...)
 
     def is_ours(self, account: str) -> bool:
         return self.managed_by == MANAGED_BY and self.account == account
@@ -57,7 +59,9 @@ class AccountFacts:
     user_exists: bool | None = None  # None: could not tell
     dydx_api_keys: frozenset[str] | None = None  # key ids dYdX lists for the user; None: not read
     # chain
-    stark_key_owner: str | None = None  # getEthKey(stark public key) from the exchange, None if unregistered
+    stark_key_owner: str | None = (
+        None  # getEthKey(stark public key) from the exchange, None if unregistered
+    )
     usdc_balance: int = 0  # base units in the wallet
     usdc_allowance: int = 0  # to the exchange
     eth_balance_wei: int = 0
@@ -65,7 +69,9 @@ class AccountFacts:
     pending_deposits: int = 0  # journaled deposits broadcast but not mined yet
     journal: tuple[JournalEntry, ...] = ()
     # signer
-    signer_error: str | None = None  # why the signer cannot sign for the address, None if fine or absent
+    signer_error: str | None = (
+        None  # why the signer cannot sign for the address, None if fine or absent
+    )
 
     def api_secret(self, name: str) -> VaultEntry | None:
         return dict(self.api_secrets).get(name)

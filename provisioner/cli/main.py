@@ -64,12 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-deposit", default=None, metavar="USDC")
     p.add_argument("--confirm-mainnet", action="store_true")
     p.add_argument("--force-unlock", default=None, metavar="LOCK_ID")
-    p.add_argument("--prune-api-keys", action="store_true",
-                   help="delete API keys at dYdX that the manifest no longer names (never the default key)")
+    p.add_argument(
+        "--prune-api-keys",
+        action="store_true",
+        help="delete API keys at dYdX that the manifest no longer names (never the default key)",
+    )
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
 
-    p = sub.add_parser("status", help="one line per account: onboarded, registered, deposited, keys")
+    p = sub.add_parser(
+        "status", help="one line per account: onboarded, registered, deposited, keys"
+    )
     _manifest_arg(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--target", action="append", default=[], metavar="NAME")

@@ -45,7 +45,11 @@ class SandboxConfig:
     def from_env(cls, directory: str | None, env: dict[str, str] | None = None) -> SandboxConfig:
         env = dict(os.environ if env is None else env)
         ports = {}
-        for part, var in (("vault", "SANDBOX_VAULT_PORT"), ("anvil", "SANDBOX_ANVIL_PORT"), ("emulator", "SANDBOX_API_PORT")):
+        for part, var in (
+            ("vault", "SANDBOX_VAULT_PORT"),
+            ("anvil", "SANDBOX_ANVIL_PORT"),
+            ("emulator", "SANDBOX_API_PORT"),
+        ):
             if env.get(var):
                 try:
                     ports[part] = int(env[var])
@@ -91,8 +95,13 @@ class _State:
         except FileNotFoundError:
             return cls()
         except ValueError as exc:
-            raise ProvisionerError(f"{path}: corrupt sandbox state ({exc}); run 'provision sandbox down'") from None
-        return cls(ports={k: int(v) for k, v in data.get("ports", {}).items()}, vault_token=data.get("vault_token", ""))
+            raise ProvisionerError(
+                f"{path}: corrupt sandbox state ({exc}); run 'provision sandbox down'"
+            ) from None
+        return cls(
+            ports={k: int(v) for k, v in data.get("ports", {}).items()},
+            vault_token=data.get("vault_token", ""),
+        )
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -108,7 +117,9 @@ def _binary(env_var: str, candidates: list[Path], name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    raise StartupError(f"{name} not found (looked at ${env_var}, {', '.join(map(str, candidates))} and PATH); run 'make install'")
+    raise StartupError(
+        f"{name} not found (looked at ${env_var}, {', '.join(map(str, candidates))} and PATH); run 'make install'"
+    )
 
 
 def bao_binary() -> str:
@@ -116,7 +127,9 @@ def bao_binary() -> str:
 
 
 def anvil_binary() -> str:
-    return _binary("ANVIL_BIN", [REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"], "anvil")
+    return _binary(
+        "ANVIL_BIN", [REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"], "anvil"
+    )
 
 
 class Sandbox:
@@ -160,20 +173,41 @@ class Sandbox:
         state.save(self.state_file)
         info = self.info(state)
 
-        self._ensure("vault", self._vault_argv(state), state.ports["vault"], lambda: _vault_ready(info), log)
+        self._ensure(
+            "vault", self._vault_argv(state), state.ports["vault"], lambda: _vault_ready(info), log
+        )
         from provisioner.sandbox.seed import seed_vault_signers
 
         seed_vault_signers(info.vault_addr, info.vault_token)
 
-        self._ensure("anvil", self._anvil_argv(state), state.ports["anvil"], lambda: _rpc_ready(info.rpc_url), log)
+        self._ensure(
+            "anvil",
+            self._anvil_argv(state),
+            state.ports["anvil"],
+            lambda: _rpc_ready(info.rpc_url),
+            log,
+        )
         from provisioner.sandbox.chain_setup import install_sandbox_contracts
 
         install_sandbox_contracts(info.rpc_url)
 
-        self._ensure("emulator", self._emulator_argv(state, info), state.ports["emulator"], lambda: _api_ready(info.api_url), log)
+        self._ensure(
+            "emulator",
+            self._emulator_argv(state, info),
+            state.ports["emulator"],
+            lambda: _api_ready(info.api_url),
+            log,
+        )
         return info
 
-    def _ensure(self, part: str, argv: list[str], port: int, ready: Callable[[], bool], log: Callable[[str], None]) -> None:
+    def _ensure(
+        self,
+        part: str,
+        argv: list[str],
+        port: int,
+        ready: Callable[[], bool],
+        log: Callable[[str], None],
+    ) -> None:
         pid_file, log_file = self.pid_file(part), self.log_file(part)
         pid = processes.running_pid(pid_file)
         if pid is not None:
@@ -185,10 +219,14 @@ class Sandbox:
                 pass
             processes.stop(pid_file)
         if processes.port_in_use(port):
-            raise StartupError(f"{part}: port {port} is taken by another process; free it or set another port (see 'provision sandbox --help')")
+            raise StartupError(
+                f"{part}: port {port} is taken by another process; free it or set another port (see 'provision sandbox --help')"
+            )
         pid = processes.start_detached(argv, log_file, pid_file)
         try:
-            processes.wait_until(ready, pid=pid, timeout=self.config.start_timeout, what=part, log_file=log_file)
+            processes.wait_until(
+                ready, pid=pid, timeout=self.config.start_timeout, what=part, log_file=log_file
+            )
         except StartupError:
             processes.stop(pid_file)
             raise
@@ -196,7 +234,9 @@ class Sandbox:
 
     def _vault_argv(self, state: _State) -> list[str]:
         return [
-            bao_binary(), "server", "-dev",
+            bao_binary(),
+            "server",
+            "-dev",
             f"-dev-root-token-id={state.vault_token}",
             f"-dev-listen-address=127.0.0.1:{state.ports['vault']}",
         ]
@@ -204,24 +244,39 @@ class Sandbox:
     def _anvil_argv(self, state: _State) -> list[str]:
         return [
             anvil_binary(),
-            "--host", "127.0.0.1",
-            "--port", str(state.ports["anvil"]),
-            "--chain-id", str(CHAIN_ID),
-            "--block-time", self.config.block_time,
-            "--state", str(self.dir / "anvil-state.json"),
-            "--state-interval", "5",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(state.ports["anvil"]),
+            "--chain-id",
+            str(CHAIN_ID),
+            "--block-time",
+            self.config.block_time,
+            "--state",
+            str(self.dir / "anvil-state.json"),
+            "--state-interval",
+            "5",
         ]
 
     def _emulator_argv(self, state: _State, info: SandboxInfo) -> list[str]:
         return [
-            sys.executable, "-m", "provisioner.sandbox.emulator",
-            "--host", "127.0.0.1",
-            "--port", str(state.ports["emulator"]),
-            "--db", str(self.dir / "emulator.sqlite3"),
-            "--rpc-url", info.rpc_url,
-            "--chain-id", str(CHAIN_ID),
-            "--confirmations", str(self.config.confirmations),
-            "--rate-limits", self.config.rate_limits,
+            sys.executable,
+            "-m",
+            "provisioner.sandbox.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(state.ports["emulator"]),
+            "--db",
+            str(self.dir / "emulator.sqlite3"),
+            "--rpc-url",
+            info.rpc_url,
+            "--chain-id",
+            str(CHAIN_ID),
+            "--confirmations",
+            str(self.config.confirmations),
+            "--rate-limits",
+            self.config.rate_limits,
             "--admin",
         ]
 
@@ -246,7 +301,13 @@ class Sandbox:
                     answering = bool(ready())
                 except Exception:  # noqa: BLE001
                     answering = False
-            out[part] = {"pid": pid, "url": url, "running": pid is not None, "ready": answering, "log": str(self.log_file(part))}
+            out[part] = {
+                "pid": pid,
+                "url": url,
+                "running": pid is not None,
+                "ready": answering,
+                "log": str(self.log_file(part)),
+            }
         return out
 
     def down(self) -> list[str]:
@@ -262,7 +323,9 @@ def _vault_ready(info: SandboxInfo) -> bool:
 
 
 def _rpc_ready(rpc_url: str) -> bool:
-    r = requests.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1)
+    r = requests.post(
+        rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
+    )
     return int(r.json()["result"], 16) == CHAIN_ID
 
 

@@ -63,7 +63,9 @@ def running_pid(pid_file: Path) -> int | None:
     return None
 
 
-def start_detached(argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+def start_detached(
+    argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         try:
@@ -76,7 +78,9 @@ def start_detached(argv: Sequence[str], log_file: Path, pid_file: Path, env: dic
                 env=env,
             )
         except FileNotFoundError as exc:
-            raise StartupError(f"cannot start {argv[0]}: binary not found (run 'make install')") from exc
+            raise StartupError(
+                f"cannot start {argv[0]}: binary not found (run 'make install')"
+            ) from exc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -100,7 +104,9 @@ def stop(pid_file: Path, timeout: float = 10.0) -> bool:
     return True
 
 
-def wait_until(ready: Callable[[], bool], *, pid: int, timeout: float, what: str, log_file: Path) -> None:
+def wait_until(
+    ready: Callable[[], bool], *, pid: int, timeout: float, what: str, log_file: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):

@@ -15,7 +15,9 @@ def seed_vault_signers(vault_addr: str, token: str, mount: str = "secret") -> No
     for n, (address, private_key) in enumerate(DEV_ACCOUNTS):
         wanted = {"address": address, "private_key": private_key}
         try:
-            current = kv.read_secret_version(path=f"{SIGNERS_PATH}/{n}", mount_point=mount, raise_on_deleted_version=True)
+            current = kv.read_secret_version(
+                path=f"{SIGNERS_PATH}/{n}", mount_point=mount, raise_on_deleted_version=True
+            )
             if current["data"]["data"] == wanted:
                 continue
         except hvac.exceptions.InvalidPath:

@@ -16,13 +16,21 @@ def run(args: argparse.Namespace) -> int:
     sandbox = Sandbox(SandboxConfig.from_env(args.dir))
     if args.action == "up":
         info = sandbox.up(log=lambda m: print(m, file=sys.stderr))
-        print(f"sandbox up in {info.dir}; load its environment with: eval \"$(provision sandbox env)\"", file=sys.stderr)
+        print(
+            f'sandbox up in {info.dir}; load its environment with: eval "$(provision sandbox env)"',
+            file=sys.stderr,
+        )
         return 0
     if args.action == "env":
         status = sandbox.status()
         info = sandbox.info()
         for name, value in info.env().items():
-            part = {"VAULT_ADDR": "vault", "VAULT_TOKEN": "vault", "ETH_RPC_URL": "anvil", "DYDX_API_URL": "emulator"}[name]
+            part = {
+                "VAULT_ADDR": "vault",
+                "VAULT_TOKEN": "vault",
+                "ETH_RPC_URL": "anvil",
+                "DYDX_API_URL": "emulator",
+            }[name]
             if status[part]["running"]:
                 print(f"export {name}={shlex.quote(value)}")
             else:
@@ -39,5 +47,8 @@ def run(args: argparse.Namespace) -> int:
         Console().print(table)
         return 0 if all(s["ready"] for s in status.values()) else 1
     stopped = sandbox.down()
-    print(f"sandbox down ({', '.join(stopped) or 'nothing was running'}); removed {sandbox.dir}", file=sys.stderr)
+    print(
+        f"sandbox down ({', '.join(stopped) or 'nothing was running'}); removed {sandbox.dir}",
+        file=sys.stderr,
+    )
     return 0

@@ -1,0 +1,174 @@
+"""The plan as data: it renders to text/JSON/markdown and round-trips through a file. No secret ever enters it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+PLAN_FORMAT_VERSION = 1
+
+
+class StepKind(str, Enum):
+    """The onboarding steps of DESIGN.md §2 that change something."""
+
+    STARK_KEY = "stark_key"  # derive the STARK key pair and store it in Vault
+    ONBOARD = "onboard"  # POST /v3/onboarding
+    RECORD_ACCOUNT = "record_account"  # complete the STARK secret with position/account id
+    REGISTER = "register"  # registration signature + registerUser on L1
+    APPROVE = "approve"  # ERC-20 approve to the exchange
+    DEPOSIT = "deposit"  # exchange deposit for the difference
+    API_KEY = "api_key"  # default: recover; named: POST /v3/api-keys; then store in Vault
+    REPLACE_API_KEY = (
+        "replace_api_key"  # the stored key is gone at dYdX: create a new one, update Vault
+    )
+    DELETE_API_KEY = "delete_api_key"  # only with --prune-api-keys, never the default key
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "delete": "-"}[self.value]
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    account: str
+    kind: StepKind
+    action: Action
+    summary: str
+    reason: str
+    depends_on: tuple[str, ...] = ()
+    blocked: str | None = None
+    params: dict[str, str] = field(
+        default_factory=dict
+    )  # non-secret: amounts in base units, paths, key names
+
+    @property
+    def symbol(self) -> str:
+        return "!" if self.blocked else self.action.symbol
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the user should know that is not a change: drift, a lower target, keys left in place."""
+
+    level: str  # info | warning | drift
+    message: str
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    name: str
+    address: str
+    steps: tuple[Step, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        return not self.steps
+
+
+@dataclass(frozen=True)
+class Summary:
+    add: int
+    change: int
+    destroy: int
+    blocked: int
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.add or self.change or self.destroy or self.blocked)
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: str
+    network: str
+    chain_id: int
+    fingerprint: str  # of the facts the plan came from; apply refuses a plan whose facts changed
+    accounts: tuple[AccountPlan, ...]
+    created_at: str = ""
+    format_version: int = PLAN_FORMAT_VERSION
+
+    def steps(self) -> list[Step]:
+        return [s for acc in self.accounts for s in acc.steps]
+
+    def summary(self) -> Summary:
+        steps = self.steps()
+        runnable = [s for s in steps if not s.blocked]
+        return Summary(
+            add=sum(1 for s in runnable if s.action is Action.CREATE),
+            change=sum(1 for s in runnable if s.action is Action.UPDATE),
+            destroy=sum(1 for s in runnable if s.action is Action.DELETE),
+            blocked=sum(1 for s in steps if s.blocked),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        s = self.summary()
+        data["summary"] = {
+            "add": s.add,
+            "change": s.change,
+            "destroy": s.destroy,
+            "blocked": s.blocked,
+        }
+        return _jsonable(data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        if data.get("format_version") != PLAN_FORMAT_VERSION:
+            raise ValueError(
+                f"plan format version {data.get('format_version')!r}, expected {PLAN_FORMAT_VERSION}"
+            )
+        accounts = tuple(
+            AccountPlan(
+                name=a["name"],
+                address=a["address"],
+                steps=tuple(
+                    Step(
+                        id=s["id"],
+                        account=s["account"],
+                        kind=StepKind(s["kind"]),
+                        action=Action(s["action"]),
+                        summary=s["summary"],
+                        reason=s["reason"],
+                        depends_on=tuple(s.get("depends_on", ())),
+                        blocked=s.get("blocked"),
+                        params=dict(s.get("params", {})),
+                    )
+                    for s in a.get("steps", ())
+                ),
+                notes=tuple(
+                    Note(level=n["level"], message=n["message"]) for n in a.get("notes", ())
+                ),
+            )
+            for a in data["accounts"]
+        )
+        return cls(
+            manifest=data["manifest"],
+            network=data["network"],
+            chain_id=int(data["chain_id"]),
+            fingerprint=data["fingerprint"],
+            accounts=accounts,
+            created_at=data.get("created_at", ""),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,397 @@
+"""The planner: a pure function from (desired state, observed facts) to ordered steps. No I/O.
+
+Each step says what it does, why (the fact that differs), what it waits for and,
+if it cannot run, why it is blocked. A step whose dependency is blocked is
+blocked too. Deposits only ever top up: a target below what was deposited is a
+note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
+and the default API key is never deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
+from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
+from provisioner.money import format_usdc, from_base_units, to_base_units
+from provisioner.plan.fingerprint import fingerprint
+from provisioner.plan.model import AccountPlan, Action, Note, Plan, Step, StepKind
+
+STARK_FIELDS = frozenset(
+    {"private_key", "public_key", "public_key_y_coordinate", "ethereum_address"}
+)
+API_FIELDS = frozenset({"key", "secret", "passphrase"})
+MAX_UINT256 = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune_api_keys: bool = False
+
+
+def make_plan(
+    manifest: Manifest,
+    facts: WorldFacts,
+    options: PlanOptions = PlanOptions(),
+    created_at: str = "",
+) -> Plan:
+    accounts = []
+    for spec in manifest.accounts:
+        try:
+            acc_facts = facts.account(spec.name)
+        except KeyError:
+            continue  # not selected (--target / --shard)
+        accounts.append(plan_account(spec, acc_facts, options))
+    return Plan(
+        manifest=manifest.path,
+        network=manifest.network.name,
+        chain_id=manifest.network.chain_id,
+        fingerprint=fingerprint(facts),
+        accounts=tuple(accounts),
+        created_at=created_at,
+    )
+
+
+def plan_account(
+    spec: AccountSpec, facts: AccountFacts, options: PlanOptions = PlanOptions()
+) -> AccountPlan:
+    b = _AccountPlanBuilder(spec, facts)
+    b.stark_key()
+    b.onboarding()
+    b.api_keys(options.prune_api_keys)
+    b.registration()
+    b.deposit()
+    return AccountPlan(
+        name=spec.name, address=spec.address, steps=_propagate_blocks(b.steps), notes=tuple(b.notes)
+    )
+
+
+class _AccountPlanBuilder:
+    def __init__(self, spec: AccountSpec, facts: AccountFacts) -> None:
+        self.spec = spec
+        self.facts = facts
+        self.steps: list[Step] = []
+        self.notes: list[Note] = []
+        if spec.signer is None:
+            self.signer_block: str | None = (
+                "no signer: import-only account, this step needs the Ethereum key"
+            )
+        elif facts.signer_error:
+            self.signer_block = f"signer cannot sign for {spec.address}: {facts.signer_error}"
+        else:
+            self.signer_block = None
+        self.stark_ready = False  # Vault holds a complete STARK key pair of ours
+        self.stark_step: str | None = None
+        self.onboard_step: str | None = None
+
+    # -- helpers -----------------------------------------------------------------------
+    def add(
+        self,
+        kind: StepKind,
+        action: Action,
+        summary: str,
+        reason: str,
+        *,
+        suffix: str = "",
+        depends: tuple[str | None, ...] = (),
+        blocked: str | None = None,
+        **params: str,
+    ) -> str:
+        step_id = f"{self.spec.name}/{kind.value}" + (f"/{suffix}" if suffix else "")
+        self.steps.append(
+            Step(
+                id=step_id,
+                account=self.spec.name,
+                kind=kind,
+                action=action,
+                summary=summary,
+                reason=reason,
+                depends_on=tuple(d for d in depends if d),
+                blocked=blocked,
+                params=dict(params),
+            )
+        )
+        return step_id
+
+    def foreign(self, entry: VaultEntry) -> str:
+        owner = (
+            f"managed by {entry.managed_by!r} for {entry.account!r}"
+            if entry.managed_by
+            else "not written by dydx-provisioner"
+        )
+        return f"conflict: {entry.path} already holds data {owner}; left untouched (move it away or change the destination)"
+
+    # -- steps -------------------------------------------------------------------------
+    def stark_key(self) -> None:
+        entry = self.facts.stark_secret
+        if entry.is_foreign(self.spec.name):
+            self.stark_step = self.add(
+                StepKind.STARK_KEY,
+                Action.CREATE,
+                f"store the STARK key at {entry.path}",
+                "destination holds foreign data",
+                blocked=self.foreign(entry),
+                path=entry.path,
+            )
+            return
+        if entry.exists and STARK_FIELDS <= entry.fields:
+            stored_for = entry.get("ethereum_address") or ""
+            if stored_for.lower() != self.spec.address.lower():
+                self.stark_step = self.add(
+                    StepKind.STARK_KEY,
+                    Action.UPDATE,
+                    f"store the STARK key at {entry.path}",
+                    "stored key belongs to another address",
+                    blocked=f"conflict: {entry.path} holds a STARK key for {stored_for}, not {self.spec.address}",
+                    path=entry.path,
+                )
+                return
+            self.stark_ready = True
+            return
+        action = Action.UPDATE if entry.exists else Action.CREATE
+        reason = "STARK key incomplete in Vault" if entry.exists else "no STARK key in Vault"
+        self.stark_step = self.add(
+            StepKind.STARK_KEY,
+            action,
+            f'derive the STARK key ("dYdX STARK Key" signature) and store it at {entry.path}',
+            reason,
+            blocked=self.signer_block,
+            path=entry.path,
+            version=str(entry.version),
+        )
+
+    def onboarding(self) -> None:
+        exists = self.facts.user_exists
+        path = self.facts.stark_secret.path
+        if exists is False:
+            self.onboard_step = self.add(
+                StepKind.ONBOARD,
+                Action.CREATE,
+                f"onboard {self.spec.address} at dYdX (POST /v3/onboarding)",
+                "dYdX knows no user for this address",
+                depends=(self.stark_step,),
+                blocked=self.signer_block,
+            )
+        elif exists is None:
+            self.notes.append(
+                Note(
+                    "warning",
+                    "could not tell whether dYdX knows this user; onboarding status unknown",
+                )
+            )
+        elif self.stark_ready and self.facts.stark_secret.get("position_id") is None:
+            self.add(
+                StepKind.RECORD_ACCOUNT,
+                Action.UPDATE,
+                f"record the account and position id in {path}",
+                "STARK secret lacks position_id",
+                depends=(self.stark_step,),
+                path=path,
+                version=str(self.facts.stark_secret.version),
+            )
+
+    def api_keys(self, prune: bool) -> None:
+        listed = self.facts.dydx_api_keys
+        stored_ids: set[str] = set()
+        default_id: str | None = None
+        for key in self.spec.api_keys:
+            entry = self.facts.api_secret(key.name) or VaultEntry(
+                path=key.secret_path, exists=False
+            )
+            key_id = entry.get("key") if entry.exists else None
+            if key_id:
+                stored_ids.add(key_id)
+                if key.is_default:
+                    default_id = key_id
+            self._api_key(key, entry, key_id, listed)
+        if listed is None:
+            return
+        extra = sorted(listed - stored_ids)
+        if not extra:
+            return
+        if not prune:
+            self.notes.append(
+                Note(
+                    "info",
+                    f"{len(extra)} API key(s) at dYdX are not in the manifest: left in place (apply --prune-api-keys deletes them; never the default key): {', '.join(extra)}",
+                )
+            )
+            return
+        for key_id in extra:
+            blocked = self.signer_block
+            if default_id is None:
+                blocked = (
+                    blocked
+                    or "the manifest names no default API key, so it cannot be told apart and protected; add it to api_keys"
+                )
+            self.add(
+                StepKind.DELETE_API_KEY,
+                Action.DELETE,
+                f"delete API key {key_id} at dYdX",
+                "not named in the manifest (--prune-api-keys)",
+                suffix=key_id,
+                depends=(self.onboard_step,),
+                blocked=blocked,
+                key=key_id,
+            )
+
+    def _api_key(
+        self, key: ApiKeySpec, entry: VaultEntry, key_id: str | None, listed: frozenset[str] | None
+    ) -> None:
+        path = key.secret_path
+        if entry.is_foreign(self.spec.name):
+            self.add(
+                StepKind.API_KEY,
+                Action.CREATE,
+                f"store API key {key.name} at {path}",
+                "destination holds foreign data",
+                suffix=key.name,
+                blocked=self.foreign(entry),
+                path=path,
+                name=key.name,
+            )
+            return
+        if not entry.exists or not API_FIELDS <= entry.fields:
+            action = Action.UPDATE if entry.exists else Action.CREATE
+            if key.is_default:
+                summary = f"recover the default API key (from the onboarding signature) and store it at {path}"
+            else:
+                summary = f"create API key {key.name} at dYdX and store it at {path}"
+            self.add(
+                StepKind.API_KEY,
+                action,
+                summary,
+                "no API key credentials in Vault"
+                if not entry.exists
+                else "API key credentials incomplete in Vault",
+                suffix=key.name,
+                depends=(self.onboard_step,),
+                blocked=self.signer_block,
+                path=path,
+                name=key.name,
+                version=str(entry.version),
+            )
+            return
+        if listed is not None and key_id not in listed:
+            if key.is_default:
+                self.notes.append(
+                    Note(
+                        "drift", f"the default API key stored at {path} is no longer listed by dYdX"
+                    )
+                )
+                self.add(
+                    StepKind.REPLACE_API_KEY,
+                    Action.UPDATE,
+                    f"replace the default API key stored at {path}",
+                    "deleted at dYdX behind our back",
+                    suffix=key.name,
+                    blocked="a deleted default API key cannot be recreated (dYdX derives it from the onboarding signature); remove it from the manifest or use a named key",
+                    path=path,
+                    name=key.name,
+                )
+                return
+            self.notes.append(
+                Note(
+                    "drift",
+                    f"API key {key.name} ({key_id}) stored at {path} is no longer listed by dYdX",
+                )
+            )
+            self.add(
+                StepKind.REPLACE_API_KEY,
+                Action.UPDATE,
+                f"create a new API key {key.name} at dYdX and update {path}",
+                f"key {key_id} was deleted at dYdX behind our back",
+                suffix=key.name,
+                depends=(self.onboard_step,),
+                blocked=self.signer_block,
+                path=path,
+                name=key.name,
+                version=str(entry.version),
+            )
+
+    def registration(self) -> None:
+        owner = self.facts.stark_key_owner
+        if self.stark_ready and owner is not None:
+            if owner.lower() != self.spec.address.lower():
+                self.add(
+                    StepKind.REGISTER,
+                    Action.CREATE,
+                    "register the STARK key on L1",
+                    "registered to another address",
+                    blocked=f"conflict: the STARK key in {self.facts.stark_secret.path} is registered on L1 to {owner}, not {self.spec.address}",
+                )
+            return
+        self.add(
+            StepKind.REGISTER,
+            Action.CREATE,
+            "register the STARK key on L1 (GET /v3/registration, then registerUser)",
+            "getEthKey(starkKey) is not this address",
+            depends=(self.stark_step, self.onboard_step),
+            blocked=self.signer_block or self._gas_block(),
+        )
+
+    def _gas_block(self) -> str | None:
+        if self.facts.eth_balance_wei == 0:
+            return f"no ETH at {self.spec.address} to pay for gas"
+        return None
+
+    def deposit(self) -> None:
+        target = to_base_units(self.spec.deposit)
+        have = self.facts.deposited + self.facts.pending_deposits
+        if target < have:
+            self.notes.append(
+                Note(
+                    "info",
+                    f"manifest asks for {format_usdc(self.spec.deposit)} USDC, {format_usdc(from_base_units(have))} already deposited: nothing to do (withdrawals are never made)",
+                )
+            )
+            return
+        if target == have:
+            return
+        need = target - have
+        need_text = format_usdc(from_base_units(need))
+        blocked = self.signer_block or self._gas_block()
+        if blocked is None and self.facts.usdc_balance < need:
+            blocked = f"wallet holds {format_usdc(from_base_units(self.facts.usdc_balance))} USDC, the deposit needs {need_text}"
+        register_id = next((s.id for s in self.steps if s.kind is StepKind.REGISTER), None)
+        approve_id = None
+        if self.facts.usdc_allowance < need:
+            amount = MAX_UINT256 if self.spec.allowance == "max" else need
+            shown = "unlimited" if self.spec.allowance == "max" else f"{need_text} USDC"
+            approve_id = self.add(
+                StepKind.APPROVE,
+                Action.UPDATE,
+                f"approve {shown} for the exchange",
+                f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC",
+                blocked=blocked,
+                amount=str(amount),
+            )
+        pending = (
+            f" (+{format_usdc(from_base_units(self.facts.pending_deposits))} pending)"
+            if self.facts.pending_deposits
+            else ""
+        )
+        self.add(
+            StepKind.DEPOSIT,
+            Action.CREATE,
+            f"deposit {need_text} USDC",
+            f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
+            depends=(self.onboard_step, register_id, approve_id),
+            blocked=blocked,
+            amount=str(need),
+            target=str(target),
+        )
+
+
+def _propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
+    blocked: dict[str, str] = {}
+    out = []
+    for step in steps:
+        if step.blocked is None:
+            waiting = next((d for d in step.depends_on if d in blocked), None)
+            if waiting is not None:
+                step = replace(step, blocked=f"waits for blocked step {waiting}")
+        if step.blocked is not None:
+            blocked[step.id] = step.blocked
+        out.append(step)
+    return tuple(out)
