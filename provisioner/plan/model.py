@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 PLAN_FORMAT_VERSION = 1
 
 
-class StepKind(str, Enum):
+class StepKind(StrEnum):
     """The onboarding steps of DESIGN.md §2 that change something."""
 
     STARK_KEY = "stark_key"  # derive the STARK key pair and store it in Vault
@@ -26,7 +26,7 @@ class StepKind(str, Enum):
     DELETE_API_KEY = "delete_api_key"  # only with --prune-api-keys, never the default key
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"

@@ -134,7 +134,7 @@ class _AccountPlanBuilder:
                 path=entry.path,
             )
             return
-        if entry.exists and STARK_FIELDS <= entry.fields:
+        if entry.exists and entry.fields >= STARK_FIELDS:
             stored_for = entry.get("ethereum_address") or ""
             if stored_for.lower() != self.spec.address.lower():
                 self.stark_step = self.add(
@@ -251,7 +251,7 @@ class _AccountPlanBuilder:
                 name=key.name,
             )
             return
-        if not entry.exists or not API_FIELDS <= entry.fields:
+        if not entry.exists or not entry.fields >= API_FIELDS:
             action = Action.UPDATE if entry.exists else Action.CREATE
             if key.is_default:
                 summary = f"recover the default API key (from the onboarding signature) and store it at {path}"
