@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
+    p.add_argument(
+        "--prune-api-keys",
+        action="store_true",
+        help="plan deleting API keys the manifest no longer names",
+    )
 
     p = sub.add_parser("apply", help="perform the missing onboarding steps")
     _manifest_arg(p)

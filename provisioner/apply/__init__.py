@@ -1,0 +1,1 @@
+"""Apply: run a plan's steps per account, in dependency order, accounts in parallel."""

@@ -1,0 +1,82 @@
+"""Per-account working state during apply: the signer and secrets held in memory only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
+from provisioner.connections import Connections
+from provisioner.errors import ProvisionerError
+from provisioner.journal import Journal
+from provisioner.manifest.model import AccountSpec
+from provisioner.signers.base import EthSigner
+from provisioner.signers.factory import make_signer
+
+
+class StepFailed(ProvisionerError):
+    pass
+
+
+@dataclass
+class AccountContext:
+    spec: AccountSpec
+    conn: Connections
+    journal: Journal
+    receipt_timeout: float = 180.0
+    tx_hashes: list[str] = field(default_factory=list)
+    _signer: EthSigner | None = None
+    _stark: StarkKeyPair | None = None
+    _creds: ApiCredentials | None = None
+
+    def log(self, message: str) -> None:
+        self.conn.log(f"{self.spec.name}: {message}")
+
+    @property
+    def signer(self) -> EthSigner:
+        if self._signer is None:
+            if self.spec.signer is None:
+                raise StepFailed(f"{self.spec.name} has no signer (import-only)")
+            self._signer = make_signer(self.spec.signer, self.spec.address, self.conn.resolver)
+        return self._signer
+
+    def stark(self) -> StarkKeyPair:
+        """The STARK key pair: Vault is the source of truth once it holds one; derive only before that."""
+        if self._stark is None:
+            rec = self.conn.vault.read(self.spec.stark_key_path)
+            if rec.entry.exists and rec.entry.is_ours(self.spec.name) and "private_key" in rec.data:
+                self._stark = StarkKeyPair(
+                    private_key=int(rec.data["private_key"], 16),
+                    public_key=int(rec.data["public_key"], 16),
+                    public_key_y=int(rec.data["public_key_y_coordinate"], 16),
+                )
+            else:
+                raise StepFailed(
+                    f"no STARK key for {self.spec.name} in Vault at {self.spec.stark_key_path}"
+                )
+        return self._stark
+
+    def remember_stark(self, pair: StarkKeyPair) -> None:
+        self._stark = pair
+
+    def credentials(self) -> ApiCredentials:
+        """Credentials for API-key requests: a stored key of ours, else the default key recovered by the signer."""
+        if self._creds is None:
+            for key in sorted(self.spec.api_keys, key=lambda k: not k.is_default):
+                rec = self.conn.vault.read(key.secret_path)
+                if (
+                    rec.entry.exists
+                    and rec.entry.is_ours(self.spec.name)
+                    and {"key", "secret", "passphrase"} <= rec.entry.fields
+                ):
+                    self._creds = ApiCredentials(
+                        key=rec.data["key"],
+                        secret=rec.data["secret"],
+                        passphrase=rec.data["passphrase"],
+                    )
+                    break
+            else:
+                self._creds = self.conn.dydx.recover_default_credentials(self.signer)
+        return self._creds
+
+    def remember_credentials(self, creds: ApiCredentials) -> None:
+        self._creds = creds

@@ -1,0 +1,116 @@
+"""`provision apply [PLAN]`: perform the missing steps, after confirmation or from a saved plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from provisioner.apply.executor import AccountResult, execute
+from provisioner.cli.commands.plan import print_text
+from provisioner.cli.runtime import Run, start_run
+from provisioner.errors import ProvisionerError
+from provisioner.plan.model import Plan
+from provisioner.plan.planner import PlanOptions
+from provisioner.plan.render import render_text
+
+
+def _load_saved(path: str) -> Plan:
+    try:
+        return Plan.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise ProvisionerError(f"{path}: no such plan file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProvisionerError(
+            f"{path}: not a plan saved by 'provision plan --out' ({exc})"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    saved = _load_saved(args.plan_file) if args.plan_file else None
+    if saved is not None and not args.target:
+        args.target = [a.name for a in saved.accounts]
+    r = start_run(args)
+    options = PlanOptions(prune_api_keys=args.prune_api_keys)
+    plan = r.plan(options)
+    if saved is not None:
+        if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
+            raise ProvisionerError(
+                f"{args.plan_file} is stale: the live state changed since it was planned "
+                f"(facts {saved.fingerprint[:19]} then, {plan.fingerprint[:19]} now); run 'provision plan --out' again"
+            )
+        plan = saved  # the facts are the same, so the approved plan is still exact
+    print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
+    summary = plan.summary()
+    if not (summary.add or summary.change or summary.destroy):
+        print("Nothing to apply.")
+        return 0
+    _check_guardrails(r, plan, args)
+    if saved is None and not args.auto_approve:
+        if not sys.stdin.isatty():
+            raise ProvisionerError(
+                "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'"
+            )
+        answer = input("Apply these steps? Only 'yes' is accepted: ")
+        if answer.strip() != "yes":
+            print("Apply cancelled.")
+            return 1
+    results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
+    return _report(r, results)
+
+
+def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from provisioner.money import format_usdc, from_base_units, to_base_units
+
+    total = sum(
+        int(s.params["amount"]) for s in plan.steps() if s.kind.value == "deposit" and not s.blocked
+    )
+    ceilings = []
+    if r.manifest.max_deposit is not None:
+        ceilings.append(("the manifest's max_deposit", to_base_units(r.manifest.max_deposit)))
+    if args.max_deposit is not None:
+        try:
+            ceilings.append(("--max-deposit", to_base_units(Decimal(args.max_deposit))))
+        except (InvalidOperation, ValueError) as exc:
+            raise ProvisionerError(
+                f"--max-deposit {args.max_deposit!r}: expected a USDC amount with at most 6 decimals ({exc})"
+            ) from None
+    for what, ceiling in ceilings:
+        if total > ceiling:
+            raise ProvisionerError(
+                f"this run would deposit {format_usdc(from_base_units(total))} USDC, over {what} of {format_usdc(from_base_units(ceiling))}; nothing was done"
+            )
+    if r.manifest.network.chain_id == 1 and not sys.stdin.isatty() and not args.confirm_mainnet:
+        raise ProvisionerError(
+            "mainnet: a non-interactive apply needs --confirm-mainnet; nothing was done"
+        )
+
+
+def _progress(r: Run):  # type: ignore[no-untyped-def]
+    def hook(event: str, step) -> None:  # type: ignore[no-untyped-def]
+        if event == "start":
+            print(f"  {step.account}: {step.summary} ...", file=sys.stderr, flush=True)
+        else:
+            print(f"  {step.account}: done: {step.summary}", file=sys.stderr, flush=True)
+
+    return hook
+
+
+def _report(r: Run, results: list[AccountResult]) -> int:
+    failed = [res for res in results if res.failed]
+    done = sum(len(res.done) for res in results)
+    for res in results:
+        for tx in res.tx_hashes:
+            print(f"  {res.name}: transaction {tx}")
+    for res in failed:
+        print(
+            r.redactor.redact(
+                f"  {res.name}: FAILED at {res.failed}: {res.error}; skipped {len(res.skipped)} later step(s)"
+            ),
+            file=sys.stderr,
+        )
+    print(f"Apply complete: {done} step(s) done, {len(failed)} account(s) failed.")
+    return 1 if failed else 0

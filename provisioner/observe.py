@@ -1,0 +1,146 @@
+"""Observe: read-only facts per account from Vault, dYdX and the chain, gathered concurrently.
+
+Nothing is written here. A converged account costs one Vault read per
+destination and one dYdX request (listing its API keys with stored
+credentials); chain reads for all accounts go out as JSON-RPC batches and the
+deposit events are fetched once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from provisioner.clients.dydx import ApiCredentials, DydxError
+from provisioner.clients.vault import SecretRecord
+from provisioner.connections import Connections
+from provisioner.facts import AccountFacts, JournalEntry, WorldFacts
+from provisioner.journal import Journal
+from provisioner.manifest.model import AccountSpec
+from provisioner.plan.planner import API_FIELDS, STARK_FIELDS, plan_account
+from provisioner.signers.base import SignerError
+from provisioner.signers.factory import make_signer
+
+DEFAULT_PARALLELISM = 16
+
+
+@dataclass
+class _Partial:
+    """What one account's Vault and dYdX reads gave, before the batched chain reads."""
+
+    spec: AccountSpec
+    stark: SecretRecord
+    api: dict[str, SecretRecord]
+    user_exists: bool | None
+    dydx_keys: frozenset[str] | None
+    position_id: int | None
+    stark_public: int | None
+    journal: tuple[JournalEntry, ...]
+
+
+def observe(
+    conn: Connections, accounts: Sequence[AccountSpec], *, parallelism: int = DEFAULT_PARALLELISM
+) -> WorldFacts:
+    journal = Journal(conn.vault, conn.manifest.vault.state_path)
+    pending_by_account = journal.pending_by_account(conn.chain)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        partials = list(
+            pool.map(
+                lambda s: _observe_offchain(conn, s, pending_by_account.get(s.name, ())), accounts
+            )
+        )
+    chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
+    deposits = conn.chain.deposits()
+    facts = []
+    for p in partials:
+        c = chain_state[p.spec.address]
+        deposited = (
+            deposits.get((p.stark_public, p.position_id), 0)
+            if p.stark_public is not None and p.position_id is not None
+            else 0
+        )
+        facts.append(
+            AccountFacts(
+                name=p.spec.name,
+                address=p.spec.address,
+                stark_secret=p.stark.entry,
+                api_secrets=tuple((name, rec.entry) for name, rec in p.api.items()),
+                user_exists=p.user_exists,
+                dydx_api_keys=p.dydx_keys,
+                stark_key_owner=c.stark_key_owner,
+                usdc_balance=c.usdc_balance,
+                usdc_allowance=c.usdc_allowance,
+                eth_balance_wei=c.eth_balance_wei,
+                deposited=deposited,
+                pending_deposits=sum(
+                    j.amount
+                    for j in p.journal
+                    if j.intent == "deposit" and j.status in ("pending", "dropped")
+                ),
+                journal=p.journal,
+            )
+        )
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        checked = list(
+            pool.map(
+                lambda pair: _check_signer_if_needed(conn, *pair), zip(accounts, facts, strict=True)
+            )
+        )
+    return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
+
+
+def _observe_offchain(
+    conn: Connections, spec: AccountSpec, journal: tuple[JournalEntry, ...]
+) -> _Partial:
+    stark = conn.vault.read(spec.stark_key_path)
+    api = {key.name: conn.vault.read(key.secret_path) for key in spec.api_keys}
+    user_exists: bool | None = None
+    dydx_keys: frozenset[str] | None = None
+    for name in sorted(api, key=lambda n: n != "default"):  # the default key first
+        rec = api[name]
+        if not (rec.entry.is_ours(spec.name) and API_FIELDS <= rec.entry.fields):
+            continue
+        creds = ApiCredentials(
+            key=rec.data["key"], secret=rec.data["secret"], passphrase=rec.data["passphrase"]
+        )
+        try:
+            dydx_keys = conn.dydx.list_api_keys(spec.address, creds)
+            user_exists = True
+            break
+        except DydxError as exc:
+            if exc.status not in (401, 403, 404):
+                raise
+    if user_exists is None:
+        user_exists = conn.dydx.user_exists(spec.address)
+        if user_exists and any(rec.entry.exists for rec in api.values()):
+            dydx_keys = frozenset()  # every stored key was refused: they are gone at dYdX
+    stark_public = (
+        _int_or_none(stark.data.get("public_key"))
+        if stark.entry.exists and STARK_FIELDS <= stark.entry.fields
+        else None
+    )
+    position_id = _int_or_none(stark.data.get("position_id"))
+    return _Partial(spec, stark, api, user_exists, dydx_keys, position_id, stark_public, journal)
+
+
+def _check_signer_if_needed(
+    conn: Connections, spec: AccountSpec, facts: AccountFacts
+) -> AccountFacts:
+    """Resolve the signer only for accounts with work to do, so a converged run reads no key."""
+    if spec.signer is None or not plan_account(spec, facts).steps:
+        return facts
+    try:
+        make_signer(spec.signer, spec.address, conn.resolver)
+    except SignerError as exc:
+        return replace(facts, signer_error=str(exc))
+    return facts
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value), 0)
+    except ValueError:
+        return None
