@@ -21,7 +21,8 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract, ContractFunction
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TimeExhausted
+from web3.types import Nonce, RPCEndpoint, TxParams
 
 from provisioner.errors import ProvisionerError
 from provisioner.networks import SEPOLIA
@@ -36,6 +37,7 @@ EXCHANGE_ADDRESS = to_checksum_address(SEPOLIA.exchange_contract)
 USDC_ADDRESS = to_checksum_address(SEPOLIA.usdc_contract)
 MULTICALL3_ADDRESS = to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
 SYSTEM_ASSET_TYPE = SEPOLIA.collateral_asset_id
+OPERATOR = to_checksum_address(SANDBOX_OPERATOR_ADDRESS)
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "contracts" / "artifacts"
 PLACEMENTS: tuple[tuple[str, ChecksumAddress], ...] = (
@@ -122,7 +124,7 @@ def multicall3_contract(w3: Web3) -> Contract:
 
 def _rpc(w3: Web3, method: str, params: Sequence[Any]) -> Any:
     try:
-        response = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+        response = w3.provider.make_request(RPCEndpoint(method), list(params))
     except OSError as exc:  # requests' ConnectionError and timeouts are OSErrors
         raise ChainSetupError(f"cannot reach the Ethereum node: {exc}") from exc
     if "error" in response:
@@ -197,22 +199,30 @@ def _send_all(w3: Web3, calls: Sequence[ContractFunction]) -> None:
 
     Waiting (instead of assuming automine) keeps this working on an anvil with --block-time.
     """
-    _ensure_eth(w3, SANDBOX_OPERATOR_ADDRESS)
-    nonce = w3.eth.get_transaction_count(SANDBOX_OPERATOR_ADDRESS, "pending")
+    _ensure_eth(w3, OPERATOR)
+    nonce = w3.eth.get_transaction_count(OPERATOR, "pending")
     gas_price = w3.eth.gas_price
     hashes: list[tuple[str, HexBytes]] = []
     for offset, call in enumerate(calls):
-        tx = call.buildTransaction(
-            {
-                "from": SANDBOX_OPERATOR_ADDRESS,
-                "nonce": nonce + offset,
-                "gasPrice": gas_price,
-                "chainId": SANDBOX_CHAIN_ID,
-            }
-        )
+        params: TxParams = {
+            "from": OPERATOR,
+            "nonce": Nonce(nonce + offset),
+            "gasPrice": gas_price,
+            "chainId": SANDBOX_CHAIN_ID,
+        }
+        try:
+            tx = call.build_transaction(params)
+        except ContractLogicError as exc:
+            raise ChainSetupError(f"sandbox setup call {call.fn_name} would revert: {exc}") from exc
         signed = w3.eth.account.sign_transaction(tx, SANDBOX_OPERATOR_KEY)
         hashes.append((call.fn_name, w3.eth.send_raw_transaction(signed.rawTransaction)))
     for fn_name, tx_hash in hashes:
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        except TimeExhausted as exc:
+            raise ChainSetupError(
+                f"sandbox setup transaction {fn_name} was not mined within {RECEIPT_TIMEOUT_S:.0f}s "
+                "(is anvil started with --no-mining?)"
+            ) from exc
         if receipt["status"] != 1:
             raise ChainSetupError(f"sandbox setup transaction {fn_name} reverted: {tx_hash.hex()}")
