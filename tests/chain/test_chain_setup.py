@@ -1,5 +1,6 @@
 """install_sandbox_contracts: idempotent, survives a --state restore, refuses the wrong chain."""
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ MILLION_USDC = 1_000_000 * 10**6
 @pytest.fixture
 def scratch_anvil(tmp_path: Path) -> Iterator[Callable[..., str]]:
     """Starts throwaway anvils (extra CLI args allowed); all are stopped after the test."""
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
 
     def _start(*extra: str, chain_id: int = 11155111) -> str:
         log_file = tmp_path / f"anvil-{len(procs)}.log"
