@@ -1,0 +1,199 @@
+"""Client-side rate limiting that waits instead of letting dYdX v3 answer 429.
+
+v3 counted one point per request: ``GET`` 175 per 10 s, every other method 10 per
+60 s, per account for private endpoints and per client for public ones. Each bucket
+keeps a sliding log of what we sent (never more than the limit in any window, which
+also keeps us under the server's fixed windows) and follows the server's own count
+from ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` (epoch ms),
+so that requests made by others with the same account are accounted for too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["strict", "relaxed"]
+Log = Callable[[str], None]
+
+PUBLIC = "public"
+_LOG_WAITS_FROM = 0.5  # seconds; shorter waits are not worth a log line
+
+
+@dataclass(frozen=True)
+class Limit:
+    requests: int
+    window: float  # seconds
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    read: Limit
+    write: Limit
+
+    @classmethod
+    def v3(cls) -> RateLimits:
+        return cls(read=Limit(175, 10.0), write=Limit(10, 60.0))
+
+    @classmethod
+    def relaxed(cls) -> RateLimits:
+        """For the sandbox's relaxed mode: the same shape, limits nobody reaches."""
+        return cls(read=Limit(1_000_000, 10.0), write=Limit(1_000_000, 60.0))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """What the server counts a request against: an account (or the public client) and GET vs the rest."""
+
+    scope: str
+    kind: Literal["read", "write"]
+
+    @classmethod
+    def of(cls, method: str, account: str | None) -> Bucket:
+        """``account``: the Ethereum address a private request authenticates as; None for public endpoints."""
+        kind: Literal["read", "write"] = "read" if method.upper() == "GET" else "write"
+        return cls(scope=account.lower() if account else PUBLIC, kind=kind)
+
+    def __str__(self) -> str:
+        return f"{self.kind}s of {self.scope}"
+
+
+@dataclass
+class _State:
+    limit: int
+    window: float
+    sent: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+    server_remaining: int | None = None
+    server_reset: float | None = None  # epoch seconds
+
+
+class Slot:
+    """One request's permission to go out; report the response headers through ``observe``."""
+
+    def __init__(self, limiter: RateLimiter, bucket: Bucket) -> None:
+        self._limiter = limiter
+        self.bucket = bucket
+        self._observed = False
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        if not self._observed:
+            self._observed = True
+            self._limiter._observe(self.bucket, headers)
+
+
+class RateLimiter:
+    """Thread-safe; ``slot`` blocks (through the injected ``sleep``) until the request may go."""
+
+    def __init__(
+        self,
+        limits: RateLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        margin: float = 0.25,
+    ) -> None:
+        self._limits = limits or RateLimits.v3()
+        self._clock = clock
+        self._sleep = sleep
+        self._margin = margin  # seconds added to every window end, for latency and clock skew
+        self._lock = threading.Lock()
+        self._states: dict[Bucket, _State] = {}
+
+    @classmethod
+    def for_mode(
+        cls,
+        mode: Mode,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> RateLimiter:
+        limits = RateLimits.v3() if mode == "strict" else RateLimits.relaxed()
+        return cls(limits, clock=clock, sleep=sleep)
+
+    @contextmanager
+    def slot(self, bucket: Bucket, *, log: Log | None = None) -> Iterator[Slot]:
+        self._acquire(bucket, log)
+        try:
+            yield Slot(self, bucket)
+        finally:
+            with self._lock:
+                self._states[bucket].in_flight -= 1
+
+    def _state(self, bucket: Bucket) -> _State:
+        state = self._states.get(bucket)
+        if state is None:
+            limit = self._limits.read if bucket.kind == "read" else self._limits.write
+            state = self._states[bucket] = _State(limit=limit.requests, window=limit.window)
+        return state
+
+    def _acquire(self, bucket: Bucket, log: Log | None) -> None:
+        logged = False
+        while True:
+            with self._lock:
+                state = self._state(bucket)
+                now = self._clock()
+                wait = self._wait_needed(state, now)
+                if wait <= 0:
+                    state.sent.append(now)
+                    state.in_flight += 1
+                    if state.server_remaining is not None:
+                        state.server_remaining -= 1
+                    return
+            if log is not None and not logged and wait >= _LOG_WAITS_FROM:
+                log(f"rate limit: waiting {wait:.1f}s for the {bucket} budget")
+                logged = True
+            self._sleep(wait)
+
+    def _wait_needed(self, state: _State, now: float) -> float:
+        horizon = state.window + self._margin
+        while state.sent and state.sent[0] <= now - horizon:
+            state.sent.popleft()
+        wait = 0.0
+        excess = len(state.sent) - state.limit
+        if excess >= 0:
+            wait = state.sent[excess] + horizon - now
+        if state.server_reset is not None:
+            if now >= state.server_reset + self._margin:
+                state.server_reset = state.server_remaining = None
+            elif state.server_remaining is not None and state.server_remaining <= 0:
+                wait = max(wait, state.server_reset + self._margin - now)
+        return wait
+
+    def _observe(self, bucket: Bucket, headers: Mapping[str, str]) -> None:
+        h = {k.lower(): v for k, v in headers.items()}
+        limit = _int(h.get("ratelimit-limit"))
+        remaining = _int(h.get("ratelimit-remaining"))
+        reset_ms = _int(h.get("ratelimit-reset"))
+        retry_after_ms = _int(h.get("retry-after"))
+        with self._lock:
+            state = self._state(bucket)
+            if limit is not None and limit > 0:
+                state.limit = limit
+            if remaining is not None and reset_ms is not None:
+                reset = reset_ms / 1000
+                # others still in flight may or may not be counted in this answer: assume they are not
+                estimate = remaining - (state.in_flight - 1)
+                if state.server_reset is None or reset > state.server_reset + self._margin:
+                    state.server_reset, state.server_remaining = reset, estimate
+                elif reset >= state.server_reset - self._margin:
+                    current = state.server_remaining
+                    state.server_remaining = estimate if current is None else min(current, estimate)
+            if retry_after_ms is not None:
+                until = self._clock() + retry_after_ms / 1000
+                state.server_remaining = 0
+                state.server_reset = max(state.server_reset or until, until)
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
