@@ -14,27 +14,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
 import requests
+from vault_testing import MOUNT, ClientFactory, VaultServer
 
 from provisioner.clients.vault import VaultClient
 from provisioner.manifest.model import VaultAuth, VaultSpec
 from provisioner.redact import Redactor
 from provisioner.secrets import SecretResolver
-
-MOUNT = "secret"
-
-
-@dataclass(frozen=True)
-class VaultServer:
-    addr: str
-    root_token: str
 
 
 def _free_port() -> int:
@@ -108,9 +100,6 @@ def prefix() -> str:
 @pytest.fixture
 def redactor() -> Redactor:
     return Redactor()
-
-
-ClientFactory = Callable[..., VaultClient]
 
 
 @pytest.fixture

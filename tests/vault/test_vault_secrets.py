@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import hvac
 import pytest
+from vault_testing import MOUNT
 
 from provisioner.clients.vault import CasConflict, ForeignSecret, VaultClient
 from provisioner.facts import MANAGED_BY
@@ -15,7 +16,6 @@ from provisioner.secrets import SecretError, SecretResolver
 
 pytestmark = pytest.mark.sandbox
 
-MOUNT = "secret"  # the dev server's KV v2 mount, as in conftest
 
 CANARY_KEY = "0x00c4a1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e"
 CANARY_SECRET = "canary-secret-Zm9vYmFyYmF6cXV4"
