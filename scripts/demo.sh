@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The README's main command: sandbox up, apply the example manifest, show a converged plan.
+# The README's main command: start the sandbox, apply examples/sandbox.yaml, then show that it converged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=.venv/bin/provision
+export PATH="$PWD/.venv/bin:$PATH"
 $P sandbox up
 eval "$($P sandbox env)"
-$P sandbox status
+$P validate -f examples/sandbox.yaml
+$P plan -f examples/sandbox.yaml
+$P apply -f examples/sandbox.yaml --auto-approve
+echo
+echo "== a second plan: nothing left to do =="
+$P plan -f examples/sandbox.yaml --detailed-exitcode
+$P status -f examples/sandbox.yaml
