@@ -286,6 +286,10 @@ class VaultClient:
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         meta = current.custom_metadata
+        public: tuple[tuple[str, str], ...] = ()
+        # Only our own layout says which fields are not secret: a foreign secret shows names only.
+        if meta.get(META_MANAGED_BY) == MANAGED_BY:
+            public = tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS))
         entry = VaultEntry(
             path=path,
             exists=current.data is not None,
@@ -293,25 +297,35 @@ class VaultClient:
             managed_by=meta.get(META_MANAGED_BY),
             account=meta.get(META_ACCOUNT),
             fields=frozenset(data),
-            public=tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS)),
+            public=public,
         )
         return SecretRecord(entry=entry, data=MappingProxyType(data))
 
     def write_owned(
-        self, path: str, data: Mapping[str, str], *, account: str, expected_version: int
+        self,
+        path: str,
+        data: Mapping[str, str],
+        *,
+        account: str,
+        expected_version: int,
+        current: VaultEntry | None = None,
     ) -> int:
         """Write a secret this tool owns: custom_metadata first, then the data with check-and-set.
 
         ``expected_version`` 0 means the path must hold no version yet. Returns the new
-        version. The read up front refuses a foreign secret before its metadata is
-        touched; the CAS on the data write is what guards against a writer in between.
+        version. A foreign secret is refused before its metadata is touched, judged from
+        ``current`` (the entry the caller has just read) or else from one read here; the
+        CAS on the data write is what guards against a writer in between.
         """
         path = _clean(path)
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         self.ensure_fresh_token()
-        found = self._get_current(path)
-        current = self._record(path, found).entry
+        kept: Mapping[str, str] = {}
+        if current is None:
+            found = self._get_current(path)
+            current = self._record(path, found).entry
+            kept = found.custom_metadata
         where = f"{self.mount}/{path}"
         if current.is_foreign(account):
             owner = (
@@ -326,10 +340,9 @@ class VaultClient:
         if current.version != expected_version:
             raise _cas_conflict(self.address, where, expected_version, current.version)
         if not current.is_ours(account):
-            # custom_metadata is replaced as a whole: keep the keys others put there. A path
-            # never written answers 404 without metadata; keys set there alone are not kept.
-            custom = dict(found.custom_metadata)
-            custom.update({META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account})
+            # custom_metadata is replaced as a whole: keep the keys others put there, as far
+            # as the read showed them (a never-written path answers 404 without metadata)
+            custom = {**kept, META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
             with self._calls(f"setting metadata on {where}"):
                 self._kv.update_metadata(path=path, custom_metadata=custom, mount_point=self.mount)
         return self._put(path, dict(data), expected_version)

@@ -98,6 +98,7 @@ def test_foreign_secret_is_refused_and_left_alone(
 
     entry = client.read(path).entry
     assert entry.exists and entry.is_foreign("mm-alpha") and entry.managed_by is None
+    assert entry.fields == {"private_key"} and entry.public == ()  # names only: not our layout
 
     with pytest.raises(ForeignSecret) as err:
         client.write_owned(path, stark_data(), account="mm-alpha", expected_version=1)
@@ -109,6 +110,37 @@ def test_foreign_secret_is_refused_and_left_alone(
     )
     assert after["data"]["data"] == {"private_key": "theirs-123456"}
     assert after["data"]["metadata"]["custom_metadata"] is None  # not even relabelled
+
+
+def test_write_with_the_callers_read(client: VaultClient, root: hvac.Client, prefix: str) -> None:
+    path = f"{prefix}/stark"
+    entry = client.read(path).entry
+    start = client.stats
+    assert (
+        client.write_owned(
+            path, stark_data(), account="mm-alpha", expected_version=0, current=entry
+        )
+        == 1
+    )
+    assert client.stats["reads"] == start["reads"]  # no second read
+    assert client.stats["writes"] == start["writes"] + 2
+
+    stale = entry  # still says "nothing there"
+    with pytest.raises(CasConflict):
+        client.write_owned(
+            path, stark_data(), account="mm-alpha", expected_version=0, current=stale
+        )
+    root.secrets.kv.v2.create_or_update_secret(
+        path=f"{path}-2", secret={"a": "b"}, mount_point=MOUNT
+    )
+    with pytest.raises(ForeignSecret):
+        client.write_owned(
+            f"{path}-2",
+            {"a": "c"},
+            account="mm-alpha",
+            expected_version=1,
+            current=client.read(f"{path}-2").entry,
+        )
 
 
 def test_another_accounts_secret_is_foreign(client: VaultClient, prefix: str) -> None:
