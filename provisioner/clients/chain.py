@@ -1,0 +1,687 @@
+"""The Ethereum node: batched reads, deposit events, and transactions we build ourselves.
+
+All JSON-RPC goes through one small transport over ``requests`` (web3 5 is pinned by
+dydx3; we only use its ABI and hashing helpers here, so an upgrade touches this module
+alone). Reads are JSON-RPC batches, so the number of round trips does not grow with the
+number of accounts. Transactions are built with exact integers, an explicit nonce, gas
+from an estimate that must not revert, and current fees; broadcasting the same signed
+bytes again is always safe, and nothing here ever signs or re-sends a *new* transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector, is_address, keccak, to_checksum_address
+
+from provisioner.clients.retry import RetryPolicy
+from provisioner.errors import ProvisionerError
+from provisioner.manifest.model import NetworkSpec
+
+Log = Callable[[str], None]
+
+BATCH_SIZE = 500
+LOG_RANGE_BLOCKS = 10_000
+LOG_RANGES_PER_REQUEST = 20
+RPC_TIMEOUT_S = 30.0
+RECEIPT_POLL_S = 0.25
+UINT256_MAX = 2**256 - 1
+
+LOG_DEPOSIT_TOPIC = (
+    "0x" + keccak(text="LogDeposit(address,uint256,uint256,uint256,uint256,uint256)").hex()
+)
+USER_UNREGISTERED = "USER_UNREGISTERED"
+_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported", "alreadyknown")
+_NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce")
+_LOG_LIMIT_HINTS = ("range", "limit", "too many", "more than", "exceed", "too large")
+
+
+class ChainError(ProvisionerError):
+    """The node refused, failed or could not be reached. Messages carry no URL path or query."""
+
+
+class RpcError(ChainError):
+    """A JSON-RPC error object from the node."""
+
+    def __init__(self, method: str, code: object, message: str, data: object = None) -> None:
+        super().__init__(f"{method}: {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+
+    @property
+    def revert_reason(self) -> str | None:
+        """The Error(string) reason if this is an EVM revert ("" for a bare revert), else None."""
+        payload = self.data.get("data") if isinstance(self.data, dict) else self.data
+        raw = _hex_bytes(payload) if isinstance(payload, str) else None
+        if raw and raw[:4] == _ERROR_STRING:
+            try:
+                return str(decode(["string"], raw[4:])[0])
+            except Exception:  # noqa: BLE001 - malformed payload: fall back to the message
+                pass
+        if raw and raw[:4] == _PANIC and len(raw) >= 36:
+            return f"panic 0x{int.from_bytes(raw[4:36], 'big'):x}"
+        prefix = "execution reverted"
+        if self.message.lower().startswith(prefix):
+            return self.message[len(prefix) :].lstrip(": ").strip()
+        if self.code == 3:
+            return ""
+        return None
+
+
+class RevertError(ChainError):
+    """A call or gas estimate reverted; ``reason`` is the contract's revert string."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ChainAccount:
+    usdc_balance: int
+    usdc_allowance: int
+    eth_balance_wei: int
+    stark_key_owner: (
+        str | None
+    )  # checksummed; None when the STARK key is not registered (or not asked)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    status: int
+    block_number: int
+
+
+@dataclass
+class ChainStats:
+    """Counters for tests and benchmarks. ``rpc_calls`` counts JSON-RPC calls, batched or not."""
+
+    rpc_calls: int = 0
+    http_requests: int = 0
+    batch_requests: int = 0
+    sent_transactions: int = 0
+
+
+class NonceManager:
+    """Nonces per sender: the node's pending count first, then counted up here, thread-safe.
+
+    After a failure between taking a nonce and the node accepting the transaction, call
+    ``resync`` so the next nonce comes from the node again (no gap, no reuse).
+    """
+
+    def __init__(self, pending_count: Callable[[str], int]) -> None:
+        self._pending_count = pending_count
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._next: dict[str, int] = {}
+
+    def next(self, address: str) -> int:
+        key = address.lower()
+        with self._lock_for(key):
+            if key not in self._next:
+                self._next[key] = self._pending_count(address)
+            nonce = self._next[key]
+            self._next[key] = nonce + 1
+            return nonce
+
+    def resync(self, address: str) -> None:
+        key = address.lower()
+        with self._lock_for(key):
+            self._next.pop(key, None)
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+class _HttpStatus(Exception):
+    """A non-200 answer; ``status`` (and ``retry_after``) drive the shared retry policy."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+Call = tuple[str, list[Any]]
+
+
+class _JsonRpc:
+    """POSTs JSON-RPC calls and batches; transport failures retried by the shared policy."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        stats: ChainStats,
+        log: Log | None,
+        session: requests.Session | None,
+    ) -> None:
+        self._url = url
+        self.where = display_url(url)
+        self._timeout = timeout
+        self._retry = retry
+        self._stats = stats
+        self._stats_lock = threading.Lock()
+        self._log = log
+        self._session = session or requests.Session()
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def count_sent(self) -> None:
+        with self._stats_lock:
+            self._stats.sent_transactions += 1
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        result = self.batch([(method, params)], as_batch=False)[0]
+        if isinstance(result, RpcError):
+            raise result
+        return result
+
+    def batch(
+        self, calls: Sequence[Call], *, chunk: int = BATCH_SIZE, as_batch: bool = True
+    ) -> list[Any | RpcError]:
+        """Results in call order; a call's JSON-RPC error comes back as an ``RpcError`` value."""
+        results: list[Any | RpcError] = []
+        for start in range(0, len(calls), chunk):
+            results.extend(self._post(calls[start : start + chunk], as_batch))
+        return results
+
+    def _post(self, calls: Sequence[Call], as_batch: bool) -> list[Any | RpcError]:
+        ids = [next(self._ids) for _ in calls]
+        bodies = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+            for i, (m, p) in zip(ids, calls, strict=True)
+        ]
+        payload: object = bodies if as_batch else bodies[0]
+        what = f"{calls[0][0]}" if len(calls) == 1 else f"batch of {len(calls)} calls"
+        with self._stats_lock:
+            self._stats.rpc_calls += len(calls)
+            self._stats.batch_requests += int(as_batch)
+        try:
+            answer = self._retry.call(
+                lambda: self._send(payload),
+                idempotent=True,  # reads, and rebroadcasts of the very same signed bytes
+                describe=f"{what} at {self.where}",
+                log=self._log,
+            )
+        except _HttpStatus as exc:
+            raise ChainError(
+                f"the Ethereum node at {self.where} answered {what} with {exc}"
+            ) from None
+        except requests.RequestException as exc:
+            raise ChainError(
+                f"cannot reach the Ethereum node at {self.where} ({type(exc).__name__})"
+            ) from None
+        if isinstance(answer, dict) and not as_batch:
+            answer = [answer]
+        if isinstance(answer, dict) and "error" in answer:  # the whole batch was refused
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            raise RpcError(what, error.get("code"), str(error.get("message", answer["error"])))
+        if not isinstance(answer, list):
+            raise ChainError(f"the Ethereum node at {self.where} gave no JSON-RPC answer to {what}")
+        by_id = {item.get("id"): item for item in answer if isinstance(item, dict)}
+        out: list[Any | RpcError] = []
+        for i, (method, _params) in zip(ids, calls, strict=True):
+            item = by_id.get(i)
+            if item is None:
+                raise ChainError(f"the Ethereum node at {self.where} left {method} unanswered")
+            if "error" in item:
+                error = item["error"] if isinstance(item["error"], dict) else {}
+                out.append(
+                    RpcError(
+                        method,
+                        error.get("code"),
+                        str(error.get("message", item["error"])),
+                        error.get("data"),
+                    )
+                )
+            else:
+                out.append(item.get("result"))
+        return out
+
+    def _send(self, payload: object) -> Any:
+        with self._stats_lock:
+            self._stats.http_requests += 1
+        response = self._session.post(self._url, json=payload, timeout=self._timeout)
+        if response.status_code != 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if (
+                isinstance(body, dict | list)
+                and response.status_code < 500
+                and response.status_code != 429
+            ):
+                return body  # some nodes send JSON-RPC errors with a 4xx status
+            raise _HttpStatus(response.status_code, _retry_after(response))
+        try:
+            return response.json()
+        except ValueError:
+            raise ChainError(
+                f"the Ethereum node at {self.where} answered with something that is not JSON"
+            ) from None
+
+
+class ChainClient:
+    """Reads and transactions for one network's exchange and USDC contracts."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        network: NetworkSpec,
+        *,
+        log: Log | None = None,
+        timeout: float = RPC_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.network = network
+        self.stats = ChainStats()
+        self._rpc = _JsonRpc(
+            rpc_url,
+            timeout=timeout,
+            retry=retry or RetryPolicy(max_attempts=4, base_delay=0.25, max_delay=2.0),
+            stats=self.stats,
+            log=log,
+            session=session,
+        )
+        self._log = log
+        self._exchange = to_checksum_address(network.exchange_contract)
+        self._usdc = to_checksum_address(network.usdc_contract)
+        self.nonces = NonceManager(self._pending_count)
+        self._chain_id: int | None = None
+        self._deposits_lock = threading.Lock()
+        self._deposits: dict[int, dict[tuple[int, int], int]] = {}
+
+    def close(self) -> None:
+        self._rpc.close()
+
+    def __enter__(self) -> ChainClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plain reads ----------------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        return _quantity(self._rpc.call("eth_chainId", []), "eth_chainId")
+
+    def block_number(self) -> int:
+        return _quantity(self._rpc.call("eth_blockNumber", []), "eth_blockNumber")
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        found = self._rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if not found or found.get("blockNumber") is None:
+            return None
+        return Receipt(
+            tx_hash=str(found.get("transactionHash", tx_hash)).lower(),
+            status=_quantity(found.get("status"), "receipt status"),
+            block_number=_quantity(found["blockNumber"], "receipt blockNumber"),
+        )
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        """True if the node has the transaction, mined or in its pool."""
+        return self._rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+
+    def wait_for_receipt(
+        self, tx_hash: str, timeout_seconds: float, *, poll_seconds: float = RECEIPT_POLL_S
+    ) -> Receipt:
+        """The receipt of a successful transaction; ChainError on timeout or revert (status 0)."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            found = self.receipt(tx_hash)
+            if found is not None:
+                if found.status != 1:
+                    raise ChainError(f"transaction {tx_hash} reverted (block {found.block_number})")
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChainError(
+                    f"no receipt for transaction {tx_hash} after {timeout_seconds:g}s; "
+                    "it may still be mined: look it up by hash before doing anything else"
+                )
+            time.sleep(min(poll_seconds, remaining))
+
+    # -- batched account reads ------------------------------------------------------------
+
+    def read_accounts(
+        self, items: Sequence[tuple[str, int | None]], *, block: int | str = "latest"
+    ) -> dict[str, ChainAccount]:
+        """USDC balance and allowance, ETH balance and the STARK key's owner, keyed by checksummed address.
+
+        One JSON-RPC batch per ``BATCH_SIZE`` calls (four calls per account at most).
+        """
+        tag = hex(block) if isinstance(block, int) else block
+        wanted: dict[str, int | None] = {}
+        for address, stark_key in items:
+            checked = _address(address)
+            if checked in wanted and wanted[checked] != stark_key:
+                raise ValueError(f"{checked} is listed twice with different STARK keys")
+            if stark_key is not None:
+                _uint(stark_key, "stark_key")
+            wanted[checked] = stark_key
+        calls: list[Call] = []
+        for address, stark_key in wanted.items():
+            calls.append(
+                self._eth_call(self._usdc, "balanceOf(address)", ["address"], [address], tag)
+            )
+            calls.append(
+                self._eth_call(
+                    self._usdc,
+                    "allowance(address,address)",
+                    ["address", "address"],
+                    [address, self._exchange],
+                    tag,
+                )
+            )
+            calls.append(("eth_getBalance", [address, tag]))
+            if stark_key is not None:
+                calls.append(
+                    self._eth_call(
+                        self._exchange, "getEthKey(uint256)", ["uint256"], [stark_key], tag
+                    )
+                )
+        results = iter(self._rpc.batch(calls))
+        out: dict[str, ChainAccount] = {}
+        for address, stark_key in wanted.items():
+            balance = self._uint_result(next(results), "USDC balanceOf", self._usdc)
+            allowance = self._uint_result(next(results), "USDC allowance", self._usdc)
+            eth = next(results)
+            if isinstance(eth, RpcError):
+                raise eth
+            owner = self._owner_result(next(results)) if stark_key is not None else None
+            out[address] = ChainAccount(
+                usdc_balance=balance,
+                usdc_allowance=allowance,
+                eth_balance_wei=_quantity(eth, "eth_getBalance"),
+                stark_key_owner=owner,
+            )
+        return out
+
+    def _eth_call(
+        self, to: str, signature: str, types: list[str], args: list[Any], tag: str
+    ) -> Call:
+        return ("eth_call", [{"to": to, "data": _calldata(signature, types, args)}, tag])
+
+    def _uint_result(self, result: Any, what: str, contract: str) -> int:
+        if isinstance(result, RpcError):
+            raise ChainError(f"{what} at {contract} failed: {result.message}")
+        raw = _hex_bytes(result)
+        if raw is None or len(raw) < 32:
+            raise ChainError(
+                f"{what}: no contract answers at {contract} on the node at {self._rpc.where} "
+                f"(is this chain {self.network.name}, chain id {self.network.chain_id}?)"
+            )
+        return int.from_bytes(raw[:32], "big")
+
+    def _owner_result(self, result: Any) -> str | None:
+        if isinstance(result, RpcError):
+            reason = result.revert_reason
+            if reason == USER_UNREGISTERED:
+                return None
+            raise ChainError(f"getEthKey at {self._exchange} failed: {result.message}")
+        value = self._uint_result(result, "getEthKey", self._exchange)
+        if value == 0:  # StarkEx v4+ returns 0x0 instead of reverting
+            return None
+        return to_checksum_address(value.to_bytes(32, "big")[12:])
+
+    # -- deposit events -------------------------------------------------------------------
+
+    def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
+        """Quantized USDC deposited per (starkKey, vaultId), summed from the exchange's LogDeposit events.
+
+        Scanned once per client (per ``from_block``) and cached; ``refresh`` scans again.
+        """
+        with self._deposits_lock:
+            if refresh or from_block not in self._deposits:
+                self._deposits[from_block] = self._scan_deposits(from_block)
+            return dict(self._deposits[from_block])
+
+    def _scan_deposits(self, from_block: int) -> dict[tuple[int, int], int]:
+        latest = self.block_number()
+        ranges = [
+            (start, min(start + LOG_RANGE_BLOCKS - 1, latest))
+            for start in range(from_block, latest + 1, LOG_RANGE_BLOCKS)
+        ]
+        totals: dict[tuple[int, int], int] = {}
+        while ranges:
+            group, ranges = ranges[:LOG_RANGES_PER_REQUEST], ranges[LOG_RANGES_PER_REQUEST:]
+            calls: list[Call] = [
+                (
+                    "eth_getLogs",
+                    [
+                        {
+                            "address": self._exchange,
+                            "topics": [LOG_DEPOSIT_TOPIC],
+                            "fromBlock": hex(a),
+                            "toBlock": hex(b),
+                        }
+                    ],
+                )
+                for a, b in group
+            ]
+            retry_smaller: list[tuple[int, int]] = []
+            for (a, b), result in zip(group, self._rpc.batch(calls), strict=True):
+                if isinstance(result, RpcError):
+                    if b > a and any(h in result.message.lower() for h in _LOG_LIMIT_HINTS):
+                        middle = (a + b) // 2
+                        retry_smaller += [(a, middle), (middle + 1, b)]
+                        continue
+                    raise ChainError(
+                        f"reading deposit events (blocks {a}-{b}) failed: {result.message}"
+                    )
+                for log in result or []:
+                    self._add_deposit(totals, log)
+            ranges = retry_smaller + ranges
+        return totals
+
+    def _add_deposit(self, totals: dict[tuple[int, int], int], log: dict[str, Any]) -> None:
+        if log.get("removed") or str(log.get("address", "")).lower() != self._exchange.lower():
+            return
+        topics = log.get("topics") or []
+        if not topics or str(topics[0]).lower() != LOG_DEPOSIT_TOPIC:
+            return
+        data = _hex_bytes(log.get("data"))
+        if data is None or len(data) != 6 * 32:
+            raise ChainError(f"malformed LogDeposit in transaction {log.get('transactionHash')}")
+        _depositor, stark_key, vault_id, asset_type, _amount, quantized = (
+            int.from_bytes(data[i : i + 32], "big") for i in range(0, 6 * 32, 32)
+        )
+        if asset_type != self.network.collateral_asset_id:
+            return
+        totals[(stark_key, vault_id)] = totals.get((stark_key, vault_id), 0) + quantized
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def build_register(
+        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+    ) -> dict[str, Any]:
+        """``registerUser(ethKey, starkKey, signature)`` with the user admin's 65-byte signature."""
+        signature = _hex_bytes(signature_hex)
+        if signature is None or len(signature) != 65:
+            raise ValueError("the registration signature must be 0x + 130 hex digits")
+        data = _calldata(
+            "registerUser(address,uint256,bytes)",
+            ["address", "uint256", "bytes"],
+            [_address(eth_key), _uint(stark_key, "stark_key"), signature],
+        )
+        return self._build("registerUser", sender, self._exchange, data)
+
+    def build_approve(self, owner: str, amount: int) -> dict[str, Any]:
+        """USDC ``approve(exchange, amount)``, amount in base units."""
+        data = _calldata(
+            "approve(address,uint256)",
+            ["address", "uint256"],
+            [self._exchange, _uint(amount, "amount")],
+        )
+        return self._build("approve", owner, self._usdc, data)
+
+    def build_deposit(
+        self, owner: str, stark_key: int, position_id: int, amount: int
+    ) -> dict[str, Any]:
+        """``deposit(starkKey, collateral asset id, positionId, quantizedAmount)``; quantum is 1.
+
+        The gas estimate runs against the latest block: the approve must be mined first.
+        """
+        data = _calldata(
+            "deposit(uint256,uint256,uint256,uint256)",
+            ["uint256", "uint256", "uint256", "uint256"],
+            [
+                _uint(stark_key, "stark_key"),
+                self.network.collateral_asset_id,
+                _uint(position_id, "position_id"),
+                _uint(amount, "amount"),
+            ],
+        )
+        return self._build("deposit", owner, self._exchange, data)
+
+    def _build(self, what: str, sender: str, to: str, data: str) -> dict[str, Any]:
+        sender = _address(sender)
+        call = {"from": sender, "to": to, "data": data}
+        estimate, block, tip, gas_price, chain_id = self._rpc.batch(
+            [
+                ("eth_estimateGas", [call]),
+                ("eth_getBlockByNumber", ["latest", False]),
+                ("eth_maxPriorityFeePerGas", []),
+                ("eth_gasPrice", []),
+                ("eth_chainId", []),
+            ]
+        )
+        if isinstance(estimate, RpcError):
+            reason = estimate.revert_reason
+            if reason is not None:
+                raise RevertError(
+                    f"{what} from {sender} would revert: {reason or 'no reason given'}", reason
+                )
+            raise ChainError(f"cannot estimate gas for {what} from {sender}: {estimate.message}")
+        for result in (block, gas_price, chain_id):
+            if isinstance(result, RpcError):
+                raise result
+        node_chain = _quantity(chain_id, "eth_chainId")
+        if node_chain != self.network.chain_id:
+            raise ChainError(
+                f"the node at {self._rpc.where} serves chain {node_chain}, the manifest says {self.network.chain_id}"
+            )
+        gas = -(-_quantity(estimate, "eth_estimateGas") * 6 // 5)  # x1.2, rounded up
+        tx: dict[str, Any] = {**call, "value": 0, "gas": gas, "chainId": node_chain}
+        base_fee = block.get("baseFeePerGas") if isinstance(block, dict) else None
+        if base_fee is not None and not isinstance(tip, RpcError):
+            priority = _quantity(tip, "eth_maxPriorityFeePerGas")
+            tx["maxPriorityFeePerGas"] = priority
+            tx["maxFeePerGas"] = 2 * _quantity(base_fee, "baseFeePerGas") + priority
+        else:
+            tx["gasPrice"] = _quantity(gas_price, "eth_gasPrice")
+        tx["nonce"] = self.nonces.next(sender)  # last: a failed estimate must not use up a nonce
+        return tx
+
+    def _pending_count(self, address: str) -> int:
+        return _quantity(self._rpc.call("eth_getTransactionCount", [address, "pending"]), "nonce")
+
+    @staticmethod
+    def hash_of_raw(raw: bytes) -> str:
+        return "0x" + keccak(raw).hex()
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast signed bytes; the tx hash. Sending the same bytes again is harmless."""
+        tx_hash = self.hash_of_raw(raw)
+        try:
+            result = self._rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        except RpcError as err:
+            message = err.message.lower()
+            if any(hint in message for hint in _ALREADY_KNOWN):
+                return tx_hash
+            if any(hint in message for hint in _NONCE_USED):
+                if self.transaction_known(tx_hash):
+                    return tx_hash
+                raise ChainError(
+                    f"transaction {tx_hash} was refused: its nonce was already used by another transaction"
+                ) from None
+            raise ChainError(f"the node refused transaction {tx_hash}: {err.message}") from None
+        except ChainError as exc:
+            raise ChainError(
+                f"broadcasting {tx_hash} failed ({exc}); it may have reached the node: "
+                "check it by hash and send the same signed bytes again"
+            ) from None
+        if str(result).lower() != tx_hash:
+            raise ChainError(f"the node answered hash {result} for transaction {tx_hash}")
+        self._rpc.count_sent()
+        if self._log:
+            self._log(f"broadcast {tx_hash}")
+        return tx_hash
+
+
+def display_url(url: str) -> str:
+    """scheme://host[:port] only: RPC URLs often carry an API key in the path or query."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    if not parts.scheme or not parts.hostname:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _calldata(signature: str, types: list[str], args: list[Any]) -> str:
+    return "0x" + (function_signature_to_4byte_selector(signature) + encode(types, args)).hex()
+
+
+def _address(value: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError(f"not an Ethereum address: {value!r}")
+    return to_checksum_address(value)
+
+
+def _uint(value: int, name: str) -> int:
+    """Exact integers only: a float or Decimal here is a bug upstream, not something to round."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value <= UINT256_MAX:
+        raise ValueError(f"{name} {value} is out of uint256 range")
+    return value
+
+
+def _quantity(value: object, what: str) -> int:
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise ChainError(f"{what}: expected a hex quantity, got {value!r}")
+
+
+def _hex_bytes(value: object) -> bytes | None:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        return None
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        return None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    header = response.headers.get("Retry-After")
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
