@@ -1,8 +1,8 @@
-"""A real OpenBao for the Vault client's tests.
+"""A real OpenBao for the Vault client's tests: the shared ``sandbox`` fixture's.
 
-By default a private ``bao server -dev`` is started once per session (about a
-second); set VAULT_TESTS_USE_SANDBOX=1 to run against the shared ``sandbox``
-fixture's OpenBao instead.
+Set VAULT_TESTS_OWN_BAO=1 to start a private ``bao server -dev`` instead (about a
+second, no anvil or emulator): handy while the rest of the sandbox is broken.
+Tests write under fresh prefixes, so a reused sandbox (SANDBOX_TEST_DIR) is fine.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _bao_binary() -> str:
 def vault_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VaultServer]:
-    if os.environ.get("VAULT_TESTS_USE_SANDBOX") == "1":
+    if os.environ.get("VAULT_TESTS_OWN_BAO") != "1":
         box = request.getfixturevalue("sandbox")
         yield VaultServer(addr=box.vault_addr, root_token=box.vault_token)
         return

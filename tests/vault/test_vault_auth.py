@@ -139,19 +139,22 @@ def test_expired_token_that_cannot_be_renewed(
 
 
 def test_approle_login_and_write(
-    connect_client: ClientFactory, approle: Callable[..., tuple[str, str]], redactor: Redactor
+    connect_client: ClientFactory,
+    approle: Callable[..., tuple[str, str]],
+    redactor: Redactor,
+    prefix: str,
 ) -> None:
     role_id, secret_id = approle("provisioner")
     client = connect_approle(connect_client, role_id, secret_id)
     assert secret_id in redactor
 
     version = client.write_owned(
-        "app/mm-alpha/stark",
+        f"app/{prefix}/stark",
         {"private_key": "0xabcdef123456"},
         account="mm-alpha",
         expected_version=0,
     )
-    assert client.read("app/mm-alpha/stark").entry.version == version
+    assert client.read(f"app/{prefix}/stark").entry.version == version
     with pytest.raises(VaultError, match="permission denied") as err:
         client.write_state("elsewhere/x", {"a": 1}, cas=0)
     assert "secret/elsewhere/x" in str(err.value)
