@@ -6,6 +6,7 @@ Secret references stay references (``SecretRef``) until the point of use, so
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -35,6 +36,9 @@ class SecretRef:
     kind: Literal["vault", "env", "file"]
     target: str
     field: str | None = None
+    # where the reference is written, for messages when resolving fails; not part of its identity
+    # (``dataclasses.field`` spelled out: the attribute ``field`` above shadows the name here)
+    location: Location | None = dataclasses.field(default=None, compare=False)
 
     def describe(self) -> str:
         if self.kind == "vault":
