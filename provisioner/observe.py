@@ -131,7 +131,7 @@ def _check_signer_if_needed(
     if spec.signer is None or not plan_account(spec, facts).steps:
         return facts
     try:
-        make_signer(spec.signer, spec.address, conn.resolver)
+        make_signer(spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor)
     except SignerError as exc:
         return replace(facts, signer_error=str(exc))
     return facts

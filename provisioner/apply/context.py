@@ -36,7 +36,7 @@ class AccountContext:
         if self._signer is None:
             if self.spec.signer is None:
                 raise StepFailed(f"{self.spec.name} has no signer (import-only)")
-            self._signer = make_signer(self.spec.signer, self.spec.address, self.conn.resolver)
+            self._signer = make_signer(self.spec.signer, self.spec.address, self.conn.resolver, account=self.spec.name, redactor=self.conn.redactor)
         return self._signer
 
     def stark(self) -> StarkKeyPair:
