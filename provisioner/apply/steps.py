@@ -160,16 +160,20 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
     """Sign, journal, broadcast, wait. The journal entry is written before the broadcast."""
     signer = ctx.signer
     nonce = int(str(tx["nonce"]))
-    if signer.can_sign_raw_transactions:
-        raw = signer.sign_transaction(tx)
-        tx_hash = ctx.conn.chain.hash_of_raw(raw)
-        ctx.journal.record(
-            StoredTx(ctx.spec.name, intent, nonce, tx_hash, "0x" + raw.hex(), amount)
-        )
-        ctx.conn.chain.send_raw(raw)
-    else:
-        tx_hash = signer.send_transaction(tx)
-        ctx.journal.record(StoredTx(ctx.spec.name, intent, nonce, tx_hash, "", amount))
+    try:
+        if signer.can_sign_raw_transactions:
+            raw = signer.sign_transaction(tx)
+            tx_hash = ctx.conn.chain.hash_of_raw(raw)
+            ctx.journal.record(StoredTx(ctx.spec.name, intent, nonce, tx_hash, "0x" + raw.hex(), amount))
+            ctx.conn.chain.send_raw(raw)
+        else:
+            tx_hash = signer.send_transaction(tx)
+            ctx.journal.record(StoredTx(ctx.spec.name, intent, nonce, tx_hash, "", amount))
+    except Exception:
+        # The nonce handed out for this transaction may be unused now: re-read it from the
+        # node so the next transaction does not leave a gap and get stuck.
+        ctx.conn.chain.nonces.resync(ctx.spec.address)
+        raise
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
     ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
