@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -43,8 +42,8 @@ def connect(
 ) -> Connections:
     """Log in to Vault, reach the chain and check its id before anything else runs."""
     redactor = redactor or Redactor()
-    resolver = SecretResolver(redactor=redactor, env=dict(os.environ if env is None else env))
-    vault = VaultClient.connect(manifest.vault, resolver, redactor)
+    resolver = SecretResolver(redactor, env)
+    vault = VaultClient.connect(manifest.vault, resolver, redactor, retry=RetryPolicy())
     resolver.attach_vault(vault)
     chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log)
     actual = chain.chain_id()

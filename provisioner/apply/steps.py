@@ -49,9 +49,7 @@ def _write(ctx: AccountContext, path: str, data: dict[str, str]) -> None:
         )
     if current.entry.exists and dict(current.data) == data:
         return
-    ctx.conn.vault.write_owned(
-        path, data, account=ctx.spec.name, expected_version=current.entry.version
-    )
+    ctx.conn.vault.write_owned(path, data, account=ctx.spec.name, expected_version=current.entry.version, current=current.entry)
     ctx.log(f"stored {path}")
 
 
