@@ -317,14 +317,14 @@ class DydxClient:
                 return self._attempt(request)
             except Exception as error:
                 verdict, reason = classify(error)
-                already = isinstance(error, DydxError) and error.status == 409 and was_ambiguous
-                if verdict is not Retryability.IF_IDEMPOTENT and not already:
+                conflict = isinstance(error, DydxError) and error.status == 409
+                if verdict is not Retryability.IF_IDEMPOTENT and not (conflict and was_ambiguous):
                     raise
                 was_ambiguous = True
                 self._log(
                     f"dYdX POST /v3/onboarding for {address}: {reason}; checking whether the user exists"
                 )
-                if already or self.user_exists(address):
+                if self.user_exists(address):
                     return None
                 raise  # nothing was created: repeating is harmless
 
@@ -334,7 +334,16 @@ class DydxClient:
                 f"dYdX had onboarded {address} before the answer was lost; reading its account"
             )
             creds = self._default_credentials(_Replay(signature), address)
-            account = self.get_account(address, creds)
+            try:
+                account = self.get_account(address, creds)
+            except DydxError as error:
+                raise DydxError(
+                    f"dYdX has a user for {address}, but reading its account with the default API "
+                    f"key failed ({error})",
+                    status=error.status,
+                    msg=error.msg,
+                    route=error.route,
+                ) from None
         else:
             try:
                 api = data["apiKey"]
@@ -553,7 +562,8 @@ class DydxClient:
         """One HTTP exchange. Transport errors propagate as requests' own, for the retry policy."""
         bucket = Bucket.of(request.method, request.account)
         with self._limiter.slot(bucket, log=self._log) as slot:
-            headers = request.headers()
+            headers = request.headers()  # after any wait: timestamps must be fresh
+            slot.sending()  # signing may have taken long (remote signers): count from now
             with self._stats_lock:
                 self._stats[request.route] += 1
             response = self._session.request(

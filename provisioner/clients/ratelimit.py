@@ -76,10 +76,15 @@ class _State:
 class Slot:
     """One request's permission to go out; report the response headers through ``observe``."""
 
-    def __init__(self, limiter: RateLimiter, bucket: Bucket) -> None:
+    def __init__(self, limiter: RateLimiter, bucket: Bucket, taken_at: float) -> None:
         self._limiter = limiter
         self.bucket = bucket
+        self._taken_at = taken_at
         self._observed = False
+
+    def sending(self) -> None:
+        """Count the request from now rather than from when the slot was taken (slow signers)."""
+        self._taken_at = self._limiter._restamp(self.bucket, self._taken_at)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         if not self._observed:
@@ -118,9 +123,9 @@ class RateLimiter:
 
     @contextmanager
     def slot(self, bucket: Bucket, *, log: Log | None = None) -> Iterator[Slot]:
-        self._acquire(bucket, log)
+        taken_at = self._acquire(bucket, log)
         try:
-            yield Slot(self, bucket)
+            yield Slot(self, bucket, taken_at)
         finally:
             with self._lock:
                 self._states[bucket].in_flight -= 1
@@ -132,7 +137,7 @@ class RateLimiter:
             state = self._states[bucket] = _State(limit=limit.requests, window=limit.window)
         return state
 
-    def _acquire(self, bucket: Bucket, log: Log | None) -> None:
+    def _acquire(self, bucket: Bucket, log: Log | None) -> float:
         logged = False
         while True:
             with self._lock:
@@ -144,11 +149,20 @@ class RateLimiter:
                     state.in_flight += 1
                     if state.server_remaining is not None:
                         state.server_remaining -= 1
-                    return
+                    return now
             if log is not None and not logged and wait >= _LOG_WAITS_FROM:
                 log(f"rate limit: waiting {wait:.1f}s for the {bucket} budget")
                 logged = True
             self._sleep(wait)
+
+    def _restamp(self, bucket: Bucket, taken_at: float) -> float:
+        with self._lock:
+            state = self._state(bucket)
+            now = self._clock()
+            if taken_at in state.sent:
+                state.sent.remove(taken_at)
+            state.sent.append(now)  # still in order: every other entry is at most now
+            return now
 
     def _wait_needed(self, state: _State, now: float) -> float:
         horizon = state.window + self._margin

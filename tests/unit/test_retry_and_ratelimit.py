@@ -371,6 +371,20 @@ def test_requests_still_in_flight_are_assumed_uncounted_by_the_server() -> None:
     assert clock.sleeps == [pytest.approx(5.25)]
 
 
+def test_a_slow_signature_counts_from_when_the_request_leaves() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    bucket = Bucket.of("POST", ALICE)
+    start = clock.now
+    with rl.slot(bucket) as slot:
+        clock.now += 30.0  # a remote signer waiting for a person's approval
+        slot.sending()
+    for _ in range(9):
+        send(rl, bucket)
+    send(rl, bucket)
+    assert clock.now == pytest.approx(start + 30.0 + 60.25)
+
+
 def test_garbage_headers_are_ignored() -> None:
     clock = FakeClock()
     rl = limiter(clock)
