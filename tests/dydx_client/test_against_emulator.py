@@ -5,6 +5,7 @@ import provisioner  # noqa: F401,I001  (the dydx3/web3 import fix must run first
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import CHAIN_ID, Admin, ClientKit, KeySigner, fresh_signer
@@ -109,6 +110,21 @@ def test_a_converged_account_costs_one_request(
     assert observer.list_api_keys(signer.address, creds) == {creds.key}
     assert observer.stats == {"GET /v3/api-keys": 1}
     assert observer.request_count == 1
+
+
+def test_one_client_serves_many_threads(sandbox: SandboxInfo, make_client: MakeClient) -> None:
+    kit = make_client(sandbox.api_url)
+    accounts = [onboarded(kit) for _ in range(3)]
+    before = kit.client.stats.get("GET /v3/api-keys", 0)
+
+    def observe(i: int) -> frozenset[str]:
+        signer, _, _, creds = accounts[i % 3]
+        return kit.client.list_api_keys(signer.address, creds)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(observe, range(48)))
+    assert answers == [frozenset({accounts[i % 3][3].key}) for i in range(48)]
+    assert kit.client.stats["GET /v3/api-keys"] - before == 48
 
 
 def test_stored_credentials_work_with_dydx3(sandbox: SandboxInfo, make_client: MakeClient) -> None:
