@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from dataclasses import replace
 
@@ -37,6 +38,7 @@ from provisioner.sandbox.emulator.routes import ENDPOINTS
 from provisioner.sandbox.emulator.runtime import Auth, Call, Emulator, Endpoint
 
 log = logging.getLogger("emulator.http")
+_API_KEY_PARAM = re.compile(r"(apiKey=)[^&]*")
 
 _RATE_HEADERS = web.RequestKey("rate_headers", dict)
 _FOLLOWER_TASK = web.AppKey("follower_task", asyncio.Task)
@@ -48,6 +50,11 @@ class _DropConnection(Exception):
 
 def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/v3/") or request.path == "/v3"
+
+
+def _loggable(request: web.Request) -> str:
+    """Path and query for the log, API-key ids masked (they are credentials' names, keep them out)."""
+    return _API_KEY_PARAM.sub(r"\1***", request.path_qs)
 
 
 def _route_template(request: web.Request) -> str:
@@ -65,12 +72,14 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     except _DropConnection:
         if request.transport is not None:
             request.transport.abort()
-        log.info('%s "%s %s" dropped', request.remote, request.method, request.path_qs)
+        log.info('%s "%s %s" dropped', request.remote, request.method, _loggable(request))
         return web.Response(status=204)  # never written: the transport is gone
     except web.HTTPMethodNotAllowed as exc:
         response = error_response(
             405, errors.METHOD_NOT_ALLOWED, headers={"Allow": exc.headers.get("Allow", "")}
         )
+    except (UnicodeError, RecursionError):  # undecodable or absurdly nested input
+        response = json_response(errors.invalid("request", "headers", None).body(), status=400)
     except web.HTTPNotFound:
         response = error_response(404, errors.NOT_FOUND)
     except web.HTTPException as exc:

@@ -75,7 +75,7 @@ def parse_body(text: str) -> Any:
         return _EMPTY
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise errors.invalid("body", "body", text) from None
     if value == {} or value is None:
         return _EMPTY
@@ -112,7 +112,7 @@ def _header(request: SignedRequest, name: str) -> str:
 def check_timestamp(text: str, now_ms: int) -> None:
     try:
         sent_ms = parse_iso_ms(text)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         raise ApiError(401, errors.STALE_TIMESTAMP) from None
     if abs(now_ms - sent_ms) > TIMESTAMP_WINDOW_S * 1000:
         raise ApiError(401, errors.STALE_TIMESTAMP)

@@ -30,6 +30,7 @@ TRANSFER_TYPES = ("DEPOSIT", "WITHDRAWAL", "FAST_WITHDRAWAL", "TRANSFER_OUT", "T
 MAX_TRANSFERS = 100
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_SMALL_INT = re.compile(r"^[0-9]{1,9}$")
 
 
 def _user(call: Call) -> User:
@@ -42,7 +43,7 @@ def _user(call: Call) -> User:
 
 def _account_number(call: Call) -> int:
     text = call.request.headers.get("DYDX-ACCOUNT-NUMBER", "0")
-    if not text.isdigit() or len(text) > 9:
+    if not _SMALL_INT.match(text):
         raise errors.invalid("DYDX-ACCOUNT-NUMBER", "headers", text)
     return int(text)
 
@@ -201,7 +202,7 @@ async def get_transfers(call: Call) -> web.StreamResponse:
     limit_text = query.get("limit")
     limit = MAX_TRANSFERS
     if limit_text is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TRANSFERS:
+        if not _SMALL_INT.match(limit_text) or not 1 <= int(limit_text) <= MAX_TRANSFERS:
             raise errors.invalid("limit", "query", limit_text)
         limit = int(limit_text)
     before_text = query.get("createdBeforeOrAt")
@@ -209,7 +210,7 @@ async def get_transfers(call: Call) -> web.StreamResponse:
     if before_text is not None:
         try:
             before = iso_from_ms(parse_iso_ms(before_text))
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, OSError):
             raise errors.invalid("createdBeforeOrAt", "query", before_text) from None
     user = _user(call)
     if transfer_type not in (None, "DEPOSIT"):
