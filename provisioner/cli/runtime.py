@@ -33,8 +33,12 @@ class Run:
         return observe(self.conn, self.accounts, parallelism=self.parallelism)
 
     def plan(self, options: PlanOptions) -> Plan:
+        return self.observe_and_plan(options)[1]
+
+    def observe_and_plan(self, options: PlanOptions) -> tuple[WorldFacts, Plan]:
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return make_plan(self.manifest, self.observe(), options, created_at=created)
+        facts = self.observe()
+        return facts, make_plan(self.manifest, facts, options, created_at=created)
 
 
 def stderr_logger(verbose: int, redactor: Redactor) -> Callable[[str], None]:

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from provisioner.apply.executor import AccountResult, execute
+from provisioner.apply.lock import ApplyLock, lock_path
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import Run, start_run
 from provisioner.errors import ProvisionerError
+from provisioner.facts import WorldFacts
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions
 from provisioner.plan.render import render_text
@@ -33,31 +35,48 @@ def run(args: argparse.Namespace) -> int:
         args.target = [a.name for a in saved.accounts]
     r = start_run(args)
     options = PlanOptions(prune_api_keys=args.prune_api_keys)
-    plan = r.plan(options)
-    if saved is not None:
-        if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
-            raise ProvisionerError(
-                f"{args.plan_file} is stale: the live state changed since it was planned "
-                f"(facts {saved.fingerprint[:19]} then, {plan.fingerprint[:19]} now); run 'provision plan --out' again"
-            )
-        plan = saved  # the facts are the same, so the approved plan is still exact
-    print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
-    summary = plan.summary()
-    if not (summary.add or summary.change or summary.destroy):
+    facts, plan = r.observe_and_plan(options)
+    if not _has_work(plan, facts) and saved is None:
+        print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
         print("Nothing to apply.")
         return 0
-    _check_guardrails(r, plan, args)
-    if saved is None and not args.auto_approve:
-        if not sys.stdin.isatty():
-            raise ProvisionerError(
-                "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'"
-            )
-        answer = input("Apply these steps? Only 'yes' is accepted: ")
-        if answer.strip() != "yes":
-            print("Apply cancelled.")
-            return 1
-    results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
-    return _report(r, results)
+    if saved is None and not args.auto_approve and not sys.stdin.isatty():
+        print_text(r.redactor.redact(render_text(plan, color=False)))
+        raise ProvisionerError(
+            "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'; nothing was done"
+        )
+    # Take the lock only when there is work, so a converged apply writes nothing at all;
+    # then look again under the lock: another apply may have run in between.
+    lock = ApplyLock(r.conn.vault, lock_path(r.manifest.vault.state_path, r.manifest.path))
+    lock.acquire(force_unlock=args.force_unlock)
+    try:
+        facts, plan = r.observe_and_plan(options)
+        if saved is not None:
+            if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
+                raise ProvisionerError(
+                    f"{args.plan_file} is stale: the live state changed since it was planned "
+                    f"(facts {saved.fingerprint[:19]} then, {plan.fingerprint[:19]} now); run 'provision plan --out' again"
+                )
+            plan = saved  # the facts are the same, so the approved plan is still exact
+        print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
+        if not _has_work(plan, facts):
+            print("Nothing to apply.")
+            return 0
+        _check_guardrails(r, plan, args)
+        if saved is None and not args.auto_approve:
+            answer = input("Apply these steps? Only 'yes' is accepted: ")
+            if answer.strip() != "yes":
+                print("Apply cancelled.")
+                return 1
+        results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
+        return _report(r, results)
+    finally:
+        lock.release()
+
+
+def _has_work(plan: Plan, facts: WorldFacts) -> bool:
+    s = plan.summary()
+    return bool(s.add or s.change or s.destroy) or any(a.journal for a in facts.accounts)
 
 
 def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
