@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +18,7 @@ from provisioner.plan.planner import API_FIELDS
 def run(args: argparse.Namespace) -> int:
     r = start_run(args)
     facts = r.observe()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in r.accounts:
         f = facts.account(spec.name)
         keys = {
@@ -60,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
         return "unknown" if v is None else ("yes" if v else "no")
 
     for row in rows:
-        keys = (
+        key_text = (
             ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in row["api_keys"].items())
             or "-"
-        )  # type: ignore[attr-defined]
+        )
         pending = f" (+{row['pending']} pending)" if row["pending"] != "0" else ""
         table.add_row(
             str(row["account"]),
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             yn(row["registered"]),
             f"{row['deposited']}{pending} / {row['target']}",
             yn(row["stark_key_in_vault"]),
-            keys,
+            key_text,
         )
     Console(no_color=not sys.stdout.isatty()).print(table)
     return 0
