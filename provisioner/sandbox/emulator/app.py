@@ -25,7 +25,6 @@ from provisioner.sandbox.emulator import errors
 from provisioner.sandbox.emulator.admin import EMULATOR_KEY, add_admin_routes
 from provisioner.sandbox.emulator.auth import (
     SignedRequest,
-    claimed_address,
     parse_body,
     verify_api_key,
     verify_eth_private,
@@ -127,36 +126,33 @@ async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def _rate_key(
-    emulator: Emulator, endpoint: Endpoint, request: web.Request, signed: SignedRequest
-) -> tuple[str, ...]:
+def _rate_key(emulator: Emulator, endpoint: Endpoint, request: web.Request) -> tuple[str, ...]:
+    """Public routes count per client IP; private ones per IP and the (claimed) caller."""
     ip = request.remote or "?"
     kind = "get" if request.method == "GET" else "write"
     if endpoint.auth is Auth.PUBLIC:
         return (kind, ip)
     if endpoint.auth is Auth.API_KEY:
-        key_id = signed.headers.get("DYDX-API-KEY", "")
+        key_id = request.headers.get("DYDX-API-KEY", "")
         stored = emulator.store.api_key(key_id) if key_id else None
         return (kind, ip, stored.address if stored is not None else f"key:{key_id}")
-    return (kind, ip, claimed_address(signed) or "")
+    return (kind, ip, request.headers.get("DYDX-ETHEREUM-ADDRESS", "").lower())
 
 
 def _endpoint_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         emulator = request.app[EMULATOR_KEY]
-        try:
-            body_text = await request.text()
-        except UnicodeDecodeError:
-            raise errors.invalid("body", "body", None) from None
-        signed = SignedRequest(request.method, request.raw_path, request.headers, body_text, None)
         now = now_ms()
         decision = emulator.limiter.hit(
-            _rate_key(emulator, endpoint, request, signed), limit_for(request.method), now
+            _rate_key(emulator, endpoint, request), limit_for(request.method), now
         )
         request[_RATE_HEADERS] = decision.headers()
         if not decision.allowed:
             raise ApiError(429, errors.RATE_LIMITED)
-        signed = replace(signed, body_json=parse_body(body_text))
+        body_text = await request.text()
+        signed = SignedRequest(
+            request.method, request.raw_path, request.headers, body_text, parse_body(body_text)
+        )
         call = Call(emulator=emulator, request=request, signed=signed)
         chain_id = emulator.config.chain_id
         if endpoint.auth is Auth.ONBOARDING:

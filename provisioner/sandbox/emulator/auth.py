@@ -118,12 +118,6 @@ def check_timestamp(text: str, now_ms: int) -> None:
         raise ApiError(401, errors.STALE_TIMESTAMP)
 
 
-def claimed_address(request: SignedRequest) -> str | None:
-    """``DYDX-ETHEREUM-ADDRESS`` lower-cased, unverified: only for keying rate limits."""
-    value = request.headers.get("DYDX-ETHEREUM-ADDRESS")
-    return value.lower() if value else None
-
-
 def verify_onboarding(request: SignedRequest, chain_id: int) -> tuple[str, TypedSignature]:
     """The onboarding caller's address and signature; 400 if the signature is not theirs."""
     address = normalise_address(

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from provisioner.sandbox.dev_accounts import sign_registration
 from provisioner.sandbox.emulator import errors
 from provisioner.sandbox.emulator.auth import body_object, normalise_address
 from provisioner.sandbox.emulator.clock import iso_from_ms, now_iso, now_ms, parse_iso_ms
@@ -167,9 +168,7 @@ async def get_users(call: Call) -> web.StreamResponse:
 
 
 async def get_registration(call: Call) -> web.StreamResponse:
-    # Imported here: the operator key belongs to the sandbox's dev accounts, not to the API.
-    from provisioner.sandbox.dev_accounts import sign_registration
-
+    """The sandbox operator's (user admin's) signature for L1 ``registerUser`` of the account's STARK key."""
     user = _user(call)
     account = call.emulator.store.account_by_number(user.address, _account_number(call))
     if account is None:
