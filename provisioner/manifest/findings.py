@@ -26,11 +26,19 @@ class Findings:
         location = self.doc.locate_key(path) if at_key else self.doc.locate(path)
         self.diagnostics.append(Diagnostic(location, message, expected))
         if blocking:
-            self._blocked.add(path)
-            self._touched.update(path[:i] for i in range(len(path) + 1))
+            self._block(path)
 
-    def report_at(self, location: Location, message: str, expected: str) -> None:
+    def _block(self, path: NodePath) -> None:
+        self._blocked.add(path)
+        self._touched.update(path[:i] for i in range(len(path) + 1))
+
+    def report_at(
+        self, location: Location, message: str, expected: str, *, blocks: NodePath | None = None
+    ) -> None:
+        """A problem whose position is known but whose path may not locate it (e.g. a dropped key)."""
         self.diagnostics.append(Diagnostic(location, message, expected))
+        if blocks is not None:
+            self._block(blocks)
 
     def explained(self, path: NodePath) -> bool:
         """An earlier problem already covers ``path`` (at it or at an ancestor): don't pile on."""

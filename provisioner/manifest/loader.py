@@ -53,7 +53,9 @@ def parse_manifest(
     directory = base_dir if base_dir is not None else os.getcwd()
     doc, yaml_problems = parse_yaml(text, file)
     findings = Findings(doc)
-    findings.diagnostics.extend(yaml_problems)
+    for yaml_problem in yaml_problems:
+        d = yaml_problem.diagnostic
+        findings.report_at(d.location, d.message, d.expected, blocks=yaml_problem.blocks)
     if doc.root is None:
         findings.report_at(
             Location(file, 1, 1),

@@ -83,7 +83,15 @@ def _location(file: str, node: yaml.Node) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def parse_yaml(text: str, file: str) -> tuple[YamlDocument, list[Diagnostic]]:
+@dataclass(frozen=True)
+class YamlProblem:
+    """Valid YAML that the manifest does not accept; ``blocks`` is the path it leaves unusable."""
+
+    diagnostic: Diagnostic
+    blocks: NodePath | None
+
+
+def parse_yaml(text: str, file: str) -> tuple[YamlDocument, list[YamlProblem]]:
     """Parse one YAML document. Syntax errors raise ``ManifestError``; other problems are returned."""
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -95,7 +103,7 @@ def parse_yaml(text: str, file: str) -> tuple[YamlDocument, list[Diagnostic]]:
         ) from None
     converter = _Converter(file)
     try:
-        data = converter.convert(root, 0) if root is not None else None
+        data = converter.convert(root, ()) if root is not None else None
     except _TooLarge as exc:
         raise ManifestError(
             [Diagnostic(Location(file, 1, 1), str(exc), "a plain manifest")]
@@ -134,47 +142,56 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:
     return Diagnostic(
         location,
         f"YAML syntax error: {problem}",
-        "valid YAML (check the indentation, and quote values containing ': ' or starting with a special character)",
+        "valid YAML (check the indentation; quote values that contain ': ', ' #', '{' or '}', "
+        "or start with a special character)",
     )
 
 
 class _Converter:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.problems: list[Diagnostic] = []
+        self.problems: list[YamlProblem] = []
         self.nodes = 0
 
-    def _problem(self, node: yaml.Node, message: str, expected: str) -> None:
-        self.problems.append(Diagnostic(_location(self.file, node), message, expected))
+    def _problem(
+        self, node: yaml.Node, message: str, expected: str, blocks: NodePath | None
+    ) -> None:
+        diagnostic = Diagnostic(_location(self.file, node), message, expected)
+        self.problems.append(YamlProblem(diagnostic, blocks))
 
-    def convert(self, node: yaml.Node, depth: int) -> object:
+    def convert(self, node: yaml.Node, path: NodePath) -> object:
         self.nodes += 1
-        if self.nodes > _MAX_NODES or depth > _MAX_DEPTH:
+        if self.nodes > _MAX_NODES or len(path) > _MAX_DEPTH:
             raise _TooLarge("the document is too large or too deeply nested (recursive aliases?)")
         if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node)
+            return self._scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _TAG + "seq":
-                self._problem(node, f"YAML tag '{node.tag}' is not supported", "a plain list")
-            return [self.convert(item, depth + 1) for item in node.value]
+                self._problem(node, f"YAML tag '{node.tag}' is not supported", "a plain list", path)
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
             if node.tag != _TAG + "map":
-                self._problem(node, f"YAML tag '{node.tag}' is not supported", "a plain mapping")
-            return self._mapping(node, depth)
+                self._problem(
+                    node, f"YAML tag '{node.tag}' is not supported", "a plain mapping", path
+                )
+            return self._mapping(node, path)
         raise AssertionError(f"unexpected YAML node {node!r}")
 
-    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, object]:
+    def _mapping(self, node: yaml.MappingNode, path: NodePath) -> dict[str, object]:
         result: dict[str, object] = {}
         first_seen: dict[str, yaml.Node] = {}
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
-                self._problem(key, "a mapping key must be plain text", "a key such as 'name:'")
+                self._problem(
+                    key, "a mapping key must be plain text", "a key such as 'name:'", None
+                )
                 continue
             if key.tag == _TAG + "merge":
                 self._problem(
                     key,
                     "YAML merge keys ('<<') are not supported",
                     "the 'defaults:' block, or an alias (*name) of a whole value",
+                    path,  # the mapping is incomplete without what the merge would bring
                 )
                 continue
             name = key.value
@@ -184,13 +201,14 @@ class _Converter:
                     key,
                     f"duplicate key '{name}' (first given at line {line})",
                     "each key once per mapping",
+                    None,
                 )
                 continue
             first_seen[name] = key
-            result[name] = self.convert(value, depth + 1)
+            result[name] = self.convert(value, (*path, name))
         return result
 
-    def _scalar(self, node: yaml.ScalarNode) -> object:
+    def _scalar(self, node: yaml.ScalarNode, path: NodePath) -> object:
         tag, text = node.tag, node.value
         if tag == _TAG + "str":
             return text
@@ -209,7 +227,7 @@ class _Converter:
             return number if number.is_finite() else text
         if tag == _TAG + "timestamp":
             return text
-        self._problem(node, f"YAML tag '{tag}' is not supported", "a plain value")
+        self._problem(node, f"YAML tag '{tag}' is not supported", "a plain value", path)
         return text
 
 

@@ -40,6 +40,12 @@ def schema_text() -> str:
     return schema_path().read_text(encoding="utf-8")
 
 
+# Every pattern in the schema file ends with this alternative, so that editors accept a value
+# such as ${VAULT_ADDR} before interpolation. The loader checks values after interpolation,
+# so it drops the alternative: a ${ still present then is literal text ($${), never a variable.
+INTERPOLATION_ALTERNATIVE = r"|.*\$\{[A-Za-z_][A-Za-z0-9_]*\}.*"
+
+
 @cache
 def _validator() -> Draft202012Validator:
     schema = json.loads(schema_text())
@@ -48,7 +54,7 @@ def _validator() -> Draft202012Validator:
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
-    """The schema with local ``$ref``s replaced by their targets (it has no cycles).
+    """The schema with local ``$ref``s replaced by their targets (it has no cycles), patterns strict.
 
     Resolving thousands of references per manifest dominates validation time;
     sibling keywords next to a ``$ref`` are annotations here, so a merge is exact.
@@ -58,6 +64,8 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     resolved = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(resolved.get("pattern"), str):
+        resolved["pattern"] = resolved["pattern"].replace(INTERPOLATION_ALTERNATIVE, "")
     ref = resolved.pop("$ref", None)
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         return {**_inline_refs(defs[ref.removeprefix("#/$defs/")], defs), **resolved}
