@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from urllib.parse import urlsplit
 
 MASK = "***"
 _MIN_LEN = 6  # shorter values would mask ordinary words and numbers
@@ -41,3 +42,15 @@ class Redactor:
 
     def __contains__(self, value: str) -> bool:
         return value in self._values
+
+
+def display_url(url: str) -> str:
+    """scheme://host[:port] only: RPC and signer URLs often carry credentials or API keys in the path or query."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    if not parts.scheme or not parts.hostname:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{parts.hostname}{port}"

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from eth_abi import decode, encode
@@ -25,6 +24,7 @@ from eth_utils import function_signature_to_4byte_selector, is_address, keccak, 
 from provisioner.clients.retry import RetryPolicy
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import NetworkSpec
+from provisioner.redact import display_url
 
 Log = Callable[[str], None]
 
@@ -628,18 +628,6 @@ class ChainClient:
         if self._log:
             self._log(f"broadcast {tx_hash}")
         return tx_hash
-
-
-def display_url(url: str) -> str:
-    """scheme://host[:port] only: RPC URLs often carry an API key in the path or query."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    if not parts.scheme or not parts.hostname:
-        return "<invalid URL>"
-    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> str:

@@ -10,13 +10,13 @@ import itertools
 import json
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from eth_account import Account
 from eth_account.messages import encode_structured_data
 from eth_utils import is_address, to_checksum_address
 
+from provisioner.redact import display_url
 from provisioner.signers.base import SignerError
 
 CONNECT_TIMEOUT_S = 5.0
@@ -228,15 +228,3 @@ def _normalise_signature(result: object, where: str) -> str:
     if v not in (27, 28):
         raise SignerError(f"remote signer at {where} returned a signature with v={raw[64]}")
     return "0x" + raw[:64].hex() + bytes([v]).hex()
-
-
-def display_url(url: str) -> str:
-    """scheme://host[:port] only: RPC URLs often carry credentials or API keys in the path or query."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    if not parts.scheme or not parts.hostname:
-        return "<invalid URL>"
-    return f"{parts.scheme}://{parts.hostname}{port}"
