@@ -170,6 +170,11 @@ def test_second_apply_is_quiet(applied: Applied, sandbox: SandboxInfo, capsys) -
         assert row["stark_key_in_vault"] is True
         assert row["deposited"] == row["target"]
         assert all(row["api_keys"].values()), row["api_keys"]
+    table = cli(capsys, "status", "-f", str(m.path))
+    assert table.rc == 0, table.text
+    for a in m.accounts:
+        assert a.name in table.out
+    assert "(missing)" not in table.out
     assert emulator_stats(sandbox)["writes"] == before_stats
 
 
