@@ -347,3 +347,24 @@ def assert_no_secret(text: str, secrets: Sequence[str], where: str) -> None:
                 raise AssertionError(
                     f"secret value #{i} appears in {where}"
                 )  # never the value itself
+
+
+def tree_versions(sandbox: SandboxInfo, prefix: str) -> dict[str, int]:
+    """Current version of every secret under ``prefix`` (the run's state: locks, journal)."""
+    kv = vault(sandbox).secrets.kv.v2
+    out: dict[str, int] = {}
+
+    def walk(path: str) -> None:
+        try:
+            keys = kv.list_secrets(path=path, mount_point=MOUNT)["data"]["keys"]
+        except hvac.exceptions.InvalidPath:
+            return
+        for key in keys:
+            if key.endswith("/"):
+                walk(path + key)
+            else:
+                meta = read_metadata(sandbox, path + key)
+                out[path + key] = int(meta["current_version"]) if meta else 0
+
+    walk(prefix.rstrip("/") + "/")
+    return out

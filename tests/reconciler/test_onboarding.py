@@ -25,6 +25,7 @@ from .helpers import (
     read_secret,
     secret_values,
     stark_owner,
+    tree_versions,
     versions,
     write_manifest,
 )
@@ -147,6 +148,7 @@ def test_second_apply_is_quiet(applied: Applied, sandbox: SandboxInfo, capsys) -
     before_stats = emulator_stats(sandbox)["writes"]
     before_nonces = nonces(sandbox, addresses)
     before_versions = versions(sandbox, m.destinations())
+    before_state = tree_versions(sandbox, m.state_path)
     assert all(v for v in before_versions.values()), before_versions
 
     again = cli(capsys, "apply", "-f", str(m.path), "--auto-approve")
@@ -157,6 +159,7 @@ def test_second_apply_is_quiet(applied: Applied, sandbox: SandboxInfo, capsys) -
     assert emulator_stats(sandbox)["writes"] == before_stats
     assert nonces(sandbox, addresses) == before_nonces
     assert versions(sandbox, m.destinations()) == before_versions
+    assert tree_versions(sandbox, m.state_path) == before_state, "a converged apply wrote state"
 
     plan = cli(capsys, "plan", "-f", str(m.path), "--detailed-exitcode")
     assert plan.rc == 0, plan.text
