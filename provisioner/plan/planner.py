@@ -363,6 +363,8 @@ class _AccountPlanBuilder:
                 Action.UPDATE,
                 f"approve {shown} for the exchange",
                 f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC",
+                # no allowance for a deposit that cannot happen: wait for what the deposit waits for
+                depends=(self.onboard_step, register_id),
                 blocked=blocked,
                 amount=str(amount),
             )

@@ -84,11 +84,6 @@ def test_foreign_secret_is_a_conflict_and_left_untouched(
     assert again["summary"]["add"] == again["summary"]["change"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG planner.py deposit(): the approve step does not depend on the blocked "
-    "stark_key/onboard steps, so apply sends an ERC-20 approve for a deposit that cannot happen",
-)
 def test_no_approve_for_a_deposit_that_is_blocked(
     sandbox_env: SandboxInfo, tmp_path: Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]

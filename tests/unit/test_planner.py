@@ -115,6 +115,7 @@ def test_fresh_account_gets_every_step_in_dependency_order() -> None:
     assert deposit.params["amount"] == "8200000"  # exact: 8.2 USDC, never 8199999
     assert p.steps[-2].params["amount"] == "8200000"  # approve exactly what is needed
     assert set(deposit.depends_on) == {"mm-alpha/onboard", "mm-alpha/register", "mm-alpha/approve"}
+    assert set(p.steps[-2].depends_on) == {"mm-alpha/onboard", "mm-alpha/register"}
 
 
 def test_converged_account_plans_nothing() -> None:
@@ -231,3 +232,11 @@ def test_plan_round_trips_through_json_and_renders_without_secrets() -> None:
         manifest, WorldFacts(chain_id=11155111, accounts=(replace(fresh(), usdc_allowance=1),))
     )
     assert moved.fingerprint != plan.fingerprint
+
+
+def test_approve_waits_for_registration_so_a_blocked_deposit_costs_no_allowance() -> None:
+    foreign = VaultEntry("dydx/mm-alpha/stark", exists=True, version=3, fields=frozenset({"x"}))
+    p = plan_account(spec(), replace(fresh(), stark_secret=foreign))
+    approve = next(s for s in p.steps if s.kind is StepKind.APPROVE)
+    assert set(approve.depends_on) == {"mm-alpha/onboard", "mm-alpha/register"}
+    assert approve.blocked is not None and approve.blocked.startswith("waits for blocked step")
