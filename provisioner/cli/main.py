@@ -16,6 +16,7 @@ from provisioner import __version__
 from provisioner.errors import ProvisionerError
 
 DEFAULT_MANIFEST = "provision.yaml"
+_MODULES = {"import": "import_keys"}  # `import` is a Python keyword
 
 
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
@@ -104,9 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        module = importlib.import_module(f"provisioner.cli.commands.{args.command}")
+        module_name = f"provisioner.cli.commands.{_MODULES.get(args.command, args.command)}"
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != f"provisioner.cli.commands.{args.command}":
+        if exc.name != module_name:
             raise
         print(f"error: 'provision {args.command}' is not implemented yet", file=sys.stderr)
         return 1
