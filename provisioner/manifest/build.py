@@ -1,9 +1,17 @@
 """From schema-checked data to typed desired state, with the checks a schema cannot make.
 
-Defaults are merged here, ``{name}`` templates expanded, references turned
-into ``SecretRef`` (never read), and names, addresses and Vault destinations
-checked for uniqueness. Values an earlier phase found bad are skipped, so
-one mistake yields one message.
+Defaults: each of ``deposit``, ``allowance``, ``signer``, ``secrets.stark_key``
+and ``api_keys`` in ``defaults:`` applies to every account that does not set
+it. An account's own value wins; ``signer: null`` opts an account out of a
+default signer (import-only); ``api_keys`` merge by name, the account's entry
+replacing a default one of the same name.
+
+Templates: in the strings of an account or of ``defaults`` (Vault paths,
+references, keystore paths, remote URLs), ``{name}`` becomes the account name
+and ``{NAME}`` the name upper-cased with ``-`` as ``_`` (for variable names).
+
+References become ``SecretRef`` and are never read here. Values an earlier
+phase found bad are skipped, so one mistake yields one message.
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ class _Destination:
 
 
 class ManifestBuilder:
+    """Builds a ``Manifest`` from checked data, reporting to ``findings``; None if anything is wrong."""
+
     def __init__(
         self, data: object, findings: Findings, env: Mapping[str, str], base_dir: str
     ) -> None:
@@ -128,12 +138,11 @@ class ManifestBuilder:
     # -- network -------------------------------------------------------------
 
     def _network(self, root: dict[str, Any]) -> NetworkSpec | None:
-        raw = self._get(root, "network", ())
-        if raw is None:
-            return None
-        if isinstance(raw.value, str):
-            return self._network_shorthand(raw.value, raw.path)
-        return self._network_block(raw.value, raw.path) if isinstance(raw.value, dict) else None
+        if isinstance(root.get("network"), str):
+            raw = self._get(root, "network", ())
+            return self._network_shorthand(raw.value, raw.path) if raw is not None else None
+        block = self._get_container(root, "network", ())
+        return self._network_block(block, ("network",)) if block is not None else None
 
     def _network_shorthand(self, name: str, path: NodePath) -> NetworkSpec | None:
         short = SHORTHANDS.get(name)
@@ -538,8 +547,7 @@ class ManifestBuilder:
                 return None
         if source is None:
             return None
-        vault_path = self._destination(source, name, "secrets.stark_key", destinations)
-        return vault_path
+        return self._destination(source, name, "secrets.stark_key", destinations)
 
     def _destination(
         self, source: _Sourced, account: str, what: str, destinations: list[_Destination]

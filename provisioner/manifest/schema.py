@@ -192,9 +192,13 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+# URLs often carry credentials (user:pass@, an RPC provider's key in the path): not echoed either.
+_UNSHOWN = SECRET_KEYS | {"url", "api_url", "rpc_url"}
+
+
 def _show(path: NodePath, value: object) -> str:
     """The value, quoted and shortened, or '' where it may be a secret."""
-    if any(step in SECRET_KEYS for step in path):
+    if any(step in _UNSHOWN for step in path):
         return ""
     if isinstance(value, str):
         text = value if len(value) <= 48 else value[:45] + "..."

@@ -166,3 +166,19 @@ def test_canary_in_vault_auth_never_appears(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "vault.auth.secret_id is written inline" in result.stderr
     assert "CANARY" not in result.stdout + result.stderr
+
+
+def test_urls_are_not_echoed_they_may_carry_credentials(tmp_path: Path) -> None:
+    header = (
+        "version: 1\nnetwork:\n  name: n\n  chain_id: 1\n  api_url: https://api.dydx.exchange\n"
+        "  rpc_url: htps://eth-mainnet.example/v2/RPCKEY123\nvault:\n  address: ${VAULT_ADDR}\n"
+    )
+    path = tmp_path / "provision.yaml"
+    path.write_text(one_account(header=header), encoding="utf-8")
+    result = run_cli("validate", "-f", str(path))
+    assert result.returncode == 1
+    assert (
+        f"{path}:6:12: network.rpc_url is not valid; expected an http(s):// or ws(s):// URL"
+        in result.stderr
+    )
+    assert "RPCKEY123" not in result.stderr
