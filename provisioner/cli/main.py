@@ -90,7 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", required=True, metavar="NAME")
     p.add_argument("--local-storage", required=True, metavar="EXPORT.json")
 
-    p = sub.add_parser("sandbox", help="run the local sandbox (OpenBao, anvil, dYdX v3 emulator)")
+    p = sub.add_parser(
+        "sandbox",
+        help="run the local sandbox (OpenBao, anvil, dYdX v3 emulator)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "environment:\n"
+            "  SANDBOX_DIR                 state directory (default .sandbox)\n"
+            "  SANDBOX_VAULT_PORT, SANDBOX_ANVIL_PORT, SANDBOX_API_PORT\n"
+            "                              fixed ports (default: free ones, chosen once)\n"
+            "  SANDBOX_BLOCK_TIME          anvil block time in seconds (default 0.25)\n"
+            "  SANDBOX_CONFIRMATIONS       blocks before the emulator credits a deposit (default 4)\n"
+            "  SANDBOX_RATE_LIMITS         strict (v3's limits, default) or relaxed\n"
+            "  BAO_BIN, ANVIL_BIN          binaries to use instead of the installed ones"
+        ),
+    )
     p.add_argument("action", choices=["up", "env", "status", "down"])
     p.add_argument("--dir", default=None, metavar="DIR", help="state directory (default: .sandbox)")
 
