@@ -22,6 +22,7 @@ STARK_FIELDS = frozenset(
 )
 API_FIELDS = frozenset({"key", "secret", "passphrase"})
 MAX_UINT256 = 2**256 - 1
+_CREATE_KEY_NEEDS = "creating an API key is signed with the Ethereum key (POST /v3/api-keys)"
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,22 @@ class _AccountPlanBuilder:
         self.facts = facts
         self.steps: list[Step] = []
         self.notes: list[Note] = []
-        if spec.signer is None:
-            self.signer_block: str | None = (
-                "no signer: import-only account, this step needs the Ethereum key"
-            )
-        elif facts.signer_error:
-            self.signer_block = f"signer cannot sign for {spec.address}: {facts.signer_error}"
-        else:
-            self.signer_block = None
         self.stark_ready = False  # Vault holds a complete STARK key pair of ours
         self.stark_step: str | None = None
         self.onboard_step: str | None = None
 
     # -- helpers -----------------------------------------------------------------------
+    def needs_signer(self, why: str) -> str | None:
+        """The block for a step that signs with the Ethereum key; ``why`` says what needs it."""
+        if self.spec.signer is None:
+            return f"no signer (import-only account): {why}"
+        if self.facts.signer_error:
+            return f"the signer cannot be used for {self.spec.address}: {self.facts.signer_error}"
+        return None
+
+    def import_hint(self) -> str:
+        return f"provision import --account {self.spec.name} --local-storage EXPORT.json"
+
     def add(
         self,
         kind: StepKind,
@@ -155,7 +159,10 @@ class _AccountPlanBuilder:
             action,
             f'derive the STARK key ("dYdX STARK Key" signature) and store it at {entry.path}',
             reason,
-            blocked=self.signer_block,
+            blocked=self.needs_signer(
+                "the STARK key is derived from an Ethereum signature; import the key pair "
+                f"from the web app instead: {self.import_hint()}"
+            ),
             path=entry.path,
             version=str(entry.version),
         )
@@ -170,7 +177,10 @@ class _AccountPlanBuilder:
                 f"onboard {self.spec.address} at dYdX (POST /v3/onboarding)",
                 "dYdX knows no user for this address",
                 depends=(self.stark_step,),
-                blocked=self.signer_block,
+                blocked=self.needs_signer(
+                    "onboarding is signed with the Ethereum key; onboard in the dYdX web app, "
+                    f"then {self.import_hint()}"
+                ),
             )
         elif exists is None:
             self.notes.append(
@@ -218,7 +228,7 @@ class _AccountPlanBuilder:
             )
             return
         for key_id in extra:
-            blocked = self.signer_block
+            blocked = self.needs_signer("deleting an API key is signed with the Ethereum key")
             if default_id is None:
                 blocked = (
                     blocked
@@ -255,8 +265,13 @@ class _AccountPlanBuilder:
             action = Action.UPDATE if entry.exists else Action.CREATE
             if key.is_default:
                 summary = f"recover the default API key (from the onboarding signature) and store it at {path}"
+                needs = (
+                    "the default API key is recovered from an Ethereum signature; import it "
+                    f"from the web app instead: {self.import_hint()}"
+                )
             else:
                 summary = f"create API key {key.name} at dYdX and store it at {path}"
+                needs = _CREATE_KEY_NEEDS
             self.add(
                 StepKind.API_KEY,
                 action,
@@ -266,7 +281,7 @@ class _AccountPlanBuilder:
                 else "API key credentials incomplete in Vault",
                 suffix=key.name,
                 depends=(self.onboard_step,),
-                blocked=self.signer_block,
+                blocked=self.needs_signer(needs),
                 path=path,
                 name=key.name,
                 version=str(entry.version),
@@ -303,7 +318,7 @@ class _AccountPlanBuilder:
                 f"key {key_id} was deleted at dYdX behind our back",
                 suffix=key.name,
                 depends=(self.onboard_step,),
-                blocked=self.signer_block,
+                blocked=self.needs_signer(_CREATE_KEY_NEEDS),
                 path=path,
                 name=key.name,
                 version=str(entry.version),
@@ -327,7 +342,11 @@ class _AccountPlanBuilder:
             "register the STARK key on L1 (GET /v3/registration, then registerUser)",
             "getEthKey(starkKey) is not this address",
             depends=(self.stark_step, self.onboard_step),
-            blocked=self.signer_block or self._gas_block(),
+            blocked=self.needs_signer(
+                "registration needs an Ethereum signer (registerUser is sent from the wallet); "
+                "configure one, or register from the web app"
+            )
+            or self._gas_block(),
         )
 
     def _gas_block(self) -> str | None:
@@ -350,7 +369,11 @@ class _AccountPlanBuilder:
             return
         need = target - have
         need_text = format_usdc(from_base_units(need))
-        blocked = self.signer_block or self._gas_block()
+        blocked = self.needs_signer(
+            "a deposit needs an Ethereum signer (approve and deposit are sent from the wallet); "
+            "configure one, or deposit from the web app"
+        )
+        blocked = blocked or self._gas_block()
         if blocked is None and self.facts.usdc_balance < need:
             blocked = f"wallet holds {format_usdc(from_base_units(self.facts.usdc_balance))} USDC, the deposit needs {need_text}"
         register_id = next((s.id for s in self.steps if s.kind is StepKind.REGISTER), None)
