@@ -49,6 +49,15 @@ class JournalEntry:
 
 
 @dataclass(frozen=True)
+class ApiKeyIntentFact:
+    """An API key creation journaled by a run that did not finish it (see journal.py)."""
+
+    name: str  # the manifest's key name
+    created: str | None  # the new key's id, if the run got dYdX's answer
+    orphans: tuple[str, ...] | None  # listed at dYdX, created by it, not in Vault; None: not listed
+
+
+@dataclass(frozen=True)
 class AccountFacts:
     name: str
     address: str
@@ -68,6 +77,7 @@ class AccountFacts:
     deposited: int = 0  # sum of LogDeposit quantized amounts to this STARK key and position
     pending_deposits: int = 0  # journaled deposits broadcast but not mined yet
     journal: tuple[JournalEntry, ...] = ()
+    api_key_intents: tuple[ApiKeyIntentFact, ...] = ()
     # signer
     signer_error: str | None = (
         None  # why the signer cannot sign for the address, None if fine or absent
@@ -75,6 +85,11 @@ class AccountFacts:
 
     def api_secret(self, name: str) -> VaultEntry | None:
         return dict(self.api_secrets).get(name)
+
+    @property
+    def unsettled(self) -> bool:
+        """An interrupted run left journal entries that apply must settle."""
+        return bool(self.journal or self.api_key_intents)
 
 
 @dataclass(frozen=True)

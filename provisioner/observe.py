@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord
 from provisioner.connections import Connections
-from provisioner.facts import AccountFacts, JournalEntry, WorldFacts
-from provisioner.journal import Journal
+from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, WorldFacts
+from provisioner.journal import Journal, KeyIntent, key_orphans
 from provisioner.manifest.model import AccountSpec
 from provisioner.plan.planner import API_FIELDS, STARK_FIELDS, plan_account
 from provisioner.signers.base import SignerError
@@ -37,18 +37,18 @@ class _Partial:
     position_id: int | None
     stark_public: int | None
     journal: tuple[JournalEntry, ...]
+    key_intents: tuple[ApiKeyIntentFact, ...]
 
 
 def observe(
     conn: Connections, accounts: Sequence[AccountSpec], *, parallelism: int = DEFAULT_PARALLELISM
 ) -> WorldFacts:
-    journal = Journal(conn.vault, conn.manifest.vault.state_path)
-    pending_by_account = journal.pending_by_account(conn.chain)
+    journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
+        conn.chain, (s.name for s in accounts)
+    )
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         partials = list(
-            pool.map(
-                lambda s: _observe_offchain(conn, s, pending_by_account.get(s.name, ())), accounts
-            )
+            pool.map(lambda s: _observe_offchain(conn, s, *journal.get(s.name, ((), ()))), accounts)
         )
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
     deposits = conn.chain.deposits()
@@ -79,6 +79,7 @@ def observe(
                     if j.intent == "deposit" and j.status in ("pending", "dropped")
                 ),
                 journal=p.journal,
+                api_key_intents=p.key_intents,
             )
         )
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -91,7 +92,10 @@ def observe(
 
 
 def _observe_offchain(
-    conn: Connections, spec: AccountSpec, journal: tuple[JournalEntry, ...]
+    conn: Connections,
+    spec: AccountSpec,
+    journal: tuple[JournalEntry, ...],
+    intents: tuple[KeyIntent, ...],
 ) -> _Partial:
     stark = conn.vault.read(spec.stark_key_path)
     api = {key.name: conn.vault.read(key.secret_path) for key in spec.api_keys}
@@ -99,7 +103,7 @@ def _observe_offchain(
     dydx_keys: frozenset[str] | None = None
     for name in sorted(api, key=lambda n: n != "default"):  # the default key first
         rec = api[name]
-        if not (rec.entry.is_ours(spec.name) and API_FIELDS <= rec.entry.fields):
+        if not (rec.entry.is_ours(spec.name) and rec.entry.fields >= API_FIELDS):
             continue
         creds = ApiCredentials(
             key=rec.data["key"], secret=rec.data["secret"], passphrase=rec.data["passphrase"]
@@ -117,11 +121,37 @@ def _observe_offchain(
             dydx_keys = frozenset()  # every stored key was refused: they are gone at dYdX
     stark_public = (
         _int_or_none(stark.data.get("public_key"))
-        if stark.entry.exists and STARK_FIELDS <= stark.entry.fields
+        if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
         else None
     )
     position_id = _int_or_none(stark.data.get("position_id"))
-    return _Partial(spec, stark, api, user_exists, dydx_keys, position_id, stark_public, journal)
+    return _Partial(
+        spec,
+        stark,
+        api,
+        user_exists,
+        dydx_keys,
+        position_id,
+        stark_public,
+        journal,
+        tuple(_intent_fact(spec, i, api, dydx_keys) for i in intents),
+    )
+
+
+def _intent_fact(
+    spec: AccountSpec,
+    intent: KeyIntent,
+    api: dict[str, SecretRecord],
+    listed: frozenset[str] | None,
+) -> ApiKeyIntentFact:
+    """What an interrupted API key creation left: the keys dYdX has whose secret Vault lacks."""
+    if listed is None:
+        return ApiKeyIntentFact(intent.name, intent.created, None)
+    ours = {n: r for n, r in api.items() if r.entry.is_ours(spec.name) and r.data.get("key")}
+    stored = {r.data["key"] for r in ours.values()}
+    default = ours["default"].data["key"] if "default" in ours else None
+    orphans = key_orphans(intent, listed, stored, default)
+    return ApiKeyIntentFact(intent.name, intent.created, tuple(sorted(orphans)))
 
 
 def _check_signer_if_needed(
@@ -131,7 +161,9 @@ def _check_signer_if_needed(
     if spec.signer is None or not plan_account(spec, facts).steps:
         return facts
     try:
-        make_signer(spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor)
+        make_signer(
+            spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor
+        )
     except SignerError as exc:
         return replace(facts, signer_error=str(exc))
     return facts

@@ -27,6 +27,7 @@ class AccountContext:
     _signer: EthSigner | None = None
     _stark: StarkKeyPair | None = None
     _creds: ApiCredentials | None = None
+    _default_key: str | None = None
 
     def log(self, message: str) -> None:
         self.conn.log(f"{self.spec.name}: {message}")
@@ -36,7 +37,13 @@ class AccountContext:
         if self._signer is None:
             if self.spec.signer is None:
                 raise StepFailed(f"{self.spec.name} has no signer (import-only)")
-            self._signer = make_signer(self.spec.signer, self.spec.address, self.conn.resolver, account=self.spec.name, redactor=self.conn.redactor)
+            self._signer = make_signer(
+                self.spec.signer,
+                self.spec.address,
+                self.conn.resolver,
+                account=self.spec.name,
+                redactor=self.conn.redactor,
+            )
         return self._signer
 
     def stark(self) -> StarkKeyPair:
@@ -80,3 +87,18 @@ class AccountContext:
 
     def remember_credentials(self, creds: ApiCredentials) -> None:
         self._creds = creds
+
+    def default_key_id(self) -> str:
+        """The default API key's id, derived from the onboarding signature (no request)."""
+        if self._default_key is None:
+            self._default_key = self.conn.dydx.recover_default_credentials(self.signer).key
+        return self._default_key
+
+    def stored_key_ids(self) -> set[str]:
+        """Ids of the API keys whose credentials Vault holds for this account (ours only)."""
+        ids = set()
+        for key in self.spec.api_keys:
+            rec = self.conn.vault.read(key.secret_path)
+            if rec.entry.is_ours(self.spec.name) and rec.data.get("key"):
+                ids.add(rec.data["key"])
+        return ids

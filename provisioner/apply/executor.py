@@ -14,6 +14,7 @@ from provisioner.apply.context import AccountContext
 from provisioner.apply.steps import RUNNERS, settle_journal
 from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
+from provisioner.failpoints import failpoint
 from provisioner.journal import Journal
 from provisioner.plan.model import AccountPlan, Plan, Step
 
@@ -64,7 +65,9 @@ def _run_account(ctx: AccountContext, plan: AccountPlan, on_step: StepHook) -> A
         settle_journal(ctx)
     except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
         result.failed, result.error = "journal", _describe(ctx, exc)
+        ctx.log(f"settling the journal failed: {result.error}")
         return result
+    failpoint("after_settle")
     failed: set[str] = set()
     for step in plan.steps:
         if step.blocked or any(d in failed for d in step.depends_on) or result.failed:
@@ -78,6 +81,7 @@ def _run_account(ctx: AccountContext, plan: AccountPlan, on_step: StepHook) -> A
             result.failed, result.error = step.id, _describe(ctx, exc)
             ctx.log(f"{step.id} failed: {result.error}")
             continue
+        failpoint(f"after_step:{step.kind.value}")
         on_step("done", step)
         result.done.append(step.id)
     result.tx_hashes = list(ctx.tx_hashes)

@@ -3,15 +3,23 @@ so running a step twice, or after a crash, never repeats a side effect that alre
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
+from provisioner.clients.chain import ChainError
+from provisioner.clients.dydx import ApiCredentials, DydxError, OnboardedAccount, StarkKeyPair
+from provisioner.clients.retry import RetryPolicy
+from provisioner.clients.vault import ForeignSecret, VaultError
 from provisioner.facts import MANAGED_BY
-from provisioner.journal import StoredTx, tx_status
+from provisioner.failpoints import failpoint
+from provisioner.journal import KeyIntent, StoredTx, key_orphans, tx_status
 from provisioner.plan.model import Step, StepKind
 
 NETWORK_LABEL = "network"
+WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
+CREATE_ATTEMPTS = 3  # POST /v3/api-keys, each retry after settling the ambiguous one
 
 
 def _stark_record(
@@ -40,8 +48,28 @@ def _api_record(ctx: AccountContext, creds: ApiCredentials) -> dict[str, str]:
     }
 
 
-def _write(ctx: AccountContext, path: str, data: dict[str, str]) -> None:
-    """Write an owned secret with check-and-set against the version we read just now."""
+def _write(ctx: AccountContext, path: str, data: dict[str, str], *, label: str) -> None:
+    """Write an owned secret, retrying what Vault failed: each try reads again and writes with
+    check-and-set against that version, so a write that landed unanswered is seen, not repeated."""
+    attempt = 1
+    while True:
+        try:
+            _write_once(ctx, path, data, label)
+            return
+        except ForeignSecret:
+            raise
+        except VaultError as exc:  # CasConflict too: the next read shows whose write it was
+            if attempt >= WRITE_RETRY.max_attempts:
+                raise
+            delay = WRITE_RETRY.backoff(attempt)
+            ctx.log(
+                f"storing {path}: {exc}; retry {attempt}/{WRITE_RETRY.max_attempts - 1} in {delay:.2f}s"
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str) -> None:
     current = ctx.conn.vault.read(path)
     if current.entry.is_foreign(ctx.spec.name):
         raise StepFailed(
@@ -49,12 +77,23 @@ def _write(ctx: AccountContext, path: str, data: dict[str, str]) -> None:
         )
     if current.entry.exists and dict(current.data) == data:
         return
-    ctx.conn.vault.write_owned(path, data, account=ctx.spec.name, expected_version=current.entry.version, current=current.entry)
+    failpoint(f"before_vault_write:{label}")
+    # write_owned sets the ownership metadata first, then the data with check-and-set: a
+    # crash in between leaves an empty path of ours, never data without an owner.
+    ctx.conn.vault.write_owned(
+        path,
+        data,
+        account=ctx.spec.name,
+        expected_version=current.entry.version,
+        current=current.entry,
+    )
+    failpoint(f"after_vault_write:{label}")
     ctx.log(f"stored {path}")
 
 
 def stark_key(ctx: AccountContext, step: Step) -> None:
     pair = ctx.conn.dydx.derive_stark_key(ctx.signer, check_deterministic=True)
+    failpoint("after_derive:stark_key")
     ctx.remember_stark(pair)
     account = None
     if ctx.conn.dydx.user_exists(ctx.spec.address):
@@ -63,7 +102,7 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
             raise StepFailed(
                 f"the STARK key derived now differs from the one dYdX has for {ctx.spec.address}; refusing to store it"
             )
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account))
+    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
 
 
 def onboard(ctx: AccountContext, step: Step) -> None:
@@ -73,28 +112,115 @@ def onboard(ctx: AccountContext, step: Step) -> None:
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
     else:
         account, creds = ctx.conn.dydx.onboard(ctx.signer, pair)
+        failpoint("after_onboard")
         ctx.remember_credentials(creds)
         ctx.log(f"onboarded: position {account.position_id}")
         default = next((k for k in ctx.spec.api_keys if k.is_default), None)
         if default is not None:  # the default key comes with onboarding: keep it right away
-            _write(ctx, default.secret_path, _api_record(ctx, creds))
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account))
+            _write(ctx, default.secret_path, _api_record(ctx, creds), label="default_api_key")
+    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_account")
 
 
 def record_account(ctx: AccountContext, step: Step) -> None:
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, ctx.stark(), account))
+    _write(
+        ctx,
+        ctx.spec.stark_key_path,
+        _stark_record(ctx, ctx.stark(), account),
+        label="stark_account",
+    )
 
 
 def api_key(ctx: AccountContext, step: Step) -> None:
     name = step.params["name"]
     path = step.params["path"]
-    if name == "default":
+    if name == "default":  # recovered from the onboarding signature: nothing created at dYdX
         creds = ctx.conn.dydx.recover_default_credentials(ctx.signer)
-    else:
-        creds = ctx.conn.dydx.create_api_key(ctx.signer)
-        ctx.log(f"created API key {name} ({creds.key})")
-    _write(ctx, path, _api_record(ctx, creds))
+        _write(ctx, path, _api_record(ctx, creds), label="default_api_key")
+        return
+    listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
+    stored = ctx.conn.vault.read(path)
+    complete = all(stored.data.get(f) for f in ("key", "secret", "passphrase"))
+    if complete and stored.entry.is_ours(ctx.spec.name) and stored.data["key"] in listed:
+        ctx.log(f"API key {name} is already at dYdX and in {path} (found by a fresh check)")
+        return
+    intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
+    ctx.journal.record_key_intent(intent)
+    failpoint("after_intent:api_key")
+    creds = _create_api_key(ctx, intent)
+    failpoint("after_create:api_key")
+    ctx.log(f"created API key {name} ({creds.key})")
+    try:
+        intent = ctx.journal.note_created(intent, creds.key)
+    except VaultError as exc:  # the intent still names the keys listed before: enough to settle
+        ctx.log(f"could not note key {creds.key} in the journal ({exc})")
+    failpoint("after_intent_update:api_key")
+    try:
+        _write(ctx, path, _api_record(ctx, creds), label="api_key")
+    except Exception as exc:  # noqa: BLE001 - whatever failed, no key may stay without its secret
+        raise _unstored_key_deleted(ctx, intent, creds.key, exc) from None
+    ctx.journal.forget(ctx.spec.name, intent.key)
+
+
+def _create_api_key(ctx: AccountContext, intent: KeyIntent) -> ApiCredentials:
+    """POST /v3/api-keys; after an ambiguous failure (timeout, dropped connection, 5xx) the key
+    may exist: delete whatever it created that Vault lacks, then try again."""
+    attempt = 1
+    while True:
+        try:
+            creds = ctx.conn.dydx.create_api_key(ctx.signer)
+        except DydxError as exc:
+            if not exc.ambiguous:  # refused: nothing was created
+                ctx.journal.forget(ctx.spec.name, intent.key)
+                raise
+            ctx.log(
+                f"POST /v3/api-keys for {intent.name}: {exc}; it may have created a key: "
+                "comparing dYdX's keys with Vault"
+            )
+            _delete_orphans(ctx, intent)
+            if attempt >= CREATE_ATTEMPTS:
+                ctx.journal.forget(ctx.spec.name, intent.key)
+                raise
+            attempt += 1
+            continue
+        if attempt > 1:  # an earlier, unanswered attempt may have landed late
+            _delete_orphans(ctx, intent, keep={creds.key})
+        return creds
+
+
+def _delete_orphans(ctx: AccountContext, intent: KeyIntent, keep: set[str] | None = None) -> None:
+    """Delete at dYdX the keys this intent created whose secret Vault does not hold (never the default)."""
+    listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
+    default = ctx.default_key_id()
+    stored = ctx.stored_key_ids() | (keep or set())
+    for key in sorted(key_orphans(intent, listed, stored, default)):
+        ctx.conn.dydx.delete_api_key(ctx.signer, key, default_key=default)
+        ctx.log(
+            f"deleted API key {key} at dYdX: created for {intent.name} by an interrupted attempt, "
+            "its secret never reached Vault"
+        )
+        failpoint("settle:after_orphan_delete")
+
+
+def _unstored_key_deleted(
+    ctx: AccountContext, intent: KeyIntent, key_id: str, cause: Exception
+) -> StepFailed:
+    """Storing a new key failed: delete it at dYdX rather than leave a live key nobody holds."""
+    why = str(cause) if isinstance(cause, StepFailed | VaultError) else type(cause).__name__
+    try:
+        ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=ctx.default_key_id())
+    except Exception as exc:  # noqa: BLE001 - reported; the journal keeps the intent
+        return StepFailed(
+            f"storing API key {intent.name} at {intent.path} failed ({why}), and deleting the new key "
+            f"{key_id} at dYdX failed too ({exc}); the journal keeps it: the next apply deletes it"
+        )
+    ctx.log(f"deleted API key {key_id} at dYdX: its secret could not be stored")
+    with contextlib.suppress(VaultError):  # else the next run finds no orphan and clears it
+        ctx.journal.forget(ctx.spec.name, intent.key)
+    return StepFailed(
+        f"storing API key {intent.name} at {intent.path} failed ({why}); the new key {key_id} was "
+        "deleted at dYdX, so no key is left without its secret"
+    )
 
 
 def delete_api_key(ctx: AccountContext, step: Step) -> None:
@@ -102,6 +228,9 @@ def delete_api_key(ctx: AccountContext, step: Step) -> None:
     if default is None:
         raise StepFailed("the manifest names no default API key; refusing to delete keys")
     default_id = ctx.conn.vault.read(default.secret_path).data.get("key", "")
+    if step.params["key"] not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
+        ctx.log(f"API key {step.params['key']} is already gone at dYdX")
+        return
     ctx.conn.dydx.delete_api_key(ctx.signer, step.params["key"], default_key=default_id)
     ctx.log(f"deleted API key {step.params['key']}")
 
@@ -161,8 +290,12 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
     try:
         if signer.can_sign_raw_transactions:
             raw = signer.sign_transaction(tx)
+            failpoint(f"after_sign:{intent}")
             tx_hash = ctx.conn.chain.hash_of_raw(raw)
-            ctx.journal.record(StoredTx(ctx.spec.name, intent, nonce, tx_hash, "0x" + raw.hex(), amount))
+            ctx.journal.record(
+                StoredTx(ctx.spec.name, intent, nonce, tx_hash, "0x" + raw.hex(), amount)
+            )
+            failpoint(f"after_journal_record:{intent}")
             ctx.conn.chain.send_raw(raw)
         else:
             tx_hash = signer.send_transaction(tx)
@@ -172,29 +305,55 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
         # node so the next transaction does not leave a gap and get stuck.
         ctx.conn.chain.nonces.resync(ctx.spec.address)
         raise
+    failpoint(f"after_broadcast:{intent}")
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
     ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
+    failpoint(f"after_receipt:{intent}")
     ctx.journal.forget(ctx.spec.name, f"{intent}-{nonce}")
     ctx.log(f"{intent} mined: {tx_hash}")
 
 
 def settle_journal(ctx: AccountContext) -> None:
-    """Finish what a crashed run left: rebroadcast dropped signed transactions, wait, clean up."""
+    """Finish what a killed run left, before any step: orphaned API keys are deleted at dYdX;
+    journaled transactions are waited for, or rebroadcast (the same signed bytes) if the node
+    forgot them. An entry is forgotten only once its fate is known."""
+    for intent in ctx.journal.key_intents(ctx.spec.name):
+        _delete_orphans(ctx, intent)
+        ctx.journal.forget(ctx.spec.name, intent.key)
     for tx in ctx.journal.entries(ctx.spec.name):
         status = tx_status(ctx.conn.chain, tx.tx_hash)
         if status == "dropped" and tx.raw_tx:
-            ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
-            try:
-                ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx[2:]))
-                status = "pending"
-            except Exception as exc:  # noqa: BLE001 - the nonce was used by something else: the tx can never land
-                ctx.log(
-                    f"journaled {tx.intent} {tx.tx_hash} cannot be rebroadcast ({exc}); dropping the entry"
-                )
+            status = _rebroadcast(ctx, tx)
         if status == "pending":
             ctx.conn.chain.wait_for_receipt(tx.tx_hash, ctx.receipt_timeout)
+            ctx.log(f"journaled {tx.intent} {tx.tx_hash} mined")
+        elif status == "failed":
+            ctx.log(
+                f"journaled {tx.intent} {tx.tx_hash} reverted; the step runs again if still needed"
+            )
+        failpoint("settle:before_forget")
         ctx.journal.forget(ctx.spec.name, tx.key)
+
+
+def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> str:
+    """Send the journaled bytes again: "pending" when the node took them, "dropped" when their
+    nonce went to another transaction (then they can never land). Anything else is raised, and
+    the entry stays for the next run."""
+    ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
+    try:
+        ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
+    except ChainError as exc:
+        if _NONCE_TAKEN not in str(exc):
+            raise
+        ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
+        return "dropped"
+    failpoint("settle:after_rebroadcast")
+    return "pending"
+
+
+# what ChainClient.send_raw says when the nonce was used by another transaction
+_NONCE_TAKEN = "nonce was already used"
 
 
 RUNNERS: dict[StepKind, Callable[[AccountContext, Step], None]] = {

@@ -62,6 +62,7 @@ def plan_account(
     b.api_keys(options.prune_api_keys)
     b.registration()
     b.deposit()
+    b.journaled_transactions()
     return AccountPlan(
         name=spec.name, address=spec.address, steps=_propagate_blocks(b.steps), notes=tuple(b.notes)
     )
@@ -214,9 +215,10 @@ class _AccountPlanBuilder:
                 if key.is_default:
                     default_id = key_id
             self._api_key(key, entry, key_id, listed)
+        orphans = self.interrupted_key_creations()
         if listed is None:
             return
-        extra = sorted(listed - stored_ids)
+        extra = sorted(listed - stored_ids - orphans)
         if not extra:
             return
         if not prune:
@@ -243,6 +245,58 @@ class _AccountPlanBuilder:
                 depends=(self.onboard_step,),
                 blocked=blocked,
                 key=key_id,
+            )
+
+    def interrupted_key_creations(self) -> frozenset[str]:
+        """Notes for API key creations a killed run left in the journal; the orphaned key ids.
+
+        apply settles them before any step: an orphan (listed at dYdX, its secret never
+        stored) is deleted there, then the key's own step creates a fresh one.
+        """
+        orphans: set[str] = set()
+        for intent in self.facts.api_key_intents:
+            if intent.orphans is None:
+                self.notes.append(
+                    Note(
+                        "warning",
+                        f"an interrupted apply may have created API key {intent.name} at dYdX without storing it; "
+                        "apply compares dYdX's keys with Vault first and deletes a key whose secret was lost",
+                    )
+                )
+            elif intent.orphans:
+                orphans.update(intent.orphans)
+                self.notes.append(
+                    Note(
+                        "warning",
+                        f"an interrupted apply created API key {intent.name} at dYdX ({', '.join(intent.orphans)}) "
+                        "and never stored its secret in Vault: apply deletes it there (never the default key) "
+                        "before creating the key again",
+                    )
+                )
+            else:
+                self.notes.append(
+                    Note(
+                        "info",
+                        f"an interrupted apply left a journal entry for API key {intent.name}; "
+                        "no key was lost, apply clears the entry",
+                    )
+                )
+        return frozenset(orphans)
+
+    def journaled_transactions(self) -> None:
+        """Notes for signed transactions a killed run left in the journal; apply settles them first."""
+        for entry in self.facts.journal:
+            then = {
+                "mined": "mined: apply clears the entry",
+                "failed": "reverted: apply clears the entry and the step runs again if still needed",
+                "pending": "pending: apply waits for its receipt",
+                "dropped": "unknown to the node: apply broadcasts the same signed transaction again",
+            }.get(entry.status, f"status {entry.status}")
+            self.notes.append(
+                Note(
+                    "info",
+                    f"journaled {entry.intent} {entry.tx_hash} (nonce {entry.nonce}) from an interrupted apply is {then}",
+                )
             )
 
     def _api_key(

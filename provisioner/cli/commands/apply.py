@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from provisioner.apply import capabilities
 from provisioner.apply.executor import AccountResult, execute
 from provisioner.apply.lock import ApplyLock, lock_path
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import Run, start_run
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
+from provisioner.failpoints import failpoint
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions
 from provisioner.plan.render import render_text
@@ -45,10 +47,14 @@ def run(args: argparse.Namespace) -> int:
         raise ProvisionerError(
             "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'; nothing was done"
         )
+    # Guardrails before the first write (the lock is one), and again under the lock below.
+    _check_guardrails(r, plan, args)
+    capabilities.check(r.conn.vault, r.manifest, plan, facts)
     # Take the lock only when there is work, so a converged apply writes nothing at all;
     # then look again under the lock: another apply may have run in between.
     lock = ApplyLock(r.conn.vault, lock_path(r.manifest.vault.state_path, r.manifest.path))
     lock.acquire(force_unlock=args.force_unlock)
+    failpoint("after_lock")
     try:
         facts, plan = r.observe_and_plan(options)
         if saved is not None:
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _has_work(plan: Plan, facts: WorldFacts) -> bool:
     s = plan.summary()
-    return bool(s.add or s.change or s.destroy) or any(a.journal for a in facts.accounts)
+    return bool(s.add or s.change or s.destroy) or any(a.unsettled for a in facts.accounts)
 
 
 def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
@@ -132,4 +138,11 @@ def _report(r: Run, results: list[AccountResult]) -> int:
             file=sys.stderr,
         )
     print(f"Apply complete: {done} step(s) done, {len(failed)} account(s) failed.")
+    if failed:
+        names = ", ".join(res.name for res in failed)
+        print(
+            f"error: {len(failed)} of {len(results)} account(s) failed ({names}); the others went on. "
+            "Fix the cause and run apply again: it resumes where these stopped.",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

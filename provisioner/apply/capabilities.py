@@ -1,0 +1,84 @@
+"""Before apply writes anything: can the Vault token write what this plan will write?
+
+A token that may read but not write a destination would otherwise fail halfway, after
+an onboarding or a new API key whose secret then has nowhere to go. The check asks
+Vault (``sys/capabilities-self``) once for every path the plan's steps write, the
+apply lock and the account's journal, and refuses naming each missing capability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from provisioner.apply.lock import lock_path
+from provisioner.errors import ProvisionerError
+from provisioner.facts import WorldFacts
+from provisioner.manifest.model import AccountSpec, Manifest
+from provisioner.plan.model import Plan, Step, StepKind
+
+WRITE = frozenset({"create", "update"})
+
+
+class MissingCapabilities(ProvisionerError):
+    pass
+
+
+class _CapabilityView(Protocol):
+    def data_path(self, path: str) -> str: ...
+    def metadata_path(self, path: str) -> str: ...
+    def missing_capabilities(
+        self, paths_and_caps: Mapping[str, set[str]]
+    ) -> dict[str, set[str]]: ...
+
+
+def required(
+    vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts
+) -> dict[str, set[str]]:
+    """API path -> capabilities this plan needs on it."""
+    need: dict[str, set[str]] = {}
+
+    def add(path: str, caps: frozenset[str] | set[str]) -> None:
+        need.setdefault(path, set()).update(caps)
+
+    state = manifest.vault.state_path
+    add(vault.data_path(lock_path(state, manifest.path)), {"read", *WRITE})
+    specs = {a.name: a for a in manifest.accounts}
+    unsettled = {a.name for a in facts.accounts if a.unsettled}
+    for acc in plan.accounts:
+        runnable = [s for s in acc.steps if not s.blocked]
+        if not runnable and acc.name not in unsettled:
+            continue
+        journal = f"{state}/journal/{acc.name}"
+        entry = f"{journal}/entry"  # any entry: policies grant the journal by prefix
+        add(vault.metadata_path(journal), {"list"})
+        add(vault.data_path(entry), {"read", *WRITE})
+        add(vault.metadata_path(entry), {"delete"})
+        for path in sorted({p for s in runnable for p in _written(specs[acc.name], s)}):
+            add(vault.data_path(path), {"read", *WRITE})
+            add(vault.metadata_path(path), WRITE)
+    return need
+
+
+def check(vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts) -> None:
+    """MissingCapabilities naming every path and capability the token lacks; nothing written."""
+    missing = vault.missing_capabilities(required(vault, manifest, plan, facts))
+    if not missing:
+        return
+    listed = "; ".join(
+        f"{path} ({', '.join(sorted(caps))})" for path, caps in sorted(missing.items())
+    )
+    raise MissingCapabilities(
+        f"the Vault token lacks capabilities this apply needs: {listed}; nothing was done"
+    )
+
+
+def _written(spec: AccountSpec, step: Step) -> list[str]:
+    """The Vault destinations a step writes (its journal aside)."""
+    if step.kind is StepKind.STARK_KEY or step.kind is StepKind.RECORD_ACCOUNT:
+        return [spec.stark_key_path]
+    if step.kind is StepKind.ONBOARD:
+        return [spec.stark_key_path, *(k.secret_path for k in spec.api_keys if k.is_default)]
+    if step.kind in (StepKind.API_KEY, StepKind.REPLACE_API_KEY):
+        return [step.params["path"]]
+    return []

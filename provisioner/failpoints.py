@@ -1,0 +1,66 @@
+"""Named kill points for crash tests (a test hook, like etcd's gofail).
+
+``failpoint(name)`` does nothing unless the environment variable
+``PROVISION_FAILPOINT`` names it (``PROVISION_FAILPOINT=after_broadcast:deposit``, or
+several, comma-separated); then the process kills itself with SIGKILL on the spot: no
+``finally``, no lock release, no flush, exactly like a power cut or ``kill -9``.
+``tests/safety/test_crash_matrix.py`` runs apply once per point, then again without
+it, and checks that the second run converges without paying twice or losing a key.
+
+Every point is declared in ``POINTS``; naming an unknown one is a programming error.
+Never set the variable outside tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from provisioner.plan.model import StepKind
+
+ENV = "PROVISION_FAILPOINT"
+
+_TX_INTENTS = ("register", "approve", "deposit")
+_WRITES = ("stark_key", "stark_account", "default_api_key", "api_key")
+_STEP_KINDS = tuple(kind.value for kind in StepKind)
+
+# name -> what the world looks like when the process dies there
+POINTS: dict[str, str] = {
+    "after_lock": "the apply lock is taken, nothing else done",
+    "after_settle": "the journal is settled for the account, no step run yet",
+    "after_derive:stark_key": "STARK key derived in memory, nothing stored",
+    "after_onboard": "POST /v3/onboarding succeeded, nothing from it stored",
+    "after_intent:api_key": "API key intent journaled (keys listed before), POST not sent",
+    "after_create:api_key": "POST /v3/api-keys succeeded, the secret only in memory",
+    "after_intent_update:api_key": "the created key id recorded in the intent, secret not stored",
+    "settle:after_orphan_delete": "an orphaned API key deleted at dYdX, intent not yet forgotten",
+    "settle:after_rebroadcast": "a journaled transaction rebroadcast, receipt not seen",
+    "settle:before_forget": "a journaled transaction settled, its entry not yet forgotten",
+    **{f"before_vault_write:{w}": f"about to write the {w} secret" for w in _WRITES},
+    **{f"after_vault_write:{w}": f"the {w} secret written" for w in _WRITES},
+    **{f"after_sign:{i}": f"{i} transaction signed, not journaled" for i in _TX_INTENTS},
+    **{
+        f"after_journal_record:{i}": f"{i} transaction journaled, not broadcast"
+        for i in _TX_INTENTS
+    },
+    **{f"after_broadcast:{i}": f"{i} transaction broadcast, receipt not seen" for i in _TX_INTENTS},
+    **{
+        f"after_receipt:{i}": f"{i} transaction mined, journal entry not forgotten"
+        for i in _TX_INTENTS
+    },
+    **{f"after_step:{k}": f"the {k} step done, the next not started" for k in _STEP_KINDS},
+}
+
+
+def active() -> frozenset[str]:
+    """The points named in the environment (read on every call, so tests can set it late)."""
+    raw = os.environ.get(ENV, "")
+    return frozenset(p.strip() for p in raw.split(",") if p.strip())
+
+
+def failpoint(name: str) -> None:
+    """Die by SIGKILL here if ``PROVISION_FAILPOINT`` names this point; otherwise nothing."""
+    if name not in POINTS:
+        raise ValueError(f"unknown failpoint {name!r}: declare it in provisioner.failpoints.POINTS")
+    if name in active():
+        os.kill(os.getpid(), signal.SIGKILL)
