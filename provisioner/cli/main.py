@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from provisioner import __version__
+from provisioner.cli.logs import redacted_logging
 from provisioner.errors import ProvisionerError
+from provisioner.redact import Redactor
 
 DEFAULT_MANIFEST = "provision.yaml"
 _MODULES = {"import": "import_keys"}  # `import` is a Python keyword
@@ -126,18 +129,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: 'provision {args.command}' is not implemented yet", file=sys.stderr)
         return 1
-    try:
-        return int(module.run(args))
-    except ProvisionerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # stdout closed early (e.g. piped into `head`): not an error worth a traceback
-        sys.stderr.close()
-        return 0
+    # One redactor per run: commands register every secret they meet with it (args.redactor),
+    # and every error and log line below passes through it.
+    redactor = Redactor()
+    args.redactor = redactor
+    with redacted_logging(redactor, args.verbose):
+        try:
+            return int(module.run(args))
+        except ProvisionerError as exc:
+            print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 1
+        except BrokenPipeError:
+            # stdout closed early (e.g. piped into `head`): not an error worth a traceback
+            sys.stderr.close()
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, still without a secret
+            print(
+                redactor.redact(f"error: unexpected {type(exc).__name__}: {exc}"),
+                file=sys.stderr,
+            )
+            if args.verbose:
+                print(redactor.redact(traceback.format_exc()), file=sys.stderr, end="")
+            else:
+                print("(run with -v for the traceback)", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

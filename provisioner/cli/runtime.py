@@ -82,7 +82,7 @@ def shard_of(name: str, count: int) -> int:
 
 def start_run(args: argparse.Namespace) -> Run:
     manifest = load_manifest(args.file)
-    redactor = Redactor()
+    redactor = getattr(args, "redactor", None) or Redactor()  # main's: it redacts our errors too
     accounts = select_accounts(
         manifest, list(getattr(args, "target", []) or []), getattr(args, "shard", None)
     )

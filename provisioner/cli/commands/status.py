@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         keys = {
             name: bool(
                 e.exists
-                and API_FIELDS <= e.fields
+                and e.fields >= API_FIELDS
                 and (f.dydx_api_keys is None or e.get("key") in f.dydx_api_keys)
             )
             for name, e in f.api_secrets
