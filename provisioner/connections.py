@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from provisioner.clients.chain import ChainClient
 from provisioner.clients.dydx import DydxClient
@@ -12,14 +13,34 @@ from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import VaultClient
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import Manifest
-from provisioner.redact import Redactor
+from provisioner.redact import Redactor, display_url
 from provisioner.secrets import SecretResolver
 
 Log = Callable[[str], None]
 
 
+# A node restarting or a load balancer failing over is gone for seconds: wait up to ~15 s
+# in all (reads, and rebroadcasts of the same signed bytes: both safe to repeat).
+CHAIN_RETRY = RetryPolicy(max_attempts=7, base_delay=0.25, max_delay=4.0)
+
+
 class GuardrailError(ProvisionerError):
     pass
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoggedRetry:
+    """The shared retry policy for a client that does not log its retries itself (Vault):
+    every retry becomes a log line, shown with -v."""
+
+    policy: RetryPolicy
+    log: Log
+
+    def call(self, fn: Callable[[], T], *, idempotent: bool, describe: str) -> T:
+        return self.policy.call(fn, idempotent=idempotent, describe=describe, log=self.log)
 
 
 @dataclass
@@ -43,13 +64,15 @@ def connect(
     """Log in to Vault, reach the chain and check its id before anything else runs."""
     redactor = redactor or Redactor()
     resolver = SecretResolver(redactor, env)
-    vault = VaultClient.connect(manifest.vault, resolver, redactor, retry=RetryPolicy())
+    vault = VaultClient.connect(
+        manifest.vault, resolver, redactor, retry=LoggedRetry(RetryPolicy(), log)
+    )
     resolver.attach_vault(vault)
-    chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log)
+    chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log, retry=CHAIN_RETRY)
     actual = chain.chain_id()
     if actual != manifest.network.chain_id:
         raise GuardrailError(
-            f"the RPC at {manifest.network.rpc_url} serves chain {actual}, the manifest says {manifest.network.chain_id}; nothing was done"
+            f"the RPC at {display_url(manifest.network.rpc_url)} serves chain {actual}, the manifest says {manifest.network.chain_id}; nothing was done"
         )
     dydx = DydxClient(
         manifest.network.api_url,

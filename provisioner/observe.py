@@ -19,6 +19,7 @@ from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, Worl
 from provisioner.journal import Journal, KeyIntent, key_orphans
 from provisioner.manifest.model import AccountSpec
 from provisioner.plan.planner import API_FIELDS, STARK_FIELDS, plan_account
+from provisioner.secrets import SecretError
 from provisioner.signers.base import SignerError
 from provisioner.signers.factory import make_signer
 
@@ -164,8 +165,8 @@ def _check_signer_if_needed(
         make_signer(
             spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor
         )
-    except SignerError as exc:
-        return replace(facts, signer_error=str(exc))
+    except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
+        return replace(facts, signer_error=conn.redactor.redact(str(exc)))
     return facts
 
 

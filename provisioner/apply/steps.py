@@ -308,7 +308,13 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
     failpoint(f"after_broadcast:{intent}")
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
-    ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
+    try:
+        ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
+    except ChainError as exc:
+        raise StepFailed(
+            f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
+            "the next apply looks it up by hash before anything else"
+        ) from None
     failpoint(f"after_receipt:{intent}")
     ctx.journal.forget(ctx.spec.name, f"{intent}-{nonce}")
     ctx.log(f"{intent} mined: {tx_hash}")
