@@ -39,6 +39,7 @@ META_ACCOUNT = "account"
 DEFAULT_TOKEN_REF = SecretRef("env", "VAULT_TOKEN")
 KUBERNETES_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 REFRESH_MARGIN_SECONDS = 300.0  # renew when less than this (or a third of the TTL) is left
+_CAPABILITY_PATHS_PER_REQUEST = 400  # OpenBao refuses JSON bodies of > 1,000 strings
 
 
 class VaultError(ProvisionerError):
@@ -397,13 +398,12 @@ class VaultClient:
         Only paths with something missing are returned, so an empty dict means "all granted".
         """
         paths = sorted({p.strip("/") for p in paths_and_caps})
-        if not paths:
-            return {}
-        with self._calls("checking capabilities (sys/capabilities-self)"):
-            response = self._idempotent(
-                lambda: self._hvac.sys.get_capabilities(paths=paths), "capabilities"
-            )
-        granted_by_path = response.get("data") or response
+        granted_by_path: dict[str, Any] = {}
+        # Vault and OpenBao refuse a JSON body with more than 1,000 strings (listener
+        # max_request_json_strings): a plan for hundreds of accounts asks in chunks.
+        for start in range(0, len(paths), _CAPABILITY_PATHS_PER_REQUEST):
+            response = self._capabilities(paths[start : start + _CAPABILITY_PATHS_PER_REQUEST])
+            granted_by_path.update(response.get("data") or response)
         missing: dict[str, set[str]] = {}
         for path, wanted in paths_and_caps.items():
             granted = set(granted_by_path.get(path.strip("/"), []))
@@ -413,6 +413,13 @@ class VaultClient:
             if lacking:
                 missing[path] = lacking
         return missing
+
+    def _capabilities(self, paths: list[str]) -> dict[str, Any]:
+        with self._calls("checking capabilities (sys/capabilities-self)"):
+            response: dict[str, Any] = self._idempotent(
+                lambda: self._hvac.sys.get_capabilities(paths=paths), "capabilities"
+            )
+        return response
 
     # -- plumbing --------------------------------------------------------------------------
 

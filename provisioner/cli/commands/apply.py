@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from provisioner.apply import capabilities
-from provisioner.apply.executor import AccountResult, execute
+from provisioner.apply.executor import AccountResult, StepHook, execute
 from provisioner.apply.lock import ApplyLock, lock_path
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import Run, start_run
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.failpoints import failpoint
-from provisioner.plan.model import Plan
+from provisioner.plan.model import Plan, Step
 from provisioner.plan.planner import PlanOptions
 from provisioner.plan.render import render_text
 
@@ -114,12 +114,12 @@ def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
         )
 
 
-def _progress(r: Run):  # type: ignore[no-untyped-def]
-    def hook(event: str, step) -> None:  # type: ignore[no-untyped-def]
-        if event == "start":
-            print(f"  {step.account}: {step.summary} ...", file=sys.stderr, flush=True)
-        else:
-            print(f"  {step.account}: done: {step.summary}", file=sys.stderr, flush=True)
+def _progress(r: Run) -> StepHook:
+    def hook(event: str, step: Step) -> None:
+        done = "" if event == "start" else "done: "
+        more = " ..." if event == "start" else ""
+        line = f"  {step.account}: {done}{step.summary}{more}"
+        print(r.redactor.redact(line), file=sys.stderr, flush=True)
 
     return hook
 
@@ -129,7 +129,7 @@ def _report(r: Run, results: list[AccountResult]) -> int:
     done = sum(len(res.done) for res in results)
     for res in results:
         for tx in res.tx_hashes:
-            print(f"  {res.name}: transaction {tx}")
+            print(r.redactor.redact(f"  {res.name}: transaction {tx}"))
     for res in failed:
         print(
             r.redactor.redact(

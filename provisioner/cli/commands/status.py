@@ -74,5 +74,8 @@ def run(args: argparse.Namespace) -> int:
             yn(row["stark_key_in_vault"]),
             key_text,
         )
-    Console(no_color=not sys.stdout.isatty()).print(table)
+    console = Console(no_color=not sys.stdout.isatty())
+    with console.capture() as captured:
+        console.print(table)
+    sys.stdout.write(r.redactor.redact(captured.get()))
     return 0
