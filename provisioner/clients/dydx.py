@@ -37,9 +37,9 @@ from dydx3.helpers.request_helpers import (
 from dydx3.modules.onboarding import Onboarding
 from dydx3.modules.private import Private
 from dydx3.starkex.helpers import private_key_to_public_key_pair_hex
-from requests.adapters import HTTPAdapter
 
 from provisioner import __version__
+from provisioner.clients.http import HttpResponse, HttpTransport
 from provisioner.clients.ratelimit import Bucket, RateLimiter
 from provisioner.clients.retry import Retryability, RetryPolicy, classify
 from provisioner.errors import ProvisionerError
@@ -215,20 +215,17 @@ class DydxClient:
         self._timeout = timeout
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update(
-            {
+        self._http = HttpTransport(
+            self.api_url,
+            headers={
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "User-Agent": f"dydx-provisioner/{__version__}",
-            }
+            },
         )
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def __enter__(self) -> DydxClient:
         return self
@@ -566,10 +563,10 @@ class DydxClient:
             slot.sending()  # signing may have taken long (remote signers): count from now
             with self._stats_lock:
                 self._stats[request.route] += 1
-            response = self._session.request(
+            response = self._http.request(
                 request.method,
                 self.api_url + request.path,
-                data=request.body,
+                body=request.body,
                 headers=headers,
                 timeout=self._timeout,
             )
@@ -586,7 +583,7 @@ class DydxClient:
             raise self._unexpected(request.route)
         return data
 
-    def _http_error(self, route: str, response: requests.Response) -> DydxError:
+    def _http_error(self, route: str, response: HttpResponse) -> DydxError:
         status = response.status_code
         msg = _error_message(response)
         text = self._redactor.redact(f"dYdX {route}: {status} {msg}".rstrip())
@@ -603,7 +600,7 @@ class DydxClient:
         )
 
 
-def _error_message(response: requests.Response) -> str:
+def _error_message(response: HttpResponse) -> str:
     """v3's ``errors[].msg``; otherwise a short, single-line piece of the body (Cloudflare answers HTML)."""
     try:
         errors = response.json().get("errors")

@@ -1,0 +1,193 @@
+"""HTTP for the clients: connection pools shared by threads, with the environment read once.
+
+``requests`` spends about a millisecond of CPU on each request (session merging, hooks,
+the cookie jar, and the environment: ``os.environ`` walked twice for proxies, a stat of
+``~/.netrc``). Planning 1,000 converged accounts makes 3,000 requests, so that was most
+of what a plan cost on our side. Each of our clients talks to one host:
+
+- ``HttpTransport`` sends the hot requests (every dYdX call, every Vault read) straight
+  through urllib3, the library requests itself sends with, and raises the very exceptions
+  requests would (``requests.ConnectionError`` wrapping urllib3's error, ``ReadTimeout``,
+  ...), so the retry policy classifies them unchanged;
+- ``pooled_session`` prepares the requests sessions that stay (hvac's, the chain's).
+
+Both take proxies and ``NO_PROXY``, netrc credentials and the CA bundle from the
+environment once, for their host, as requests would have for each request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import certifi
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ConnectTimeout, ProxyError, ReadTimeout, RetryError, SSLError
+from requests.utils import get_auth_from_url, get_environ_proxies, get_netrc_auth, select_proxy
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.exceptions import ProxyError as Urllib3ProxyError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+
+POOL_CONNECTIONS = 128  # the threads of a parallel run share one pool per host
+MAX_REDIRECTS = 5  # Vault standbys redirect to the active node; requests followed up to 30
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """The parts of an answer the clients read; ``headers`` is case-insensitive."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The decoded body; ValueError (like requests) when it is not JSON."""
+        return json.loads(self.content)
+
+
+class HttpTransport:
+    """Thread-safe requests to one host. ``verify``: True, False or a CA bundle path (as in
+    requests); ``cert``: a client certificate path, or (certificate, key)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._headers = dict(headers or {})
+        username, password = get_auth_from_url(base_url)
+        auth = (username, password) if username or password else get_netrc_auth(base_url)
+        if auth:
+            self._headers.setdefault("Authorization", _basic(*auth))
+        tls: dict[str, Any] = {"maxsize": POOL_CONNECTIONS, "block": False}
+        if urlsplit(base_url).scheme == "https":
+            if verify is False:
+                tls["cert_reqs"] = "CERT_NONE"
+            else:
+                tls["cert_reqs"] = "CERT_REQUIRED"
+                bundle = verify if isinstance(verify, str) else ca_bundle_from_env()
+                if bundle and os.path.isdir(bundle):  # VAULT_CAPATH names a directory
+                    tls["ca_cert_dir"] = bundle
+                else:
+                    tls["ca_certs"] = bundle or certifi.where()
+            if isinstance(cert, tuple):
+                tls["cert_file"], tls["key_file"] = cert
+            elif cert:
+                tls["cert_file"] = cert
+        proxy = select_proxy(base_url, get_environ_proxies(base_url))
+        self._pool: urllib3.PoolManager = (
+            urllib3.ProxyManager(proxy if "://" in proxy else f"http://{proxy}", **tls)
+            if proxy
+            else urllib3.PoolManager(**tls)
+        )
+        # connect errors raise at once (as MaxRetryError, like requests), read errors as
+        # themselves; redirects are followed: whether to repeat a request is the caller's call
+        self._retries = urllib3.Retry(
+            total=None, connect=0, read=False, redirect=MAX_REDIRECTS, status=0, other=0
+        )
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """One exchange (redirects followed); failures raised as requests' exceptions."""
+        try:
+            answer = self._pool.request(
+                method,
+                _strip_userinfo(url),
+                body=body.encode() if isinstance(body, str) else body,
+                headers={**self._headers, **(headers or {})},
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                retries=self._retries,
+            )
+        except (ProtocolError, OSError) as exc:
+            raise requests.ConnectionError(exc) from None
+        except MaxRetryError as exc:
+            if isinstance(exc.reason, ConnectTimeoutError) and not isinstance(
+                exc.reason, NewConnectionError
+            ):
+                raise ConnectTimeout(exc) from None
+            if isinstance(exc.reason, ResponseError):
+                raise RetryError(exc) from None
+            if isinstance(exc.reason, Urllib3ProxyError):
+                raise ProxyError(exc) from None
+            if isinstance(exc.reason, Urllib3SSLError):
+                raise SSLError(exc) from None
+            raise requests.ConnectionError(exc) from None
+        except ClosedPoolError as exc:
+            raise requests.ConnectionError(exc) from None
+        except Urllib3ProxyError as exc:
+            raise ProxyError(exc) from None
+        except Urllib3SSLError as exc:
+            raise SSLError(exc) from None
+        except ReadTimeoutError as exc:
+            raise ReadTimeout(exc) from None
+        except HTTPError as exc:
+            raise requests.ConnectionError(exc) from None
+        return HttpResponse(answer.status, answer.headers, answer.data, answer.reason or "")
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def pooled_session(base_url: str, *, session: requests.Session | None = None) -> requests.Session:
+    """``session`` (or a new one) with a connection pool for many threads and the environment's
+    proxy, NO_PROXY, netrc and CA-bundle settings for ``base_url`` fixed once."""
+    session = session or requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=POOL_CONNECTIONS, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # {} when NO_PROXY covers the host; hvac leaves None here
+    session.proxies = {**(session.proxies or {}), **get_environ_proxies(base_url)}
+    auth = get_netrc_auth(base_url)
+    if auth and session.auth is None:
+        session.auth = auth
+    bundle = ca_bundle_from_env()
+    if bundle and session.verify is True:
+        session.verify = bundle  # what requests would pick per request for verify=True/None
+    session.trust_env = False
+    return session
+
+
+def ca_bundle_from_env() -> str | None:
+    """The CA bundle requests takes from the environment when told to verify with the default."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def _basic(username: str, password: str) -> str:
+    return str(urllib3.make_headers(basic_auth=f"{username}:{password}")["authorization"])
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
