@@ -1,0 +1,121 @@
+"""Client paths that only show at scale: capability checks for hundreds of accounts, the hand-rolled
+ABI words and checksums of the batched chain reads, and the lean HTTP transport's error mapping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+
+from provisioner.clients import chain
+from provisioner.clients.http import HttpTransport
+from provisioner.clients.retry import Retryability, classify
+from provisioner.clients.vault import VaultClient
+from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
+from provisioner.redact import Redactor
+from provisioner.sandbox.control import SandboxInfo
+from provisioner.secrets import SecretResolver
+
+
+@pytest.mark.sandbox
+def test_capabilities_for_more_paths_than_one_request_may_carry(sandbox: SandboxInfo) -> None:
+    redactor = Redactor()
+    resolver = SecretResolver(redactor, {"T": sandbox.vault_token})
+    spec = VaultSpec(
+        address=sandbox.vault_addr, auth=VaultAuth(method="token", token=SecretRef("env", "T"))
+    )
+    vault = VaultClient.connect(spec, resolver, redactor)
+    wanted = {vault.data_path(f"scale/acct-{i}/stark"): {"read", "create"} for i in range(1500)}
+    assert vault.missing_capabilities(wanted) == {}  # the root token has them all
+
+
+@pytest.mark.parametrize(
+    ("signature", "types", "args"),
+    [
+        ("balanceOf(address)", ["address"], ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]),
+        (
+            "allowance(address,address)",
+            ["address", "address"],
+            ["0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "0x" + "AB" * 20],
+        ),
+        ("getEthKey(uint256)", ["uint256"], [2**255 + 12345]),
+        ("deposit(uint256,uint256,uint256,uint256)", ["uint256"] * 4, [1, 0, 2**256 - 1, 7]),
+        (
+            "registerUser(address,uint256,bytes)",
+            ["address", "uint256", "bytes"],
+            ["0x" + "11" * 20, 5, b"\x01" * 65],
+        ),
+    ],
+)
+def test_calldata_matches_eth_abi(signature: str, types: list[str], args: list[object]) -> None:
+    expected = "0x" + (function_signature_to_4byte_selector(signature) + encode(types, args)).hex()
+    assert chain._calldata(signature, types, args) == expected
+
+
+def test_checksums_match_eth_utils_and_bad_ones_are_refused() -> None:
+    for _ in range(500):
+        raw = os.urandom(20).hex()
+        assert chain._address("0x" + raw) == to_checksum_address("0x" + raw)
+        assert chain._checksummed(raw.upper()) == to_checksum_address("0x" + raw)
+    good = to_checksum_address("0x" + "a1" * 20)
+    bad = good[:2] + good[2:].swapcase()
+    for value in (bad, "0x1234", "f39fd6e51aad88f6f4ce6ab8827279cfffb92266", "0x" + "g" * 40):
+        with pytest.raises(ValueError):
+            chain._address(value)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/redirect":
+            self.send_response(307)
+            self.send_header("Location", "/ok")
+            self.end_headers()
+            return
+        if self.path == "/hang":
+            threading.Event().wait(2)
+        body = (self.headers.get("Authorization") or "none").encode()
+        self.send_response(200 if self.path != "/missing" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("RateLimit-Remaining", "7")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_transport_answers_follow_redirects_and_carry_url_credentials(server: str) -> None:
+    host = server.removeprefix("http://")
+    http = HttpTransport(f"http://user:pw@{host}")
+    answer = http.request("GET", f"http://user:pw@{host}/redirect", timeout=5)
+    assert answer.status_code == 200 and answer.text.startswith("Basic ")
+    assert answer.headers["ratelimit-remaining"] == "7"  # case-insensitive, like requests
+    assert http.request("GET", f"{server}/missing", timeout=5).status_code == 404
+
+
+def test_transport_failures_are_requests_exceptions_the_retry_policy_knows(server: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(requests.ConnectionError) as refused:
+        HttpTransport(closed).request("GET", closed + "/", timeout=2)
+    assert classify(refused.value)[0] is Retryability.ALWAYS  # nothing was sent
+    with pytest.raises(requests.ReadTimeout) as slow:
+        HttpTransport(server).request("GET", server + "/hang", timeout=0.3)
+    assert classify(slow.value)[0] is Retryability.IF_IDEMPOTENT  # it may have taken effect
