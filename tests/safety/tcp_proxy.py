@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class TcpProxy:
@@ -17,8 +18,17 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._marker = b""
+        self._actions: list[Callable[[], None]] = []
+        self._armed: set[socket.socket] = set()  # client sockets awaiting a marked answer
         self.port = 0
         self.up()
+
+    def after_answers(self, marker: bytes, actions: list[Callable[[], None]]) -> None:
+        """Once the answer to a request containing ``marker`` has been passed back, run the
+        next action (in a thread): e.g. go down right after a transaction was accepted."""
+        with self._lock:
+            self._marker, self._actions = marker, list(actions)
 
     @property
     def url(self) -> str:
@@ -65,13 +75,14 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._open.update({client, upstream})
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, c in ((client, upstream, client), (upstream, client, client)):
+                threading.Thread(target=self._pump, args=(a, b, c), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, client: socket.socket) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
+                self._watch(data, client, request=source is client)
         except OSError:
             pass
         finally:
@@ -82,3 +93,14 @@ class TcpProxy:
             with self._lock:
                 self._open.discard(source)
                 self._open.discard(sink)
+
+    def _watch(self, data: bytes, client: socket.socket, *, request: bool) -> None:
+        action = None
+        with self._lock:
+            if request and self._marker and self._marker in data:
+                self._armed.add(client)
+            elif not request and client in self._armed:
+                self._armed.discard(client)
+                action = self._actions.pop(0) if self._actions else None
+        if action is not None:
+            threading.Thread(target=action, daemon=True).start()

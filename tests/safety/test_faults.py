@@ -5,17 +5,12 @@ paying twice."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from reconciler.helpers import (
-    PROVISION,
-    REPO,
     Manifest,
     chain_client,
     make_accounts,
@@ -107,30 +102,6 @@ def test_dydx_429_bursts_5xx_latency_and_drops(sandbox: SandboxInfo, tmp_path: P
     assert convergence_problems(sandbox, m, deposits) == []
 
 
-class _Watcher:
-    """Reads a running apply's stderr; on a line containing a trigger, runs its action once."""
-
-    def __init__(self, proc: subprocess.Popen[str], triggers: dict[str, object]) -> None:
-        self.lines: list[str] = []
-        self._proc = proc
-        self._triggers = dict(triggers)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._proc.stderr is not None
-        for line in self._proc.stderr:
-            self.lines.append(line)
-            for trigger in [t for t in self._triggers if t in line]:
-                action = self._triggers.pop(trigger)
-                assert callable(action)
-                threading.Thread(target=action, daemon=True).start()
-
-    def text(self) -> str:
-        self._thread.join(timeout=10)
-        return "".join(self.lines)
-
-
 def test_chain_rpc_briefly_gone_then_gone_for_good(sandbox: SandboxInfo, tmp_path: Path) -> None:
     rpc = urlsplit(sandbox.rpc_url)
     proxy = TcpProxy(rpc.hostname or "127.0.0.1", rpc.port or 8545)
@@ -138,40 +109,35 @@ def test_chain_rpc_briefly_gone_then_gone_for_good(sandbox: SandboxInfo, tmp_pat
         sandbox, [{"name": "rpc-gone", "deposit": "3.25", "api_keys": ["default"]}]
     )
     m = write_manifest(tmp_path, [acct])
-    env = {**os.environ, **sandbox.env(), "ETH_RPC_URL": proxy.url, "NO_COLOR": "1"}
-    env.pop("PROVISION_FAILPOINT", None)
 
     def blip() -> None:
         proxy.down()
         time.sleep(2.5)
         proxy.up()
 
-    stdout = tmp_path / "apply.out"
-    proc = subprocess.Popen(
-        [PROVISION, "-v", "apply", "-f", str(m.path), "--auto-approve"],
-        stdin=subprocess.DEVNULL,
-        stdout=stdout.open("w"),
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    # down for 2.5 s while waiting for two receipts (the run rides it out), then down for
-    # good once the deposit is out: the run must stop cleanly with the deposit journaled
-    watcher = _Watcher(
-        proc, {"register sent": blip, "approve sent": blip, "deposit sent": proxy.down}
-    )
+    # Down for 2.5 s right after the node accepted registerUser and approve (the run rides
+    # it out while waiting for their receipts), then for good right after it accepted the
+    # deposit: the run must stop cleanly with the deposit journaled.
+    proxy.after_answers(b"eth_sendRawTransaction", [blip, blip, proxy.down])
     try:
-        proc.wait(timeout=150)
+        run = provision(
+            sandbox,
+            "-v",
+            "apply",
+            "-f",
+            str(m.path),
+            "--auto-approve",
+            env={"ETH_RPC_URL": proxy.url},
+        )
     finally:
         proxy.down()
-    err, out = watcher.text(), stdout.read_text()
-    assert proc.returncode == 1, out + err
+    err = run.err
+    assert run.rc == 1, str(run)
     _clean_failure(err)
     assert "register mined" in err and "approve mined" in err  # the blips were ridden out
     assert "could not connect" in err and "retry" in err  # and each retry was shown
     assert "rpc-gone: FAILED at rpc-gone/deposit" in err
-    assert "cannot reach the Ethereum node" in err
+    assert "cannot reach the Ethereum node" in err and "was broadcast and journaled" in err
     assert len(journal_keys(sandbox, m)) == 1, "the broadcast deposit is not journaled"
     assert _half_written(sandbox, m) == []
 
