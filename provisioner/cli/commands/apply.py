@@ -9,9 +9,9 @@ from pathlib import Path
 
 from provisioner.apply import capabilities
 from provisioner.apply.executor import AccountResult, StepHook, execute
-from provisioner.apply.lock import ApplyLock, lock_path
+from provisioner.apply.lock import AccountLocks, ApplyLock, LockInfo, lock_path
 from provisioner.cli.commands.plan import print_text
-from provisioner.cli.runtime import Run, start_run
+from provisioner.cli.runtime import Run, parse_shard, start_run
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.failpoints import failpoint
@@ -50,12 +50,23 @@ def run(args: argparse.Namespace) -> int:
     # Guardrails before the first write (the lock is one), and again under the lock below.
     _check_guardrails(r, plan, args)
     capabilities.check(r.conn.vault, r.manifest, plan, facts)
-    # Take the lock only when there is work, so a converged apply writes nothing at all;
-    # then look again under the lock: another apply may have run in between.
-    lock = ApplyLock(r.conn.vault, lock_path(r.manifest.vault.state_path, r.manifest.path))
-    lock.acquire(force_unlock=args.force_unlock)
+    # Locks only when there is work, so a converged apply writes nothing at all: this run's
+    # (per manifest and shard), then one per account it has work for, so that overlapping
+    # runs never work the same account; then look again under them, at the accounts held
+    # (a saved plan: at all it names): another apply may have run in between.
+    state = r.manifest.vault.state_path
+    shard = parse_shard(args.shard) if args.shard else None
+    lock = ApplyLock(r.conn.vault, lock_path(state, r.manifest.path, shard))
+    run_lock = lock.acquire(force_unlock=args.force_unlock)
     failpoint("after_lock")
+    account_locks = AccountLocks(r.conn.vault, state, run_lock)
     try:
+        busy = account_locks.acquire(
+            _with_work(plan, facts), force_unlock=args.force_unlock, parallelism=r.parallelism
+        )
+        _report_busy(r, busy, saved is not None)
+        keep = {a.name for a in plan.accounts} if saved else account_locks.held
+        r.accounts = [a for a in r.accounts if a.name in keep]
         facts, plan = r.observe_and_plan(options)
         if saved is not None:
             if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
         if not _has_work(plan, facts):
             print("Nothing to apply.")
-            return 0
+            return int(bool(busy))  # what others hold is not done yet
         _check_guardrails(r, plan, args)
         if saved is None and not args.auto_approve:
             answer = input("Apply these steps? Only 'yes' is accepted: ")
@@ -75,14 +86,39 @@ def run(args: argparse.Namespace) -> int:
                 print("Apply cancelled.")
                 return 1
         results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
-        return _report(r, results)
+        return max(_report(r, results), int(bool(busy)))
     finally:
+        account_locks.release(parallelism=r.parallelism)
         lock.release()
 
 
 def _has_work(plan: Plan, facts: WorldFacts) -> bool:
     s = plan.summary()
     return bool(s.add or s.change or s.destroy) or any(a.unsettled for a in facts.accounts)
+
+
+def _with_work(plan: Plan, facts: WorldFacts) -> list[str]:
+    """The accounts apply will touch: a step to run, or a journal to settle."""
+    unsettled = {a.name for a in facts.accounts if a.unsettled}
+    return [
+        a.name for a in plan.accounts if a.name in unsettled or any(not s.blocked for s in a.steps)
+    ]
+
+
+def _report_busy(r: Run, busy: dict[str, LockInfo], saved: bool) -> None:
+    """Accounts another apply is working on are left to it; a saved plan is all or nothing."""
+    for name, other in sorted(busy.items()):
+        hint = f"; if its holder is gone, run again with --force-unlock {other.id}"
+        print(
+            r.redactor.redact(
+                f"  {name}: left alone, another apply works on it: {other.describe()}{hint}"
+            ),
+            file=sys.stderr,
+        )
+    if busy and saved:
+        raise ProvisionerError(
+            f"{len(busy)} account(s) of the saved plan are being applied by another run; nothing was done"
+        )
 
 
 def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
