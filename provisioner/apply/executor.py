@@ -39,10 +39,11 @@ def execute(
 ) -> list[AccountResult]:
     journal = Journal(conn.vault, conn.manifest.vault.state_path)
     specs = {a.name: a for a in conn.manifest.accounts}
+    journaled = _journaled(journal)  # one listing, not one per account
     todo = [
         acc
         for acc in plan.accounts
-        if any(not s.blocked for s in acc.steps) or acc.name in _journaled(journal)
+        if any(not s.blocked for s in acc.steps) or acc.name in journaled
     ]
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         return list(

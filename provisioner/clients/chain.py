@@ -34,6 +34,7 @@ Log = Callable[[str], None]
 BATCH_SIZE = 500
 LOG_RANGE_BLOCKS = 10_000
 LOG_RANGES_PER_REQUEST = 20
+FINAL_AFTER_BLOCKS = 64  # deposit events older than this are not re-read (reorgs are shallower)
 RPC_TIMEOUT_S = 30.0
 RECEIPT_POLL_S = 0.25
 UINT256_MAX = 2**256 - 1
@@ -117,6 +118,15 @@ class ChainStats:
     http_requests: int = 0
     batch_requests: int = 0
     sent_transactions: int = 0
+
+
+@dataclass(frozen=True)
+class _DepositScan:
+    """Deposit totals from a scan: ``settled`` up to block ``final_to``, ``totals`` up to the head."""
+
+    settled: dict[tuple[int, int], int]
+    final_to: int
+    totals: dict[tuple[int, int], int]
 
 
 class NonceManager:
@@ -314,7 +324,7 @@ class ChainClient:
         self.nonces = NonceManager(self._pending_count)
         self._chain_id: int | None = None
         self._deposits_lock = threading.Lock()
-        self._deposits: dict[int, dict[tuple[int, int], int]] = {}
+        self._deposits: dict[int, _DepositScan] = {}  # by from_block
 
     def close(self) -> None:
         self._rpc.close()
@@ -454,20 +464,39 @@ class ChainClient:
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
         """Quantized USDC deposited per (starkKey, vaultId), summed from the exchange's LogDeposit events.
 
-        Scanned once per client (per ``from_block``) and cached; ``refresh`` scans again.
+        Scanned once per client (per ``from_block``) and cached; ``refresh`` reads the new blocks.
         """
         with self._deposits_lock:
-            if refresh or from_block not in self._deposits:
-                self._deposits[from_block] = self._scan_deposits(from_block)
-            return dict(self._deposits[from_block])
+            scan = self._deposits.get(from_block)
+            if scan is None or refresh:
+                scan = self._scan_deposits(from_block, scan)
+                self._deposits[from_block] = scan
+            return dict(scan.totals)
 
-    def _scan_deposits(self, from_block: int) -> dict[tuple[int, int], int]:
+    def _scan_deposits(self, from_block: int, previous: _DepositScan | None) -> _DepositScan:
+        """A refresh scans only what is new since the previous scan's final blocks (every deposit
+        step of an apply refreshes: scanning from ``from_block`` each time grew with the chain
+        and the number of accounts); blocks younger than ``FINAL_AFTER_BLOCKS`` are read again."""
         latest = self.block_number()
+        start = from_block if previous is None else previous.final_to + 1
+        final_to = max(latest - FINAL_AFTER_BLOCKS, start - 1)
+        settled = dict(previous.settled) if previous is not None else {}
+        recent: dict[tuple[int, int], int] = {}
+        for block, key, quantized in self._deposit_logs(start, latest):
+            into = settled if block <= final_to else recent
+            into[key] = into.get(key, 0) + quantized
+        totals = dict(settled)
+        for key, quantized in recent.items():
+            totals[key] = totals.get(key, 0) + quantized
+        return _DepositScan(settled=settled, final_to=final_to, totals=totals)
+
+    def _deposit_logs(self, first: int, latest: int) -> list[tuple[int, tuple[int, int], int]]:
+        """(block, (starkKey, vaultId), quantized amount) of every USDC LogDeposit in the range."""
         ranges = [
             (start, min(start + LOG_RANGE_BLOCKS - 1, latest))
-            for start in range(from_block, latest + 1, LOG_RANGE_BLOCKS)
+            for start in range(first, latest + 1, LOG_RANGE_BLOCKS)
         ]
-        totals: dict[tuple[int, int], int] = {}
+        found: list[tuple[int, tuple[int, int], int]] = []
         while ranges:
             group, ranges = ranges[:LOG_RANGES_PER_REQUEST], ranges[LOG_RANGES_PER_REQUEST:]
             calls: list[Call] = [
@@ -495,16 +524,18 @@ class ChainClient:
                         f"reading deposit events (blocks {a}-{b}) failed: {result.message}"
                     )
                 for log in result or []:
-                    self._add_deposit(totals, log)
+                    deposit = self._deposit(log)
+                    if deposit is not None:
+                        found.append(deposit)
             ranges = retry_smaller + ranges
-        return totals
+        return found
 
-    def _add_deposit(self, totals: dict[tuple[int, int], int], log: dict[str, Any]) -> None:
+    def _deposit(self, log: dict[str, Any]) -> tuple[int, tuple[int, int], int] | None:
         if log.get("removed") or str(log.get("address", "")).lower() != self._exchange.lower():
-            return
+            return None
         topics = log.get("topics") or []
         if not topics or str(topics[0]).lower() != LOG_DEPOSIT_TOPIC:
-            return
+            return None
         data = _hex_bytes(log.get("data"))
         if data is None or len(data) != 6 * 32:
             raise ChainError(f"malformed LogDeposit in transaction {log.get('transactionHash')}")
@@ -512,8 +543,9 @@ class ChainClient:
             int.from_bytes(data[i : i + 32], "big") for i in range(0, 6 * 32, 32)
         )
         if asset_type != self.network.collateral_asset_id:
-            return
-        totals[(stark_key, vault_id)] = totals.get((stark_key, vault_id), 0) + quantized
+            return None
+        block = _quantity(log.get("blockNumber"), "LogDeposit blockNumber")
+        return block, (stark_key, vault_id), quantized
 
     # -- transactions ---------------------------------------------------------------------
 

@@ -119,3 +119,27 @@ def test_transport_failures_are_requests_exceptions_the_retry_policy_knows(serve
     with pytest.raises(requests.ReadTimeout) as slow:
         HttpTransport(server).request("GET", server + "/hang", timeout=0.3)
     assert classify(slow.value)[0] is Retryability.IF_IDEMPOTENT  # it may have taken effect
+
+
+def test_a_deposit_refresh_reads_only_new_blocks_and_rereads_the_unfinal_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provisioner.networks import SEPOLIA
+
+    client = chain.ChainClient("http://127.0.0.1:9", SEPOLIA)
+    events = {10: ((1, 1), 5), 200: ((1, 1), 7), 290: ((2, 1), 1)}  # block -> (key, amount)
+    head = {"block": 250}
+    asked: list[tuple[int, int]] = []
+
+    def logs(first: int, latest: int) -> list[tuple[int, tuple[int, int], int]]:
+        asked.append((first, latest))
+        return [(b, k, q) for b, (k, q) in sorted(events.items()) if first <= b <= latest]
+
+    monkeypatch.setattr(client, "block_number", lambda: head["block"])
+    monkeypatch.setattr(client, "_deposit_logs", logs)
+    assert client.deposits() == {(1, 1): 12}
+    head["block"] = 300
+    assert client.deposits(refresh=True) == {(1, 1): 12, (2, 1): 1}
+    assert asked == [(0, 250), (250 - chain.FINAL_AFTER_BLOCKS + 1, 300)]
+    del events[290]  # a reorg within the last blocks drops an event: it goes away
+    assert client.deposits(refresh=True) == {(1, 1): 12}
