@@ -26,7 +26,7 @@ class TcpProxy:
 
     def after_answers(self, marker: bytes, actions: list[Callable[[], None]]) -> None:
         """Once the answer to a request containing ``marker`` has been passed back, run the
-        next action (in a thread): e.g. go down right after a transaction was accepted."""
+        next action: e.g. go down right after the node accepted a transaction."""
         with self._lock:
             self._marker, self._actions = marker, list(actions)
 
@@ -102,5 +102,5 @@ class TcpProxy:
             elif not request and client in self._armed:
                 self._armed.discard(client)
                 action = self._actions.pop(0) if self._actions else None
-        if action is not None:
-            threading.Thread(target=action, daemon=True).start()
+        if action is not None:  # here, not in a new thread: before the client's next request
+            action()

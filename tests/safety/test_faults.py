@@ -134,10 +134,10 @@ def test_chain_rpc_briefly_gone_then_gone_for_good(sandbox: SandboxInfo, tmp_pat
     err = run.err
     assert run.rc == 1, str(run)
     _clean_failure(err)
-    assert "register mined" in err and "approve mined" in err  # the blips were ridden out
-    assert "could not connect" in err and "retry" in err  # and each retry was shown
-    assert "rpc-gone: FAILED at rpc-gone/deposit" in err
-    assert "cannot reach the Ethereum node" in err and "was broadcast and journaled" in err
+    assert "register mined" in err and "approve mined" in err, err  # the blips were ridden out
+    assert "could not connect" in err and "retry" in err, err  # and each retry was shown
+    assert "rpc-gone: FAILED at rpc-gone/deposit" in err, err
+    assert "cannot reach the Ethereum node" in err and "was broadcast and journaled" in err, err
     assert len(journal_keys(sandbox, m)) == 1, "the broadcast deposit is not journaled"
     assert _half_written(sandbox, m) == []
 
