@@ -26,7 +26,8 @@ _STEP_KINDS = tuple(kind.value for kind in StepKind)
 
 # name -> what the world looks like when the process dies there
 POINTS: dict[str, str] = {
-    "after_lock": "the apply lock is taken, nothing else done",
+    "after_lock": "the run lock is taken, nothing else done",
+    "after_account_locks": "the run and account locks are taken, nothing else done",
     "after_settle": "the journal is settled for the account, no step run yet",
     "after_derive:stark_key": "STARK key derived in memory, nothing stored",
     "after_onboard": "POST /v3/onboarding succeeded, nothing from it stored",

@@ -3,7 +3,7 @@
 A token that may read but not write a destination would otherwise fail halfway, after
 an onboarding or a new API key whose secret then has nowhere to go. The check asks
 Vault (``sys/capabilities-self``) once for every path the plan's steps write, the
-apply lock and the account's journal, and refuses naming each missing capability.
+run and account locks and the account's journal, and refuses naming each missing one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from provisioner.apply.lock import lock_path
+from provisioner.apply.lock import account_lock_path
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.manifest.model import AccountSpec, Manifest
@@ -33,22 +33,23 @@ class _CapabilityView(Protocol):
 
 
 def required(
-    vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts
+    vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts, run_lock: str
 ) -> dict[str, set[str]]:
-    """API path -> capabilities this plan needs on it."""
+    """API path -> capabilities this plan needs on it (``run_lock``: the run lock's path)."""
     need: dict[str, set[str]] = {}
 
     def add(path: str, caps: frozenset[str] | set[str]) -> None:
         need.setdefault(path, set()).update(caps)
 
     state = manifest.vault.state_path
-    add(vault.data_path(lock_path(state, manifest.path)), {"read", *WRITE})
+    add(vault.data_path(run_lock), {"read", *WRITE})
     specs = {a.name: a for a in manifest.accounts}
     unsettled = {a.name for a in facts.accounts if a.unsettled}
     for acc in plan.accounts:
         runnable = [s for s in acc.steps if not s.blocked]
         if not runnable and acc.name not in unsettled:
             continue
+        add(vault.data_path(account_lock_path(state, acc.name)), {"read", *WRITE})
         journal = f"{state}/journal/{acc.name}"
         entry = f"{journal}/entry"  # any entry: policies grant the journal by prefix
         add(vault.metadata_path(journal), {"list"})
@@ -60,9 +61,11 @@ def required(
     return need
 
 
-def check(vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts) -> None:
+def check(
+    vault: _CapabilityView, manifest: Manifest, plan: Plan, facts: WorldFacts, run_lock: str
+) -> None:
     """MissingCapabilities naming every path and capability the token lacks; nothing written."""
-    missing = vault.missing_capabilities(required(vault, manifest, plan, facts))
+    missing = vault.missing_capabilities(required(vault, manifest, plan, facts, run_lock))
     if not missing:
         return
     listed = "; ".join(

@@ -39,6 +39,7 @@ SIGKILL = -9
 # Reached by one apply of a fresh account, in the order they are met.
 SINGLE = [
     "after_lock",
+    "after_account_locks",
     "after_settle",
     "after_derive:stark_key",
     "before_vault_write:stark_key",
@@ -180,7 +181,7 @@ def _plan(path: Path) -> tuple[dict[str, list[str]], int, dict[str, list[str]]]:
 def test_the_matrix_covers_every_declared_kill_point() -> None:
     covered = {p for scenario in SCENARIOS for p in scenario}
     assert covered | NOT_IN_MATRIX == set(POINTS)
-    assert len(covered) == len(POINTS) - len(NOT_IN_MATRIX) == 37
+    assert len(covered) == len(POINTS) - len(NOT_IN_MATRIX) == 38
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[" then ".join(s) for s in SCENARIOS])

@@ -49,14 +49,15 @@ def run(args: argparse.Namespace) -> int:
         )
     # Guardrails before the first write (the lock is one), and again under the lock below.
     _check_guardrails(r, plan, args)
-    capabilities.check(r.conn.vault, r.manifest, plan, facts)
+    state = r.manifest.vault.state_path
+    shard = parse_shard(args.shard) if args.shard else None
+    run_lock_path = lock_path(state, r.manifest.path, shard)
+    capabilities.check(r.conn.vault, r.manifest, plan, facts, run_lock_path)
     # Locks only when there is work, so a converged apply writes nothing at all: this run's
     # (per manifest and shard), then one per account it has work for, so that overlapping
     # runs never work the same account; then look again under them, at the accounts held
     # (a saved plan: at all it names): another apply may have run in between.
-    state = r.manifest.vault.state_path
-    shard = parse_shard(args.shard) if args.shard else None
-    lock = ApplyLock(r.conn.vault, lock_path(state, r.manifest.path, shard))
+    lock = ApplyLock(r.conn.vault, run_lock_path)
     run_lock = lock.acquire(force_unlock=args.force_unlock)
     failpoint("after_lock")
     account_locks = AccountLocks(r.conn.vault, state, run_lock)
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             _with_work(plan, facts), force_unlock=args.force_unlock, parallelism=r.parallelism
         )
         _report_busy(r, busy, saved is not None)
+        failpoint("after_account_locks")
         keep = {a.name for a in plan.accounts} if saved else account_locks.held
         r.accounts = [a for a in r.accounts if a.name in keep]
         facts, plan = r.observe_and_plan(options)
