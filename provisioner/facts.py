@@ -8,6 +8,7 @@ the non-secret ones (public key, API key id, position id) by value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 MANAGED_BY = "dydx-provisioner"
 
@@ -99,7 +100,12 @@ class WorldFacts:
     errors: tuple[str, ...] = ()  # observation failures, e.g. an unreachable service
 
     def account(self, name: str) -> AccountFacts:
-        for acc in self.accounts:
-            if acc.name == name:
-                return acc
-        raise KeyError(name)
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @cached_property
+    def _by_name(self) -> dict[str, AccountFacts]:
+        """Planning and status look every account up by name: a scan each was quadratic."""
+        return {acc.name: acc for acc in self.accounts}
