@@ -20,6 +20,16 @@ from provisioner.plan.planner import PlanOptions
 from provisioner.plan.render import render_text
 
 
+def _refuse_unusable_signers(r: Run, facts: WorldFacts) -> None:
+    """A signer that cannot sign for its account's address stops the run before any write."""
+    bad = [f"{a.name}: {a.signer_error}" for a in facts.accounts if a.signer_error]
+    if bad:
+        listed = "; ".join(bad)
+        raise ProvisionerError(
+            r.redactor.redact(f"signer check failed ({listed}); nothing was done")
+        )
+
+
 def _load_saved(path: str) -> Plan:
     try:
         return Plan.from_dict(json.loads(Path(path).read_text()))
@@ -38,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     r = start_run(args)
     options = PlanOptions(prune_api_keys=args.prune_api_keys)
     facts, plan = r.observe_and_plan(options)
+    _refuse_unusable_signers(r, facts)
     if not _has_work(plan, facts) and saved is None:
         print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
         print("Nothing to apply.")
