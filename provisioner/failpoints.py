@@ -46,6 +46,10 @@ POINTS: dict[str, str] = {
     },
     **{f"after_broadcast:{i}": f"{i} transaction broadcast, receipt not seen" for i in _TX_INTENTS},
     **{
+        f"after_remote_send:{i}": f"a remote signer broadcast the {i} transaction, its hash not journaled"
+        for i in _TX_INTENTS
+    },
+    **{
         f"after_receipt:{i}": f"{i} transaction mined, journal entry not forgotten"
         for i in _TX_INTENTS
     },

@@ -39,6 +39,7 @@ class _StateStore(Protocol):
 class _ChainView(Protocol):
     def receipt(self, tx_hash: str) -> Any: ...
     def transaction_known(self, tx_hash: str) -> bool: ...
+    def transaction_counts(self, address: str) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class StoredTx:
     intent: str
     nonce: int
     tx_hash: str
-    raw_tx: str  # 0x-hex of the signed transaction, "" when a remote signer broadcast it itself
+    raw_tx: str  # 0x-hex of the signed transaction, "" when a remote signer broadcasts it itself
     amount: int = 0
+    sender: str = ""  # the address whose nonce it uses: how a hash-less entry is looked up
 
     @property
     def key(self) -> str:
@@ -110,10 +112,19 @@ class Journal:
                 "tx_hash": tx.tx_hash,
                 "raw_tx": tx.raw_tx,
                 "amount": str(tx.amount),
+                "sender": tx.sender,
                 "recorded_at": str(int(time.time())),
             },
             cas=0,
         )
+
+    def note_hash(self, tx: StoredTx, tx_hash: str) -> StoredTx:
+        """A remote signer broadcast the journaled intent: add the hash it answered."""
+        path = self._path(tx.account, tx.key)
+        found = self.store.read_state(path)
+        data, version = found if found is not None else ({}, 0)
+        self.store.write_state(path, {**data, "tx_hash": tx_hash}, cas=version)
+        return replace(tx, tx_hash=tx_hash)
 
     def record_key_intent(self, intent: KeyIntent) -> None:
         """Persist before ``POST /v3/api-keys``; check-and-set 0: an unsettled intent must be settled first."""
@@ -174,7 +185,7 @@ class Journal:
                         tx_hash=entry.tx_hash,
                         nonce=entry.nonce,
                         amount=entry.amount,
-                        status=tx_status(chain, entry.tx_hash),
+                        status=tx_status(chain, entry),
                     )
                 )
             if txs or intents:
@@ -182,12 +193,25 @@ class Journal:
         return result
 
 
-def tx_status(chain: _ChainView, tx_hash: str) -> str:
-    """mined | failed (mined, reverted) | pending (in the node's pool) | dropped (unknown to the node)."""
-    receipt = chain.receipt(tx_hash)
+def tx_status(chain: _ChainView, tx: StoredTx) -> str:
+    """mined | failed (mined, reverted) | pending (in the node's pool) | dropped (unknown to the
+    node; its signed bytes can be sent again) | unsent.
+
+    An entry without a hash was journaled before a remote signer broadcast it (and the run
+    died before the answer): its nonce tells. Used on chain: mined (if it was ours, its
+    deposit is in the events); in the pool: pending; still free: unsent. An unsent entry is
+    not counted as pending: the next transaction of that sender takes that same nonce, so
+    even if the signer still broadcasts the old one later, at most one of them can land.
+    """
+    if not tx.tx_hash:
+        latest, pending = chain.transaction_counts(tx.sender)
+        if latest > tx.nonce:
+            return "mined"
+        return "pending" if pending > tx.nonce else "unsent"
+    receipt = chain.receipt(tx.tx_hash)
     if receipt is not None:
         return "mined" if receipt.status == 1 else "failed"
-    return "pending" if chain.transaction_known(tx_hash) else "dropped"
+    return "pending" if chain.transaction_known(tx.tx_hash) else "dropped"
 
 
 def _intent_data(intent: KeyIntent) -> dict[str, Any]:
@@ -220,4 +244,5 @@ def _entry(account: str, data: dict[str, Any]) -> Entry:
         tx_hash=str(data["tx_hash"]),
         raw_tx=str(data.get("raw_tx", "")),
         amount=int(data.get("amount", 0)),
+        sender=str(data.get("sender", "")),
     )

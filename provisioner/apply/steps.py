@@ -270,8 +270,7 @@ def deposit(ctx: AccountContext, step: Step) -> None:
     pending = sum(
         tx.amount
         for tx in ctx.journal.entries(ctx.spec.name)
-        if tx.intent == "deposit"
-        and tx_status(ctx.conn.chain, tx.tx_hash) in ("pending", "dropped")
+        if tx.intent == "deposit" and tx_status(ctx.conn.chain, tx) in ("pending", "dropped")
     )
     need = target - deposited - pending
     if need <= 0:
@@ -293,13 +292,27 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
             failpoint(f"after_sign:{intent}")
             tx_hash = ctx.conn.chain.hash_of_raw(raw)
             ctx.journal.record(
-                StoredTx(ctx.spec.name, intent, nonce, tx_hash, "0x" + raw.hex(), amount)
+                StoredTx(
+                    ctx.spec.name,
+                    intent,
+                    nonce,
+                    tx_hash,
+                    "0x" + raw.hex(),
+                    amount,
+                    ctx.spec.address,
+                )
             )
             failpoint(f"after_journal_record:{intent}")
             ctx.conn.chain.send_raw(raw)
         else:
+            # The signer broadcasts and only then tells the hash: journal the intent with its
+            # nonce first, so a run killed while the signer works cannot build a second one.
+            entry = StoredTx(ctx.spec.name, intent, nonce, "", "", amount, ctx.spec.address)
+            ctx.journal.record(entry)
+            failpoint(f"after_journal_record:{intent}")
             tx_hash = signer.send_transaction(tx)
-            ctx.journal.record(StoredTx(ctx.spec.name, intent, nonce, tx_hash, "", amount))
+            failpoint(f"after_remote_send:{intent}")
+            ctx.journal.note_hash(entry, tx_hash)
     except Exception:
         # The nonce handed out for this transaction may be unused now: re-read it from the
         # node so the next transaction does not leave a gap and get stuck.
@@ -328,10 +341,18 @@ def settle_journal(ctx: AccountContext) -> None:
         _delete_orphans(ctx, intent)
         ctx.journal.forget(ctx.spec.name, intent.key)
     for tx in ctx.journal.entries(ctx.spec.name):
-        status = tx_status(ctx.conn.chain, tx.tx_hash)
+        status = tx_status(ctx.conn.chain, tx)
         if status == "dropped" and tx.raw_tx:
             status = _rebroadcast(ctx, tx)
-        if status == "pending":
+        if status == "mined":
+            ctx.log(f"journaled {tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'} mined")
+        elif status == "unsent":
+            ctx.log(
+                f"journaled {tx.intent} with nonce {tx.nonce} was never sent; its step runs again if still needed"
+            )
+        elif status == "pending" and not tx.tx_hash:
+            _wait_for_nonce(ctx, tx)
+        elif status == "pending":
             ctx.conn.chain.wait_for_receipt(tx.tx_hash, ctx.receipt_timeout)
             ctx.log(f"journaled {tx.intent} {tx.tx_hash} mined")
         elif status == "failed":
@@ -340,6 +361,19 @@ def settle_journal(ctx: AccountContext) -> None:
             )
         failpoint("settle:before_forget")
         ctx.journal.forget(ctx.spec.name, tx.key)
+
+
+def _wait_for_nonce(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) -> None:
+    """A remote signer's transaction we know only by nonce: wait until that nonce is mined."""
+    deadline = time.monotonic() + ctx.receipt_timeout
+    while ctx.conn.chain.transaction_counts(tx.sender)[0] <= tx.nonce:
+        if time.monotonic() > deadline:
+            raise StepFailed(
+                f"journaled {tx.intent} with nonce {tx.nonce} is still pending after "
+                f"{ctx.receipt_timeout:.0f}s; the next apply looks again"
+            )
+        time.sleep(poll_seconds)
+    ctx.log(f"journaled {tx.intent} with nonce {tx.nonce} mined")
 
 
 def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> str:

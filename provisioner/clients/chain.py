@@ -353,6 +353,19 @@ class ChainClient:
             block_number=_quantity(found["blockNumber"], "receipt blockNumber"),
         )
 
+    def transaction_counts(self, address: str) -> tuple[int, int]:
+        """(latest, pending) transaction counts of ``address``, in one batch."""
+        latest, pending = self._rpc.batch(
+            [
+                ("eth_getTransactionCount", [address, "latest"]),
+                ("eth_getTransactionCount", [address, "pending"]),
+            ]
+        )
+        for result in (latest, pending):
+            if isinstance(result, RpcError):
+                raise result
+        return _quantity(latest, "nonce"), _quantity(pending, "nonce")
+
     def transaction_known(self, tx_hash: str) -> bool:
         """True if the node has the transaction, mined or in its pool."""
         return self._rpc.call("eth_getTransactionByHash", [tx_hash]) is not None

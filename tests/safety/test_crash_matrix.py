@@ -77,6 +77,8 @@ SCENARIOS: list[tuple[str, ...]] = [(p,) for p in SINGLE] + CHAINED
 # Declared but outside this matrix: these steps need a key deleted behind our back or
 # --prune-api-keys, i.e. an account that had converged before (tests/reconciler covers them).
 NOT_IN_MATRIX = {"after_step:replace_api_key", "after_step:delete_api_key"}
+# Only a remote signer (eth_sendTransaction) reaches these: tests/safety/test_remote_signer_crash.py.
+NOT_IN_MATRIX |= {f"after_remote_send:{i}" for i in ("register", "approve", "deposit")}
 # Most runs are forked from a fork server that imported the CLI once (see forkserver.py);
 # these scenarios run the installed ``provision`` executable itself, start to finish.
 REAL_BINARY = {("after_lock",), ("after_broadcast:deposit",), ("after_create:api_key",)}
