@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
+from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.clients.chain import ChainError
 from provisioner.clients.dydx import ApiCredentials, DydxError, OnboardedAccount, StarkKeyPair
@@ -17,7 +18,6 @@ from provisioner.failpoints import failpoint
 from provisioner.journal import KeyIntent, StoredTx, key_orphans, tx_status
 from provisioner.plan.model import Step, StepKind
 
-NETWORK_LABEL = "network"
 WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
 CREATE_ATTEMPTS = 3  # POST /v3/api-keys, each retry after settling the ambiguous one
 
@@ -25,27 +25,11 @@ CREATE_ATTEMPTS = 3  # POST /v3/api-keys, each retry after settling the ambiguou
 def _stark_record(
     ctx: AccountContext, pair: StarkKeyPair, account: OnboardedAccount | None
 ) -> dict[str, str]:
-    data = {
-        "private_key": hex(pair.private_key),
-        "public_key": hex(pair.public_key),
-        "public_key_y_coordinate": hex(pair.public_key_y),
-        "ethereum_address": ctx.spec.address,
-        NETWORK_LABEL: ctx.conn.manifest.network.name,
-    }
-    if account is not None:
-        data["position_id"] = str(account.position_id)
-        data["account_id"] = account.account_id
-    return data
+    return records.stark_secret(pair, ctx.spec.address, ctx.conn.manifest.network.name, account)
 
 
 def _api_record(ctx: AccountContext, creds: ApiCredentials) -> dict[str, str]:
-    return {
-        "key": creds.key,
-        "secret": creds.secret,
-        "passphrase": creds.passphrase,
-        "ethereum_address": ctx.spec.address,
-        NETWORK_LABEL: ctx.conn.manifest.network.name,
-    }
+    return records.api_key_secret(creds, ctx.spec.address, ctx.conn.manifest.network.name)
 
 
 def _write(ctx: AccountContext, path: str, data: dict[str, str], *, label: str) -> None:

@@ -21,10 +21,10 @@ from typing import Protocol
 
 from provisioner.clients.dydx import ApiCredentials, DydxError, OnboardedAccount
 from provisioner.custody.local_storage import WebAppKeys
-from provisioner.custody.records import api_key_secret, stark_secret
 from provisioner.errors import ProvisionerError
 from provisioner.facts import VaultEntry
 from provisioner.manifest.model import AccountSpec
+from provisioner.records import api_key_secret, stark_secret
 
 
 class ImportRefused(ProvisionerError):

@@ -1,6 +1,6 @@
 """What lands in Vault for an account (DESIGN.md §4), built from typed keys.
 
-The same layout apply writes: a trading bot reads either one unchanged.
+One layout for apply and import, so a trading bot reads either unchanged.
 """
 
 from __future__ import annotations
