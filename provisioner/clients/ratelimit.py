@@ -1,11 +1,12 @@
 """Client-side rate limiting that waits instead of letting dYdX v3 answer 429.
 
 v3 counted one point per request: ``GET`` 175 per 10 s, every other method 10 per
-60 s, per account for private endpoints and per client for public ones. Each bucket
-keeps a sliding log of what we sent (never more than the limit in any window, which
-also keeps us under the server's fixed windows) and follows the server's own count
-from ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` (epoch ms),
-so that requests made by others with the same account are accounted for too.
+60 s, per account for private endpoints and per client for public ones, in fixed
+windows. Each bucket follows the server's own count from ``RateLimit-Limit`` /
+``RateLimit-Remaining`` / ``RateLimit-Reset`` (epoch ms), so that requests made by
+others with the same account are accounted for too, and once a window it told us
+about is over, spends the next one's whole budget at once. Before the first answer it
+keeps a sliding log of what we sent (never more than the limit in any window).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class _State:
     in_flight: int = 0
     server_remaining: int | None = None
     server_reset: float | None = None  # epoch seconds
+    boundary: float | None = None  # end of the last server window seen to pass (epoch seconds)
 
 
 class Slot:
@@ -168,16 +170,22 @@ class RateLimiter:
         horizon = state.window + self._margin
         while state.sent and state.sent[0] <= now - horizon:
             state.sent.popleft()
-        wait = 0.0
+        if state.server_reset is not None and now >= state.server_reset + self._margin:
+            state.boundary = state.server_reset  # that window is over
+            state.server_reset = state.server_remaining = None
+        if state.server_reset is not None and state.server_remaining is not None:
+            # Inside a window the server told us about: its count governs (it includes what
+            # others sent with the same account or address).
+            return 0.0 if state.server_remaining > 0 else state.server_reset + self._margin - now
+        if state.boundary is not None:
+            # v3's windows are fixed: once one is over, the next opens with our next request and
+            # holds the whole limit, however many we sent just before (a sliding log would make
+            # those trickle out for another window's length).
+            fresh = [t for t in state.sent if t >= state.boundary]
+            return 0.0 if len(fresh) < state.limit else fresh[0] + horizon - now
+        # No window from the server yet: a sliding log, never more than the limit in any window.
         excess = len(state.sent) - state.limit
-        if excess >= 0:
-            wait = state.sent[excess] + horizon - now
-        if state.server_reset is not None:
-            if now >= state.server_reset + self._margin:
-                state.server_reset = state.server_remaining = None
-            elif state.server_remaining is not None and state.server_remaining <= 0:
-                wait = max(wait, state.server_reset + self._margin - now)
-        return wait
+        return state.sent[excess] + horizon - now if excess >= 0 else 0.0
 
     def _observe(self, bucket: Bucket, headers: Mapping[str, str]) -> None:
         h = {k.lower(): v for k, v in headers.items()}
