@@ -18,8 +18,14 @@ def _client() -> Client:
 
 def test_dydx3_imports_and_derives_the_reference_stark_key() -> None:
     keys = _client().onboarding.derive_stark_key(ethereum_address=ADDRESS)
-    assert int(keys["private_key"], 16) == 0x2D21C094FEDEA3E72BEF27FBCDCEAAFD34E88FC4B7586859E26E98B21E63A60
-    assert int(keys["public_key"], 16) == 0x15E2E074A7AC9E78EDB2EE9F11A0C0C0A080C79758AB81616EEA9C032C75265
+    assert (
+        int(keys["private_key"], 16)
+        == 0x2D21C094FEDEA3E72BEF27FBCDCEAAFD34E88FC4B7586859E26E98B21E63A60
+    )
+    assert (
+        int(keys["public_key"], 16)
+        == 0x15E2E074A7AC9E78EDB2EE9F11A0C0C0A080C79758AB81616EEA9C032C75265
+    )
     assert (
         int(keys["public_key_y_coordinate"], 16)
         == 0x360408546B64238F80D7A8A336D7304D75F122A7E5BB22CBB7A14F550EAC5A8
