@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hvac
 import yaml
 from reconciler.helpers import (
-    MOUNT,
     Manifest,
     TestAccount,
     deposited,
     dydx3_client,
     read_secret,
+    secret_paths,
     stark_owner,
-    vault,
     write_manifest,
 )
 
@@ -82,23 +80,11 @@ def _secret(sandbox: SandboxInfo, path: str) -> dict[str, str]:
 
 def vault_values(sandbox: SandboxInfo, prefix: str) -> list[str]:
     """Every data value stored under ``prefix`` (all versions' current data), for leak checks."""
-    kv = vault(sandbox).secrets.kv.v2
     values: list[str] = []
-
-    def walk(path: str) -> None:
-        try:
-            keys = kv.list_secrets(path=path, mount_point=MOUNT)["data"]["keys"]
-        except hvac.exceptions.InvalidPath:
-            return
-        for key in keys:
-            if key.endswith("/"):
-                walk(path + key)
-                continue
-            rec = read_secret(sandbox, path + key)
-            if rec is not None:
-                values.extend(v if isinstance(v, str) else json.dumps(v) for v in rec[0].values())
-
-    walk(prefix.rstrip("/") + "/")
+    for path in secret_paths(sandbox, prefix):
+        rec = read_secret(sandbox, path)
+        if rec is not None:
+            values.extend(v if isinstance(v, str) else json.dumps(v) for v in rec[0].values())
     return values
 
 

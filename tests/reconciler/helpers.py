@@ -349,10 +349,10 @@ def assert_no_secret(text: str, secrets: Sequence[str], where: str) -> None:
                 )  # never the value itself
 
 
-def tree_versions(sandbox: SandboxInfo, prefix: str) -> dict[str, int]:
-    """Current version of every secret under ``prefix`` (the run's state: locks, journal)."""
+def secret_paths(sandbox: SandboxInfo, prefix: str) -> list[str]:
+    """Every secret path under ``prefix``, depth first (empty when nothing is there)."""
     kv = vault(sandbox).secrets.kv.v2
-    out: dict[str, int] = {}
+    out: list[str] = []
 
     def walk(path: str) -> None:
         try:
@@ -363,8 +363,16 @@ def tree_versions(sandbox: SandboxInfo, prefix: str) -> dict[str, int]:
             if key.endswith("/"):
                 walk(path + key)
             else:
-                meta = read_metadata(sandbox, path + key)
-                out[path + key] = int(meta["current_version"]) if meta else 0
+                out.append(path + key)
 
     walk(prefix.rstrip("/") + "/")
+    return out
+
+
+def tree_versions(sandbox: SandboxInfo, prefix: str) -> dict[str, int]:
+    """Current version of every secret under ``prefix`` (the run's state: locks, journal)."""
+    out: dict[str, int] = {}
+    for path in secret_paths(sandbox, prefix):
+        meta = read_metadata(sandbox, path)
+        out[path] = int(meta["current_version"]) if meta else 0
     return out

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-from reconciler.helpers import MOUNT, PROVISION, REPO, Manifest, read_secret, vault
+from reconciler.helpers import MOUNT, PROVISION, REPO, Manifest, read_secret, secret_paths, vault
 
 from provisioner.apply.lock import lock_path
 from provisioner.clients.dydx import ApiCredentials, DydxClient
@@ -168,22 +168,7 @@ def held_lock_id(sandbox: SandboxInfo, m: Manifest) -> str | None:
 
 def journal_keys(sandbox: SandboxInfo, m: Manifest) -> list[str]:
     """Every journal entry left under the manifest's state_path."""
-    kv = vault(sandbox).secrets.kv.v2
-    out: list[str] = []
-
-    def walk(path: str) -> None:
-        try:
-            keys = kv.list_secrets(path=path, mount_point=MOUNT)["data"]["keys"]
-        except hvac.exceptions.InvalidPath:
-            return
-        for key in keys:
-            if key.endswith("/"):
-                walk(path + key)
-            else:
-                out.append(path + key)
-
-    walk(f"{m.state_path}/journal/")
-    return out
+    return secret_paths(sandbox, f"{m.state_path}/journal")
 
 
 def dydx_client(sandbox: SandboxInfo) -> DydxClient:
