@@ -1,14 +1,13 @@
-"""The dYdX v3 API client the reconciler uses: dydx3 signs and derives, we send.
+"""The dYdX v3 API client the reconciler uses: dydx3 builds what the Ethereum key signs, we send.
 
-dydx3 computes every EIP-712 message, digest, HMAC and derived key; this module only
-adapts our ``EthSigner`` to it and does the HTTP itself, through one pooled session,
-the rate limiter and the retry policy (dydx3 sends through a process-wide session
-with neither). Every secret that passes through (STARK private key, API secrets and
-passphrases, and the two signatures they are derived from) is registered with the
-redactor before anything else can print it.
-
-(dydx3 imports safely here: this module is inside the ``provisioner`` package, whose
-``__init__`` applies the Python 3.11 fix first.)
+dydx3 computes every EIP-712 message and digest and the derivations from signatures
+(``dydx_eth``, imported only when an Ethereum signature is needed); HMAC signatures,
+paths and ids (``dydx_wire``) and STARK public keys (``stark_curve``) are computed here,
+held to dydx3 by the tests. This module does the HTTP itself, through one pooled
+transport, the rate limiter and the retry policy (dydx3 sends through a process-wide
+session with neither). Every secret that passes through (STARK private key, API
+secrets and passphrases, and the two signatures they are derived from) is registered
+with the redactor before anything else can print it.
 """
 
 from __future__ import annotations
@@ -22,24 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from dydx3.constants import (
-    OFF_CHAIN_KEY_DERIVATION_ACTION,
-    OFF_CHAIN_ONBOARDING_ACTION,
-    SIGNATURE_TYPE_NO_PREPEND,
-)
-from dydx3.eth_signing import SignEthPrivateAction, SignOnboardingAction
-from dydx3.eth_signing import util as eth_util
-from dydx3.helpers.db import get_account_id
-from dydx3.helpers.request_helpers import (
-    generate_now_iso,
-    generate_query_path,
-    json_stringify,
-)
-from dydx3.modules.onboarding import Onboarding
-from dydx3.modules.private import Private
-from dydx3.starkex.helpers import private_key_to_public_key_pair_hex
 
 from provisioner import __version__
+from provisioner.clients import dydx_wire, stark_curve
 from provisioner.clients.http import HttpResponse, HttpTransport
 from provisioner.clients.ratelimit import Bucket, RateLimiter
 from provisioner.clients.retry import Retryability, RetryPolicy, classify
@@ -76,6 +60,10 @@ class DydxError(ProvisionerError):
         self.ambiguous = ambiguous  # the request may have taken effect
 
 
+class AlreadyOnboarded(DydxError):
+    """POST /v3/onboarding answered 409: dYdX already has a user for the address."""
+
+
 class NonDeterministicSigner(ProvisionerError):
     """The signer gave two different signatures for one message: keys derived from it are unrecoverable."""
 
@@ -92,8 +80,8 @@ class StarkKeyPair:
 
     @classmethod
     def from_private_key(cls, private_key: int) -> StarkKeyPair:
-        x, y = private_key_to_public_key_pair_hex(hex(private_key))
-        return cls(private_key=private_key, public_key=int(x, 16), public_key_y=int(y, 16))
+        x, y = stark_curve.public_key(private_key)
+        return cls(private_key=private_key, public_key=x, public_key_y=y)
 
     def __repr__(self) -> str:
         return (
@@ -129,58 +117,6 @@ class OnboardedAccount:
     account_id: str
     position_id: int
     stark_key: int
-
-
-class _Dydx3Signer:
-    """dydx3's signer interface over our ``EthSigner``: dydx3 builds the typed data, ours signs.
-
-    Each signature is checked against dydx3's own digest, so a signer that signs
-    something else (another key, another EIP-712 encoding) fails here instead of
-    yielding a wrong STARK key.
-    """
-
-    def __init__(self, signer: EthSigner, redactor: Redactor) -> None:
-        self._signer = signer
-        self._redactor = redactor
-        self.signatures: list[str] = []
-
-    def sign(
-        self, eip712_message: dict[str, Any], message_hash: Any, opt_signer_address: str | None
-    ) -> str:
-        address = self._signer.address
-        if opt_signer_address is not None and opt_signer_address.lower() != address.lower():
-            raise SignatureMismatch(
-                f"asked to sign for {opt_signer_address} with the signer of {address}"
-            )
-        raw = self._signer.sign_typed_data(eip712_message)
-        self._redactor.register(raw)
-        try:
-            typed = str(eth_util.create_typed_signature(raw, SIGNATURE_TYPE_NO_PREPEND))
-            recovered = eth_util.ec_recover_typed_signature(message_hash, typed)
-        except Exception:
-            raise SignatureMismatch(
-                f"the signer of {address} returned a malformed signature"
-            ) from None
-        self._redactor.register(typed)
-        if not eth_util.addresses_are_equal(recovered, address):
-            raise SignatureMismatch(
-                f"the signer of {address} signed something else than dYdX's EIP-712 message "
-                f"(its signature recovers to {recovered})"
-            )
-        self.signatures.append(typed)
-        return typed
-
-
-class _Replay:
-    """A dydx3 signer that answers with a signature we already hold for the same message."""
-
-    def __init__(self, typed_signature: str) -> None:
-        self._typed = typed_signature
-
-    def sign(
-        self, eip712_message: dict[str, Any], message_hash: Any, opt_signer_address: str | None
-    ) -> str:
-        return self._typed
 
 
 @dataclass(frozen=True)
@@ -248,7 +184,7 @@ class DydxClient:
     # ---- public
 
     def user_exists(self, address: str) -> bool:
-        path = generate_query_path("/v3/users/exists", {"ethereumAddress": address})
+        path = dydx_wire.query_path("/v3/users/exists", {"ethereumAddress": address})
         data = self._call(
             _Request("GET", path, "GET /v3/users/exists", None, dict), idempotent=True
         )
@@ -263,15 +199,15 @@ class DydxClient:
         self, signer: EthSigner, *, check_deterministic: bool = True
     ) -> StarkKeyPair:
         """The STARK key pair of dYdX's "dYdX STARK Key" signature; with the check, signs twice and compares."""
-        adapter = _Dydx3Signer(signer, self._redactor)
-        onboarding = self._dydx3_onboarding(adapter, signer.address)
-        first = onboarding.derive_stark_key(ethereum_address=signer.address)
-        pair = self._stark_pair(first)
+        from provisioner.clients import dydx_eth
+
+        adapter = dydx_eth.Dydx3Signer(signer, self._redactor)
+        first = dydx_eth.stark_key_signature(adapter, self.network_id, signer.address)
+        pair = self._stark_pair(dydx_eth.stark_private_key(first))
         if check_deterministic:
-            # The key is a hash of the signature: comparing a second signature is the whole
-            # check (deriving from it too cost a second STARK-curve multiplication, ~40 ms).
-            onboarding.signer.sign(signer.address, action=OFF_CHAIN_KEY_DERIVATION_ACTION)
-            if adapter.signatures[0] != adapter.signatures[-1]:
+            # The key is a hash of the signature: comparing a second signature is the whole check.
+            second = dydx_eth.stark_key_signature(adapter, self.network_id, signer.address)
+            if first != second:
                 raise NonDeterministicSigner(
                     f"the signer of {signer.address} gave two different signatures for the same "
                     "message, so a STARK key derived from it could never be derived again; use a "
@@ -281,7 +217,9 @@ class DydxClient:
 
     def recover_default_credentials(self, signer: EthSigner) -> ApiCredentials:
         """The default API key, derived from the "dYdX Onboarding" signature as dYdX did."""
-        adapter = _Dydx3Signer(signer, self._redactor)
+        from provisioner.clients import dydx_eth
+
+        adapter = dydx_eth.Dydx3Signer(signer, self._redactor)
         return self._default_credentials(adapter, signer.address)
 
     # ---- onboarding
@@ -291,13 +229,15 @@ class DydxClient:
     ) -> tuple[OnboardedAccount, ApiCredentials]:
         """POST /v3/onboarding. An ambiguous failure (timeout, 5xx) is resolved by asking whether
         the user exists: if dYdX created it, its account is read back with the default key derived
-        from our onboarding signature; if not, the request is repeated."""
+        from our onboarding signature; if not, the request is repeated. A 409 to a first attempt
+        raises ``AlreadyOnboarded``: dYdX itself is the check that no user exists yet, so no
+        separate (rate-limited, public) question is asked before."""
         address = signer.address
-        adapter = _Dydx3Signer(signer, self._redactor)
-        signature = SignOnboardingAction(adapter, self.network_id).sign(
-            address, action=OFF_CHAIN_ONBOARDING_ACTION
-        )
-        body = json_stringify(
+        from provisioner.clients import dydx_eth
+
+        adapter = dydx_eth.Dydx3Signer(signer, self._redactor)
+        signature = dydx_eth.onboarding_signature(adapter, self.network_id, address)
+        body = dydx_wire.compact_json(
             {"starkKey": stark.public_key_hex, "starkKeyYCoordinate": stark.public_key_y_hex}
         )
         request = _Request(
@@ -317,6 +257,14 @@ class DydxClient:
             except Exception as error:
                 verdict, reason = classify(error)
                 conflict = isinstance(error, DydxError) and error.status == 409
+                if conflict and not was_ambiguous:
+                    assert isinstance(error, DydxError)
+                    raise AlreadyOnboarded(
+                        str(error),
+                        status=409,
+                        msg=error.msg,
+                        route=error.route,
+                    ) from None
                 if verdict is not Retryability.IF_IDEMPOTENT and not (conflict and was_ambiguous):
                     raise
                 was_ambiguous = True
@@ -332,7 +280,7 @@ class DydxClient:
             self._log(
                 f"dYdX had onboarded {address} before the answer was lost; reading its account"
             )
-            creds = self._default_credentials(_Replay(signature), address)
+            creds = self._default_credentials(dydx_eth.Replay(signature), address)
             try:
                 account = self.get_account(address, creds)
             except DydxError as error:
@@ -361,7 +309,7 @@ class DydxClient:
     # ---- private (API key)
 
     def get_account(self, address: str, creds: ApiCredentials) -> OnboardedAccount:
-        path = "/v3/accounts/" + get_account_id(address)
+        path = "/v3/accounts/" + dydx_wire.account_id(address)
         request = self._private("GET", path, "GET /v3/accounts/:id", address, creds)
         data = self._call(request, idempotent=True)
         try:
@@ -415,7 +363,7 @@ class DydxClient:
                 f"refusing to delete API key {key} of {signer.address}: it is the default key, "
                 "which dYdX's web app needs and which can never be created again"
             )
-        path = generate_query_path("/v3/api-keys", {"apiKey": key})
+        path = dydx_wire.query_path("/v3/api-keys", {"apiKey": key})
         request = self._eth_private(signer, "DELETE", path, "DELETE /v3/api-keys")
         was_ambiguous = False
 
@@ -441,21 +389,11 @@ class DydxClient:
     ) -> _Request:
         self._redactor.register(creds.secret)
         self._redactor.register(creds.passphrase)
-        private = Private(
-            host=self.api_url,
-            network_id=self.network_id,
-            stark_private_key=None,
-            default_address=address,
-            api_timeout=self._timeout,
-            api_key_credentials=creds.as_dydx3(),
-        )
 
         def headers() -> dict[str, str]:
-            timestamp = generate_now_iso()
+            timestamp = dydx_wire.now_iso()
             try:
-                signature = private.sign(
-                    request_path=path, method=method, iso_timestamp=timestamp, data={}
-                )
+                signature = dydx_wire.hmac_signature(creds.secret, timestamp, method, path)
             except (binascii.Error, ValueError):
                 raise DydxError(
                     f"the secret of API key {creds.key} is not valid base64url", route=route
@@ -470,13 +408,21 @@ class DydxClient:
         return _Request(method, path, route, address, headers)
 
     def _eth_private(self, signer: EthSigner, method: str, path: str, route: str) -> _Request:
-        action = SignEthPrivateAction(_Dydx3Signer(signer, self._redactor), self.network_id)
+        from provisioner.clients import dydx_eth
+
+        adapter = dydx_eth.Dydx3Signer(signer, self._redactor)
         address = signer.address
 
         def headers() -> dict[str, str]:
-            timestamp = generate_now_iso()
-            signature = action.sign(
-                address, method=method, request_path=path, body="{}", timestamp=timestamp
+            timestamp = dydx_wire.now_iso()
+            signature = dydx_eth.eth_private_signature(
+                adapter,
+                self.network_id,
+                address,
+                method=method,
+                request_path=path,
+                body="{}",
+                timestamp=timestamp,
             )
             return {
                 "DYDX-SIGNATURE": signature,
@@ -486,31 +432,17 @@ class DydxClient:
 
         return _Request(method, path, route, address, headers, "{}")
 
-    def _dydx3_onboarding(self, signer: Any, address: str) -> Onboarding:
-        return Onboarding(
-            host=self.api_url,
-            eth_signer=signer,
-            network_id=self.network_id,
-            default_address=address,
-            api_timeout=self._timeout,
-        )
-
     # ---- results
 
-    def _stark_pair(self, derived: Mapping[str, str]) -> StarkKeyPair:
-        private_key = int(derived["private_key"], 16)
+    def _stark_pair(self, private_key: int) -> StarkKeyPair:
         for form in (hex(private_key), f"{private_key:064x}", str(private_key)):
             self._redactor.register(form)
-        return StarkKeyPair(
-            private_key=private_key,
-            public_key=int(derived["public_key"], 16),
-            public_key_y=int(derived["public_key_y_coordinate"], 16),
-        )
+        return StarkKeyPair.from_private_key(private_key)
 
     def _default_credentials(self, signer: Any, address: str) -> ApiCredentials:
-        recovered = self._dydx3_onboarding(signer, address).recover_default_api_key_credentials(
-            ethereum_address=address
-        )
+        from provisioner.clients import dydx_eth
+
+        recovered = dydx_eth.default_credentials(signer, self.network_id, address, self.api_url)
         return self._credentials(recovered["key"], recovered["secret"], recovered["passphrase"])
 
     def _credentials(self, key: object, secret: object, passphrase: object) -> ApiCredentials:

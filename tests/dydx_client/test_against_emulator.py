@@ -14,6 +14,7 @@ from dydx3.helpers.db import get_account_id
 from eth_keys import keys
 
 from provisioner.clients.dydx import (
+    AlreadyOnboarded,
     ApiCredentials,
     DydxError,
     OnboardedAccount,
@@ -85,6 +86,17 @@ def test_onboarding_and_api_key_lifecycle(sandbox: SandboxInfo, make_client: Mak
         "DELETE /v3/api-keys": 1,
     }
     assert kit.log.lines == []
+
+
+def test_onboarding_an_existing_user_is_refused_by_dydx_without_a_question_first(
+    sandbox: SandboxInfo, make_client: MakeClient
+) -> None:
+    kit = make_client(sandbox.api_url)
+    signer, stark, _, _ = onboarded(kit)
+    with pytest.raises(AlreadyOnboarded, match="409 User already exists") as refused:
+        kit.client.onboard(signer, stark)
+    assert refused.value.status == 409
+    assert kit.client.stats == {"POST /v3/onboarding": 2}  # no users/exists: the 409 is the check
 
 
 def test_registration_signature_is_the_operators(
