@@ -11,7 +11,6 @@ bytes again is always safe, and nothing here ever signs or re-sends a *new* tran
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +19,11 @@ from functools import cache
 from typing import Any
 
 import requests
-from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from provisioner.clients.http import pooled_session
 from provisioner.clients.retry import RetryPolicy
 from provisioner.errors import ProvisionerError
+from provisioner.ethaddress import eip55, keccak, selector, to_checksum
 from provisioner.manifest.model import NetworkSpec
 from provisioner.redact import display_url
 
@@ -38,10 +36,9 @@ FINAL_AFTER_BLOCKS = 64  # deposit events older than this are not re-read (reorg
 RPC_TIMEOUT_S = 30.0
 RECEIPT_POLL_S = 0.25
 UINT256_MAX = 2**256 - 1
-_HEX40 = re.compile("[0-9a-fA-F]{40}")
 
 LOG_DEPOSIT_TOPIC = (
-    "0x" + keccak(text="LogDeposit(address,uint256,uint256,uint256,uint256,uint256)").hex()
+    "0x" + keccak(b"LogDeposit(address,uint256,uint256,uint256,uint256,uint256)").hex()
 )
 USER_UNREGISTERED = "USER_UNREGISTERED"
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
@@ -72,6 +69,8 @@ class RpcError(ChainError):
         raw = _hex_bytes(payload) if isinstance(payload, str) else None
         if raw and raw[:4] == _ERROR_STRING:
             try:
+                from eth_abi import decode  # rare: only reverts, so not at start-up
+
                 return str(decode(["string"], raw[4:])[0])
             except Exception:  # noqa: BLE001 - malformed payload: fall back to the message
                 pass
@@ -319,8 +318,8 @@ class ChainClient:
             session=session,
         )
         self._log = log
-        self._exchange = to_checksum_address(network.exchange_contract)
-        self._usdc = to_checksum_address(network.usdc_contract)
+        self._exchange = to_checksum(network.exchange_contract)
+        self._usdc = to_checksum(network.usdc_contract)
         self.nonces = NonceManager(self._pending_count)
         self._chain_id: int | None = None
         self._deposits_lock = threading.Lock()
@@ -470,7 +469,7 @@ class ChainClient:
         value = self._uint_result(result, "getEthKey", self._exchange)
         if value == 0:  # StarkEx v4+ returns 0x0 instead of reverting
             return None
-        return _checksummed(value.to_bytes(32, "big")[12:].hex())
+        return eip55("0x" + value.to_bytes(32, "big")[12:].hex())
 
     # -- deposit events -------------------------------------------------------------------
 
@@ -683,6 +682,8 @@ def _calldata(signature: str, types: list[str], args: list[Any]) -> str:
     if all(t in _STATIC_WORDS for t in types):  # the reads: one 32-byte word per argument
         words = b"".join(_STATIC_WORDS[t](a) for t, a in zip(types, args, strict=True))
         return "0x" + (_selector(signature) + words).hex()
+    from eth_abi import encode  # transactions only: a plan's reads never need it (0.2 s to import)
+
     return "0x" + (_selector(signature) + encode(types, args)).hex()
 
 
@@ -702,29 +703,13 @@ _STATIC_WORDS: dict[str, Callable[[Any], bytes]] = {"address": _address_word, "u
 
 @cache
 def _selector(signature: str) -> bytes:
-    return bytes(function_signature_to_4byte_selector(signature))
+    return selector(signature)
 
 
-@cache
 def _address(value: str) -> str:
     """``value`` checksummed (EIP-55); ValueError unless it is 0x + 40 hex digits with, when
     mixed-case, a valid checksum."""
-    body = value[2:] if isinstance(value, str) and value[:2] in ("0x", "0X") else ""
-    if len(body) != 40 or not _HEX40.fullmatch(body):
-        raise ValueError(f"not an Ethereum address: {value!r}")
-    checked = _checksummed(body)
-    if body not in (body.lower(), body.upper()) and checked[2:] != body:
-        raise ValueError(f"not an Ethereum address (bad EIP-55 checksum): {value!r}")
-    return checked
-
-
-def _checksummed(hex40: str) -> str:
-    """EIP-55 of 40 hex digits: eth_utils' own version costs ten times more, per owner read."""
-    lower = hex40.lower()
-    digest = keccak(text=lower).hex()
-    return "0x" + "".join(
-        c.upper() if d in "89abcdef" else c for c, d in zip(lower, digest[:40], strict=True)
-    )
+    return to_checksum(value)
 
 
 def _uint(value: int, name: str) -> int:

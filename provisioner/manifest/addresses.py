@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from eth_utils import to_checksum_address
+from provisioner.ethaddress import eip55
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -18,7 +18,7 @@ def checksummed(address: str) -> str:
     if not ADDRESS.fullmatch(address):
         raise AddressProblem(f"{address[:48]!r} is not a 0x-prefixed 40-hex-digit address")
     digits = address[2:]
-    proper = to_checksum_address(address)
+    proper = eip55(address)
     if digits not in (digits.lower(), digits.upper()) and proper != address:
         # The fix is not shown on purpose: a typo with a "corrected" checksum is still a typo.
         raise AddressProblem(

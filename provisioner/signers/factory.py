@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from eth_utils import is_address, to_checksum_address
-
+from provisioner.ethaddress import to_checksum
 from provisioner.manifest.model import (
     KeystoreSigner,
     PrivateKeySigner,
@@ -15,9 +14,9 @@ from provisioner.manifest.model import (
 )
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner, SignerError
-from provisioner.signers.keystore import decrypt_keystore
-from provisioner.signers.local import LocalKeySigner
-from provisioner.signers.remote import RemoteSigner as RemoteJsonRpcSigner
+
+# The signer modules are imported when a signer is made: eth_account costs a quarter of a
+# second to import, and a converged plan makes no signer at all.
 
 
 class SecretSource(Protocol):
@@ -40,9 +39,10 @@ def make_signer(
     private key decrypted from a keystore, which the resolver never sees.
     """
     who = account or address
-    if not is_address(address):
-        raise SignerError(f"signer for {who}: {address!r} is not an Ethereum address")
-    expected = to_checksum_address(address)
+    try:
+        expected = to_checksum(address)
+    except ValueError:
+        raise SignerError(f"signer for {who}: {address!r} is not an Ethereum address") from None
     signer: EthSigner
     if isinstance(spec, PrivateKeySigner):
         key = resolver.resolve(spec.key)
@@ -53,11 +53,15 @@ def make_signer(
         password = resolver.resolve(spec.password)
         if redactor is not None:
             redactor.register(password)
+        from provisioner.signers.keystore import decrypt_keystore
+
         key = decrypt_keystore(spec.path, password)
         if redactor is not None:
             redactor.register(key)
         signer = _local(key, who, f"keystore {spec.path}")
     elif isinstance(spec, RemoteSigner):
+        from provisioner.signers.remote import RemoteSigner as RemoteJsonRpcSigner
+
         remote = RemoteJsonRpcSigner(spec.url, expected, spec.timeout_seconds)
         remote.check_address()
         signer = remote
@@ -68,7 +72,9 @@ def make_signer(
     return signer
 
 
-def _local(key: str, who: str, source: str) -> LocalKeySigner:
+def _local(key: str, who: str, source: str) -> EthSigner:
+    from provisioner.signers.local import LocalKeySigner
+
     try:
         return LocalKeySigner(key)
     except SignerError as exc:

@@ -33,7 +33,7 @@ from provisioner.networks import SEPOLIA
 from provisioner.sandbox.control import SandboxInfo
 from provisioner.sandbox.dev_accounts import DEV_ACCOUNTS
 from provisioner.secrets import SecretResolver
-from provisioner.signers import factory
+from provisioner.signers import keystore
 from provisioner.signers.local import LocalKeySigner
 
 from .custody_testing import assert_usable_from_vault, vault_values, write_signer_manifest
@@ -132,7 +132,7 @@ def test_remote_signer_onboards_and_no_private_key_is_ever_read(
     monkeypatch.setattr(SecretResolver, "resolve", spy_resolve)
     monkeypatch.setattr(VaultClient, "read", spy_read)
     monkeypatch.setattr(LocalKeySigner, "__init__", no_local_key)
-    monkeypatch.setattr(factory, "decrypt_keystore", no_local_key)
+    monkeypatch.setattr(keystore, "decrypt_keystore", no_local_key)
 
     res = cli(capsys, "apply", "-f", str(m.path), "--auto-approve")
     assert res.rc == 0, res.text
