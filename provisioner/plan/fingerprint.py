@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields, is_dataclass
-from typing import Any
+from collections.abc import Hashable
+from dataclasses import fields
+from functools import cache
+from typing import Any, cast
 
 from provisioner.facts import WorldFacts
 
 
-def _canonical(value: Any) -> Any:
-    # dataclasses field by field, as asdict would give them but without its deep copies
-    # (a third of planning 1,000 accounts went into copying the facts to hash them)
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+def _encode(value: Any) -> Any:
+    """What ``json`` cannot encode itself: dataclasses field by field, sets sorted, the rest as text.
+
+    The encoder walks the containers in C; walking them in Python first cost a tenth of
+    planning 1,000 accounts."""
+    names = _field_names(cast(Hashable, type(value)))
+    if names:
+        return {name: getattr(value, name) for name in names}
     if isinstance(value, frozenset | set):
-        return sorted(_canonical(v) for v in value)
-    return value
+        return sorted(value, key=lambda v: json.dumps(v, sort_keys=True, default=_encode))
+    return str(value)
+
+
+@cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls)) if hasattr(cls, "__dataclass_fields__") else ()
 
 
 def fingerprint(facts: WorldFacts) -> str:
     """sha256 over the facts; they hold no secret values, only versions, ids and amounts."""
-    data = _canonical(facts)
-    return (
-        "sha256:"
-        + hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-    )
+    text = json.dumps(facts, sort_keys=True, default=_encode)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
