@@ -4,6 +4,12 @@ Nothing is written here. A converged account costs one Vault read per
 destination and one dYdX request (listing its API keys with stored
 credentials); chain reads for all accounts go out as JSON-RPC batches and the
 deposit events are fetched once per run.
+
+Apply looks again under its locks, passing what it saw before as ``known``: an
+account whose Vault records (versions, fields, journal) are exactly as before has
+had no run of this tool at it in between, so its dYdX facts are taken over instead
+of asked for twice, which would spend the rate-limit budget its onboarding needs.
+Vault and the chain are read again; each step still checks dYdX right before it acts.
 """
 
 from __future__ import annotations
@@ -42,14 +48,24 @@ class _Partial:
 
 
 def observe(
-    conn: Connections, accounts: Sequence[AccountSpec], *, parallelism: int = DEFAULT_PARALLELISM
+    conn: Connections,
+    accounts: Sequence[AccountSpec],
+    *,
+    parallelism: int = DEFAULT_PARALLELISM,
+    known: WorldFacts | None = None,
 ) -> WorldFacts:
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, (s.name for s in accounts)
     )
+    before = {a.name: a for a in known.accounts} if known is not None else {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         partials = list(
-            pool.map(lambda s: _observe_offchain(conn, s, *journal.get(s.name, ((), ()))), accounts)
+            pool.map(
+                lambda s: _observe_offchain(
+                    conn, s, *journal.get(s.name, ((), ())), before.get(s.name)
+                ),
+                accounts,
+            )
         )
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
     deposits = conn.chain.deposits()
@@ -97,9 +113,54 @@ def _observe_offchain(
     spec: AccountSpec,
     journal: tuple[JournalEntry, ...],
     intents: tuple[KeyIntent, ...],
+    known: AccountFacts | None = None,
 ) -> _Partial:
     stark = conn.vault.read(spec.stark_key_path)
     api = {key.name: conn.vault.read(key.secret_path) for key in spec.api_keys}
+    if known is not None and _vault_unchanged(known, stark, api, journal, intents):
+        user_exists, dydx_keys = known.user_exists, known.dydx_api_keys
+    else:
+        user_exists, dydx_keys = _observe_dydx(conn, spec, api)
+    stark_public = (
+        _int_or_none(stark.data.get("public_key"))
+        if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
+        else None
+    )
+    position_id = _int_or_none(stark.data.get("position_id"))
+    return _Partial(
+        spec,
+        stark,
+        api,
+        user_exists,
+        dydx_keys,
+        position_id,
+        stark_public,
+        journal,
+        tuple(_intent_fact(spec, i, api, dydx_keys) for i in intents),
+    )
+
+
+def _vault_unchanged(
+    known: AccountFacts,
+    stark: SecretRecord,
+    api: dict[str, SecretRecord],
+    journal: tuple[JournalEntry, ...],
+    intents: tuple[KeyIntent, ...],
+) -> bool:
+    """Vault shows the account exactly as ``known`` saw it, with no API key creation pending."""
+    return (
+        not intents
+        and not known.api_key_intents
+        and known.stark_secret == stark.entry
+        and known.api_secrets == tuple((name, rec.entry) for name, rec in api.items())
+        and known.journal == journal
+    )
+
+
+def _observe_dydx(
+    conn: Connections, spec: AccountSpec, api: dict[str, SecretRecord]
+) -> tuple[bool | None, frozenset[str] | None]:
+    """Whether dYdX knows the user, and the API keys it lists (None when no stored key works)."""
     user_exists: bool | None = None
     dydx_keys: frozenset[str] | None = None
     for name in sorted(api, key=lambda n: n != "default"):  # the default key first
@@ -120,23 +181,7 @@ def _observe_offchain(
         user_exists = conn.dydx.user_exists(spec.address)
         if user_exists and any(rec.entry.exists for rec in api.values()):
             dydx_keys = frozenset()  # every stored key was refused: they are gone at dYdX
-    stark_public = (
-        _int_or_none(stark.data.get("public_key"))
-        if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
-        else None
-    )
-    position_id = _int_or_none(stark.data.get("position_id"))
-    return _Partial(
-        spec,
-        stark,
-        api,
-        user_exists,
-        dydx_keys,
-        position_id,
-        stark_public,
-        journal,
-        tuple(_intent_fact(spec, i, api, dydx_keys) for i in intents),
-    )
+    return user_exists, dydx_keys
 
 
 def _intent_fact(

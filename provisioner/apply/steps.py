@@ -10,7 +10,13 @@ from collections.abc import Callable
 from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.clients.chain import ChainError
-from provisioner.clients.dydx import ApiCredentials, DydxError, OnboardedAccount, StarkKeyPair
+from provisioner.clients.dydx import (
+    AlreadyOnboarded,
+    ApiCredentials,
+    DydxError,
+    OnboardedAccount,
+    StarkKeyPair,
+)
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import ForeignSecret, VaultError
 from provisioner.facts import MANAGED_BY
@@ -80,22 +86,24 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
     failpoint("after_derive:stark_key")
     ctx.remember_stark(pair)
     account = None
-    if ctx.conn.dydx.user_exists(ctx.spec.address):
+    # Looked at under this account's lock just now: no user at dYdX. Then the onboard step
+    # that follows is the check (dYdX answers 409 if one appeared since, and the keys are
+    # compared there), and the public users/exists budget is kept for the other accounts.
+    if step.params.get("dydx_user") != "absent" and ctx.conn.dydx.user_exists(ctx.spec.address):
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-        if account.stark_key != pair.public_key:
-            raise StepFailed(
-                f"the STARK key derived now differs from the one dYdX has for {ctx.spec.address}; refusing to store it"
-            )
+        _same_stark_key(ctx, pair, account)
     _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
 
 
 def onboard(ctx: AccountContext, step: Step) -> None:
     pair = ctx.stark()
-    if ctx.conn.dydx.user_exists(ctx.spec.address):
-        ctx.log("already onboarded (found by a fresh check)")
-        account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    else:
+    try:
         account, creds = ctx.conn.dydx.onboard(ctx.signer, pair)
+    except AlreadyOnboarded:
+        ctx.log("already onboarded (dYdX answered 409)")
+        account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
+        _same_stark_key(ctx, pair, account)
+    else:
         failpoint("after_onboard")
         ctx.remember_credentials(creds)
         ctx.log(f"onboarded: position {account.position_id}")
@@ -107,12 +115,17 @@ def onboard(ctx: AccountContext, step: Step) -> None:
 
 def record_account(ctx: AccountContext, step: Step) -> None:
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    _write(
-        ctx,
-        ctx.spec.stark_key_path,
-        _stark_record(ctx, ctx.stark(), account),
-        label="stark_account",
-    )
+    pair = ctx.stark()
+    _same_stark_key(ctx, pair, account)
+    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_account")
+
+
+def _same_stark_key(ctx: AccountContext, pair: StarkKeyPair, account: OnboardedAccount) -> None:
+    if account.stark_key != pair.public_key:
+        raise StepFailed(
+            f"the STARK key of {ctx.spec.name} ({pair.public_key_hex}) differs from the one dYdX has "
+            f"for {ctx.spec.address} ({hex(account.stark_key)}); refusing to record it"
+        )
 
 
 def api_key(ctx: AccountContext, step: Step) -> None:

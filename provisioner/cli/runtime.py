@@ -29,15 +29,18 @@ class Run:
     redactor: Redactor
     parallelism: int
 
-    def observe(self) -> WorldFacts:
-        return observe(self.conn, self.accounts, parallelism=self.parallelism)
+    def observe(self, known: WorldFacts | None = None) -> WorldFacts:
+        return observe(self.conn, self.accounts, parallelism=self.parallelism, known=known)
 
     def plan(self, options: PlanOptions) -> Plan:
         return self.observe_and_plan(options)[1]
 
-    def observe_and_plan(self, options: PlanOptions) -> tuple[WorldFacts, Plan]:
+    def observe_and_plan(
+        self, options: PlanOptions, known: WorldFacts | None = None
+    ) -> tuple[WorldFacts, Plan]:
+        """``known``: facts of an earlier look in this run (see ``observe``)."""
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        facts = self.observe()
+        facts = self.observe(known)
         return facts, make_plan(self.manifest, facts, options, created_at=created)
 
 

@@ -59,9 +59,11 @@ def plan_account(
     b = _AccountPlanBuilder(spec, facts)
     b.stark_key()
     b.onboarding()
-    b.api_keys(options.prune_api_keys)
+    # The chain steps before the API keys: under v3's limits an account's eleventh write
+    # waits a minute, and nothing else should wait behind it.
     b.registration()
     b.deposit()
+    b.api_keys(options.prune_api_keys)
     b.journaled_transactions()
     return AccountPlan(
         name=spec.name, address=spec.address, steps=_propagate_blocks(b.steps), notes=tuple(b.notes)
@@ -166,6 +168,7 @@ class _AccountPlanBuilder:
             ),
             path=entry.path,
             version=str(entry.version),
+            dydx_user={True: "exists", False: "absent", None: "unknown"}[self.facts.user_exists],
         )
 
     def onboarding(self) -> None:

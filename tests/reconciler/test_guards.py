@@ -181,3 +181,48 @@ def test_apply_without_terminal_refuses(sandbox_env: SandboxInfo, tmp_path: Path
     assert "--auto-approve" in res.err and "terminal" in res.err
     assert "Traceback" not in res.err
     _nothing_written(sandbox, m, writes, before)
+
+
+def test_a_user_onboarded_after_the_look_is_found_by_dydxs_409(
+    sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The onboard step asks no users/exists first: POST /v3/onboarding is the check. A user
+    that appeared between the look and the step (same Ethereum key, so the same STARK key) is
+    read back, compared and recorded; nothing is created twice."""
+    from dydx3 import Client
+
+    from provisioner.apply.executor import execute
+    from provisioner.cli.main import build_parser
+    from provisioner.cli.runtime import start_run
+    from provisioner.networks import SEPOLIA
+    from provisioner.plan.planner import PlanOptions
+
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    (racer,) = make_accounts(sandbox, [{"name": "racer", "deposit": "0"}])
+    m = write_manifest(tmp_path, [racer])
+    run = start_run(build_parser().parse_args(["apply", "-f", str(m.path)]))
+    _, plan = run.observe_and_plan(PlanOptions())
+    (stark_step,) = [s for s in plan.accounts[0].steps if s.kind.value == "stark_key"]
+    assert stark_step.params["dydx_user"] == "absent"
+    assert any(s.kind.value == "onboard" for s in plan.accounts[0].steps)
+
+    other = Client(
+        host=sandbox.api_url, network_id=SEPOLIA.chain_id, eth_private_key=racer.private_key
+    )
+    keys = other.onboarding.derive_stark_key()
+    other.onboarding.create_user(
+        stark_public_key=keys["public_key"],
+        stark_public_key_y_coordinate=keys["public_key_y_coordinate"],
+    )
+    onboardings = emulator_stats(sandbox)["requests"]["POST /v3/onboarding"]
+
+    (result,) = execute(run.conn, plan)
+    assert result.failed is None, result.error
+    assert emulator_stats(sandbox)["requests"]["POST /v3/onboarding"] == onboardings + 1  # the 409
+    stored = read_secret(sandbox, m.stark_path("racer"))
+    assert stored is not None
+    assert int(stored[0]["public_key"], 16) == int(keys["public_key"], 16)
+    assert stored[0]["position_id"]
+    again = cli_subprocess(sandbox, "plan", "-f", str(m.path), "--detailed-exitcode")
+    assert again.rc == 0, again.text

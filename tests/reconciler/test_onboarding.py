@@ -47,6 +47,7 @@ class Applied:
     plan_json: Result
     plan_markdown: Result
     apply: Result
+    apply_requests: dict[str, int]  # the emulator's requests during the apply, by route
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,11 @@ def applied(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> I
         first = capture.run("plan", "-f", f, "--detailed-exitcode")
         as_json = capture.run("plan", "-f", f, "--format", "json")
         as_md = capture.run("plan", "-f", f, "--format", "markdown")
+        before = emulator_stats(sandbox)["requests"]
         result = capture.run("apply", "-f", f, "--auto-approve")
-        yield Applied(manifest, first, as_json, as_md, result)
+        after = emulator_stats(sandbox)["requests"]
+        made = {route: n - before.get(route, 0) for route, n in after.items()}
+        yield Applied(manifest, first, as_json, as_md, result, made)
 
 
 class _Capture:
@@ -85,6 +89,16 @@ def test_apply_onboards_every_account(applied: Applied) -> None:
     assert applied.first_plan.rc == 2, applied.first_plan.text
     assert applied.apply.rc == 0, applied.apply.text
     assert "0 account(s) failed" in applied.apply.out
+
+
+def test_apply_asks_once_per_account_whether_dydx_knows_it(applied: Applied) -> None:
+    """The public users/exists budget is shared by every account of a run: apply asks once per
+    fresh account (its first look), takes that answer over under the lock while Vault shows the
+    account unchanged, and lets POST /v3/onboarding itself refuse a user that appeared since."""
+    made = applied.apply_requests
+    fresh = len(applied.manifest.accounts)
+    assert made.get("GET /v3/users/exists") == fresh, made
+    assert made.get("POST /v3/onboarding") == fresh, made
 
 
 def test_dydx3_client_built_from_vault_alone_trades(applied: Applied, sandbox: SandboxInfo) -> None:
