@@ -32,7 +32,7 @@ from reconciler.helpers import (
 from provisioner.clients.dydx import StarkKeyPair
 from provisioner.sandbox.control import SandboxInfo
 from provisioner.secrets import SecretResolver
-from provisioner.signers import factory
+from provisioner.signers import keystore
 from provisioner.signers.local import LocalKeySigner
 
 from .custody_testing import (
@@ -88,7 +88,7 @@ def imported(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> 
         with pytest.MonkeyPatch.context() as spies:
             spies.setattr(SecretResolver, "resolve", spy)
             spies.setattr(LocalKeySigner, "__init__", no_local_key)
-            spies.setattr(factory, "decrypt_keystore", no_local_key)
+            spies.setattr(keystore, "decrypt_keystore", no_local_key)
             first = _run(
                 "import", "-f", str(m.path), "--account", "mm-delta", "--local-storage", str(export)
             )
@@ -157,7 +157,7 @@ def test_plan_shows_the_imported_steps_done_and_the_rest_blocked(
     assert plan.rc == 0, plan.text
     [account] = json.loads(plan.out)["accounts"]
     steps = {s["id"].split("/", 1)[1]: s["blocked"] for s in account["steps"]}
-    assert list(steps) == ["api_key/hedger", "register", "approve", "deposit"]
+    assert list(steps) == ["register", "approve", "deposit", "api_key/hedger"]
     assert "creating an API key is signed with the Ethereum key" in steps["api_key/hedger"]
     assert "registration needs an Ethereum signer" in steps["register"]
     assert "a deposit needs an Ethereum signer" in steps["deposit"]

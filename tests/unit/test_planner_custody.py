@@ -123,11 +123,11 @@ def test_never_onboarded_import_only_account_points_to_the_web_app_and_provision
     assert ids(p) == [
         "stark_key",
         "onboard",
-        "api_key/default",
-        "api_key/hedger",
         "register",
         "approve",
         "deposit",
+        "api_key/default",
+        "api_key/hedger",
     ]
     why = blocked(p)
     assert all(why.values()), "nothing runs without an Ethereum signer"
@@ -151,7 +151,7 @@ def test_onboarded_in_the_web_app_but_not_imported_yet_needs_only_the_import() -
 def test_after_import_the_imported_steps_are_done_and_the_rest_is_blocked() -> None:
     p = plan_account(spec(), imported())
     # STARK key, onboarding, default API key (and the position id): done, so no step
-    assert ids(p) == ["api_key/hedger", "register", "approve", "deposit"]
+    assert ids(p) == ["register", "approve", "deposit", "api_key/hedger"]
     why = blocked(p)
     assert all(why.values())
     assert "creating an API key" in why["api_key/hedger"]
@@ -199,7 +199,7 @@ def test_the_plan_text_shows_the_blocked_reasons() -> None:
 def test_imported_keys_with_a_signer_leave_only_the_steps_that_sign() -> None:
     signer = RemoteSigner(url="http://127.0.0.1:8545")
     p = plan_account(spec(signer=signer), imported())
-    assert ids(p) == ["api_key/hedger", "register", "approve", "deposit"]
+    assert ids(p) == ["register", "approve", "deposit", "api_key/hedger"]
     assert not any(s.blocked for s in p.steps), "a signer unblocks deposits and the rest"
 
 
