@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import sys
+import threading
 from pathlib import Path
 
 from provisioner.apply import capabilities
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         )
     # Guardrails before the first write (the lock is one), and again under the lock below.
     _check_guardrails(r, plan, args)
+    _import_signing_meanwhile()
     state = r.manifest.vault.state_path
     shard = parse_shard(args.shard) if args.shard else None
     run_lock_path = lock_path(state, r.manifest.path, shard)
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         failpoint("after_account_locks")
         keep = {a.name for a in plan.accounts} if saved else account_locks.held
         r.accounts = [a for a in r.accounts if a.name in keep]
-        facts, plan = r.observe_and_plan(options)
+        facts, plan = r.observe_and_plan(options, known=facts)
         if saved is not None:
             if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
                 raise ProvisionerError(
@@ -103,6 +107,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         account_locks.release(parallelism=r.parallelism)
         lock.release()
+
+
+def _import_signing_meanwhile() -> None:
+    """Import dydx3 (what the steps sign with) while the locks are taken and the accounts looked
+    at again: it takes about a second, mostly web3 and sympy, and otherwise the first steps of
+    every account would wait for it. A failure here is left to the step that imports it again."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the steps import it again, and report
+            importlib.import_module("provisioner.clients.dydx_eth")
+
+    threading.Thread(target=load, name="import-dydx3", daemon=True).start()
 
 
 def _has_work(plan: Plan, facts: WorldFacts) -> bool:
