@@ -5,8 +5,9 @@ the cookie jar, and the environment: ``os.environ`` walked twice for proxies, a 
 ``~/.netrc``). Planning 1,000 converged accounts makes 3,000 requests, so that was most
 of what a plan cost on our side. Each of our clients talks to one host:
 
-- ``HttpTransport`` sends the hot requests (every dYdX call, every Vault read) straight
-  through urllib3, the library requests itself sends with, and raises the very exceptions
+- ``HttpTransport`` sends the hot requests (every dYdX call, every Vault read and write)
+  through urllib3, the library requests itself sends with, or over plain HTTP through one
+  keep-alive ``http.client`` connection per thread, and raises the very exceptions
   requests would (``requests.ConnectionError`` wrapping urllib3's error, ``ReadTimeout``,
   ...), so the retry policy classifies them unchanged;
 - ``pooled_session`` prepares the requests sessions that stay (hvac's, the chain's).
@@ -17,8 +18,10 @@ environment once, for their host, as requests would have for each request.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util.wait import wait_for_read
 
 POOL_CONNECTIONS = 128  # the threads of a parallel run share one pool per host
 MAX_REDIRECTS = 5  # Vault standbys redirect to the active node; requests followed up to 30
@@ -103,12 +107,19 @@ class HttpTransport:
             if proxy
             else urllib3.PoolManager(**tls)
         )
-        # Without a proxy, requests to the base URL's host go straight to its connection pool:
-        # the PoolManager's per-request URL parsing and pool lookup were a tenth of a plan's
-        # client CPU. Redirects (a Vault standby) are still followed through the PoolManager.
+        # Without a proxy, requests to the base URL's host skip the PoolManager: over plain
+        # HTTP (a local Vault agent, the sandbox) through one keep-alive http.client connection
+        # per thread, which costs half the CPU of urllib3's pool (that was a third of a
+        # plan's client CPU); over TLS straight to urllib3's pool for the host. Redirects (a
+        # Vault standby) are followed through the PoolManager.
         base = urlsplit(_strip_userinfo(base_url))
         self._origin = f"{base.scheme}://{base.netloc}"
         self._host_pool = None if proxy else self._pool.connection_from_url(self._origin)
+        self._plain = (
+            _KeepAlive(base.hostname or "", base.port or 80)
+            if not proxy and base.scheme == "http"
+            else None
+        )
         # connect errors raise at once (as MaxRetryError, like requests), read errors as
         # themselves; redirects are followed: whether to repeat a request is the caller's call
         self._retries = urllib3.Retry(
@@ -129,6 +140,12 @@ class HttpTransport:
         payload = body.encode() if isinstance(body, str) else body
         all_headers = {**self._headers, **(headers or {})}
         limits = urllib3.Timeout(connect=timeout, read=timeout)
+        if self._plain is not None and url.startswith(self._origin + "/"):
+            direct = self._plain.request(
+                method, url[len(self._origin) :], payload, all_headers, timeout
+            )
+            if direct is not None:
+                return direct
         try:
             answer = None
             if self._host_pool is not None and url.startswith(self._origin + "/"):
@@ -179,7 +196,87 @@ class HttpTransport:
         return HttpResponse(answer.status, answer.headers, answer.data, answer.reason or "")
 
     def close(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
         self._pool.clear()
+
+
+class _KeepAlive:
+    """One keep-alive ``http.client`` connection per thread to a plain-HTTP host.
+
+    A connection found readable before a request (the server closed it, or sent
+    something unasked) is replaced, as urllib3 does; failures are raised as the
+    exceptions requests would raise. ``request`` returns None for a redirect: the
+    caller sends it again through urllib3, which follows it.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> HttpResponse | None:
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers))
+            answer = conn.getresponse()
+            content = answer.read()
+        except TimeoutError as exc:
+            conn.close()
+            raise ReadTimeout(exc) from None
+        except (http.client.HTTPException, OSError) as exc:
+            conn.close()
+            raise requests.ConnectionError(exc) from None
+        if answer.will_close:
+            conn.close()
+        if 300 <= answer.status < 400 and answer.getheader("Location"):
+            return None
+        headers_read = urllib3.HTTPHeaderDict(answer.getheaders())
+        return HttpResponse(answer.status, headers_read, content, answer.reason or "")
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and wait_for_read(conn.sock, timeout=0.0):
+            conn.close()  # dropped by the server, or a stray answer: never reuse it
+        if conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        if conn.sock is None:
+            conn.timeout = timeout
+            try:
+                conn.connect()
+            except TimeoutError as exc:
+                conn.close()
+                raise ConnectTimeout(exc) from None
+            except OSError as exc:
+                conn.close()
+                # the shape requests gives a refused connection: the retry policy reads it
+                # as "nothing was sent"
+                why = f"Failed to establish a new connection: {exc}"
+                refused = NewConnectionError(None, why)  # type: ignore[arg-type]
+                where = f"{self._host}:{self._port}"
+                failed = MaxRetryError(None, where, refused)  # type: ignore[arg-type]
+                raise requests.ConnectionError(failed) from None
+        else:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
 
 
 def pooled_session(base_url: str, *, session: requests.Session | None = None) -> requests.Session:

@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -107,6 +108,52 @@ def test_transport_answers_follow_redirects_and_carry_url_credentials(server: st
     assert answer.status_code == 200 and answer.text.startswith("Basic ")
     assert answer.headers["ratelimit-remaining"] == "7"  # case-insensitive, like requests
     assert http.request("GET", f"{server}/missing", timeout=5).status_code == 404
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; ``/drop`` answers, then closes the connection unannounced (an
+    idle timeout on the server's side). Each answer names the connection it came on."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = f"{self.client_address[1]} {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/drop":
+            self.close_connection = True
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+def test_keep_alive_connections_are_per_thread_reused_and_replaced_when_dropped() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    http = HttpTransport(base)
+    try:
+        first = http.request("GET", f"{base}/a", timeout=5).text.split()
+        second = http.request("GET", f"{base}/b", timeout=5).text.split()
+        assert first[0] == second[0] and second[1] == "/b"  # one connection, reused
+        http.request("GET", f"{base}/drop", timeout=5)
+        threading.Event().wait(0.1)  # the server has closed it by now
+        after = http.request("GET", f"{base}/c", timeout=5).text.split()
+        assert after[0] != first[0] and after[1] == "/c"  # a new one, no error
+
+        def ports(_: int) -> tuple[str, str]:
+            one = http.request("GET", f"{base}/x", timeout=5).text.split()[0]
+            two = http.request("GET", f"{base}/y", timeout=5).text.split()[0]
+            return one, two
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            pairs = list(pool.map(ports, range(32)))
+        assert all(one == two for one, two in pairs)  # each thread keeps its connection
+    finally:
+        http.close()
+        httpd.shutdown()
 
 
 def test_transport_failures_are_requests_exceptions_the_retry_policy_knows(server: str) -> None:
