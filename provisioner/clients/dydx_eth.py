@@ -8,6 +8,7 @@ needs. (It imports safely: ``provisioner/__init__`` applies the Python 3.11 fix 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from dydx3.constants import (
@@ -75,16 +76,42 @@ class Replay:
         return self._typed
 
 
+class _OnboardingAction(SignOnboardingAction):  # type: ignore[misc]  # dydx3 is untyped
+    """dydx3's onboarding action, its digest remembered: the two onboarding messages name no
+    address, so their digests depend on the network alone (dydx3 hashed them again for every
+    signature, with web3's slow ABI packing: a third of an account's onboarding CPU)."""
+
+    def get_hash(self, action: str) -> Any:
+        return _onboarding_digest(self.network_id, action)
+
+
+class _EthPrivateAction(SignEthPrivateAction):  # type: ignore[misc]
+    """dydx3's action for Ethereum-key requests, its domain hash remembered (network alone)."""
+
+    def get_domain_hash(self) -> Any:
+        return _domain_hash(self.network_id)
+
+
+@cache
+def _onboarding_digest(network_id: int, action: str) -> Any:
+    return SignOnboardingAction(None, network_id).get_hash(action=action)
+
+
+@cache
+def _domain_hash(network_id: int) -> Any:
+    return SignEthPrivateAction(None, network_id).get_domain_hash()
+
+
 def onboarding_signature(signer: Dydx3Signer | Replay, network_id: int, address: str) -> str:
     """The "dYdX Onboarding" signature: ``DYDX-SIGNATURE`` of POST /v3/onboarding, and the
     seed of the default API key."""
-    action = SignOnboardingAction(signer, network_id)
+    action = _OnboardingAction(signer, network_id)
     return str(action.sign(address, action=OFF_CHAIN_ONBOARDING_ACTION))
 
 
 def stark_key_signature(signer: Dydx3Signer, network_id: int, address: str) -> str:
     """The "dYdX STARK Key" signature the STARK key pair is derived from."""
-    action = SignOnboardingAction(signer, network_id)
+    action = _OnboardingAction(signer, network_id)
     return str(action.sign(address, action=OFF_CHAIN_KEY_DERIVATION_ACTION))
 
 
@@ -123,7 +150,7 @@ def eth_private_signature(
     timestamp: str,
 ) -> str:
     """``DYDX-SIGNATURE`` of an Ethereum-key request (POST/DELETE /v3/api-keys)."""
-    action = SignEthPrivateAction(signer, network_id)
+    action = _EthPrivateAction(signer, network_id)
     return str(
         action.sign(
             address, method=method, request_path=request_path, body=body, timestamp=timestamp

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
@@ -36,7 +38,7 @@ class LocalKeySigner:
 
     def sign_typed_data(self, typed_data: dict[str, Any]) -> str:
         try:
-            message = encode_structured_data(primitive=typed_data)
+            message = _encoded(json.dumps(typed_data, sort_keys=True))
         except (ValueError, TypeError, KeyError) as exc:
             raise SignerError(f"not a valid EIP-712 typed-data message: {exc}") from None
         signature = bytes(self._account.sign_message(message).signature)
@@ -60,3 +62,10 @@ class LocalKeySigner:
         raise SignerError(
             "a local key signer does not broadcast: sign with sign_transaction and send the raw bytes"
         )
+
+
+@lru_cache(maxsize=64)
+def _encoded(typed_data_json: str) -> Any:
+    """The signable form of a typed-data message. dYdX's onboarding messages are the same for
+    every account, so a run onboarding many accounts encodes each once."""
+    return encode_structured_data(text=typed_data_json)
