@@ -55,7 +55,9 @@ def execute(
     specs = {a.name: a for a in conn.manifest.accounts}
     journaled = _journaled(journal)  # one listing, not one per account
     runs = [
-        _AccountRun(AccountContext(specs[acc.name], conn, journal), acc, on_step)
+        _AccountRun(
+            AccountContext(specs[acc.name], conn, journal), acc, on_step, acc.name in journaled
+        )
         for acc in plan.accounts
         if any(not s.blocked for s in acc.steps) or acc.name in journaled
     ]
@@ -86,8 +88,11 @@ def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
 class _AccountRun:
     """One account's steps in order, run in two parts (see the module's docstring)."""
 
-    def __init__(self, ctx: AccountContext, plan: AccountPlan, on_step: StepHook) -> None:
+    def __init__(
+        self, ctx: AccountContext, plan: AccountPlan, on_step: StepHook, journaled: bool
+    ) -> None:
         self.ctx = ctx
+        self.journaled = journaled  # the run's one listing showed entries for this account
         self.plan = plan
         self.on_step = on_step
         self.result = AccountResult(plan.name)
@@ -96,7 +101,8 @@ class _AccountRun:
 
     def open_window(self) -> None:
         try:
-            settle_journal(self.ctx)
+            if self.journaled:  # entries appear only under the account's lock, which we hold
+                settle_journal(self.ctx)
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
             self.result.failed, self.result.error = "journal", _describe(self.ctx, exc)
             self.ctx.log(f"settling the journal failed: {self.result.error}")
