@@ -36,7 +36,7 @@ typecheck: install
 check: lint typecheck test
 
 bench: install
-	$(BIN)/python -m benchmarks.run  # see benchmarks/README.md
+	$(BIN)/python -m benchmarks.run  # see README.md, "Benchmarks"
 
 ## Rebuild the Solidity stand-ins' artifacts (committed) with npm's solc.
 contracts: install

@@ -153,8 +153,8 @@ def _plan_vs_naive(
     growth, after_start = _growth(args, env, tmp, max(m.peak_rss_mb for m in ours))
     naive_work = float(naive.stderr.rsplit("work seconds:", 1)[1].split()[0])
     lines.append(
-        f"   without interpreter start and imports (~{plan_s - after_start:.1f} s of ours, mostly"
-        f" dydx3 pulling in web3 and sympy): {after_start:.2f} s vs {naive_work:.2f} s"
+        f"   without interpreter start and imports (~{plan_s - after_start:.1f} s of ours; the"
+        f" naive script's include dydx3, web3 and sympy): {after_start:.2f} s vs {naive_work:.2f} s"
         f" => {naive_work / after_start:.1f}x"
     )
     return lines, growth
