@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _manifest_arg(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--target", action="append", default=[], metavar="NAME")
+    p.add_argument("--shard", default=None, metavar="I/N")
 
     p = sub.add_parser("import", help="import keys exported from the dYdX web app's local storage")
     _manifest_arg(p)

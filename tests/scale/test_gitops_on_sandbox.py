@@ -147,6 +147,19 @@ def test_a_converged_plan_exits_0_and_status_reports_every_account(
         assert row["deposited"] == row["target"] == DEPOSIT
         assert row["stark_key_in_vault"] is True
         assert row["api_keys"] == {"default": True, "bot": True}
+    shards = [
+        {
+            row["account"]
+            for row in json.loads(
+                _provision(
+                    sandbox, "status", "-f", str(m.path), "--format", "json", "--shard", f"{i}/3"
+                ).out
+            )["accounts"]
+        }
+        for i in range(3)
+    ]
+    assert set().union(*shards) == set(rows) and sum(map(len, shards)) == len(rows)
+    assert shards[0] == {a.name for a in m.accounts if shard_of(a.name, 3) == 0}
 
 
 def test_nightly_drift_names_a_key_deleted_at_dydx_and_a_secret_removed_from_vault(
