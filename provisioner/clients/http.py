@@ -114,11 +114,11 @@ class HttpTransport:
         # Vault standby) are followed through the PoolManager.
         base = urlsplit(_strip_userinfo(base_url))
         self._origin = f"{base.scheme}://{base.netloc}"
-        self._host_pool = None if proxy else self._pool.connection_from_url(self._origin)
-        self._plain = (
-            _KeepAlive(base.hostname or "", base.port or 80)
-            if not proxy and base.scheme == "http"
-            else None
+        direct = not proxy
+        plain = direct and base.scheme == "http"
+        self._plain = _KeepAlive(base.hostname or "", base.port or 80) if plain else None
+        self._host_pool = (
+            self._pool.connection_from_url(self._origin) if direct and not plain else None
         )
         # connect errors raise at once (as MaxRetryError, like requests), read errors as
         # themselves; redirects are followed: whether to repeat a request is the caller's call
@@ -139,19 +139,18 @@ class HttpTransport:
         url = _strip_userinfo(url)
         payload = body.encode() if isinstance(body, str) else body
         all_headers = {**self._headers, **(headers or {})}
-        limits = urllib3.Timeout(connect=timeout, read=timeout)
-        if self._plain is not None and url.startswith(self._origin + "/"):
-            direct = self._plain.request(
-                method, url[len(self._origin) :], payload, all_headers, timeout
-            )
+        path = url[len(self._origin) :] if url.startswith(self._origin + "/") else None
+        if self._plain is not None and path is not None:
+            direct = self._plain.request(method, path, payload, all_headers, timeout)
             if direct is not None:
-                return direct
+                return direct  # else a redirect: the PoolManager below follows it
+        limits = urllib3.Timeout(connect=timeout, read=timeout)
         try:
             answer = None
-            if self._host_pool is not None and url.startswith(self._origin + "/"):
+            if self._host_pool is not None and path is not None:
                 answer = self._host_pool.urlopen(
                     method,
-                    url[len(self._origin) :],
+                    path,
                     body=payload,
                     headers=all_headers,
                     timeout=limits,
