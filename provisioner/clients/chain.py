@@ -400,7 +400,7 @@ class ChainClient:
         tag = hex(block) if isinstance(block, int) else block
         wanted: dict[str, int | None] = {}
         for address, stark_key in items:
-            checked = _address(address)
+            checked = to_checksum(address)
             if checked in wanted and wanted[checked] != stark_key:
                 raise ValueError(f"{checked} is listed twice with different STARK keys")
             if stark_key is not None:
@@ -571,7 +571,7 @@ class ChainClient:
         data = _calldata(
             "registerUser(address,uint256,bytes)",
             ["address", "uint256", "bytes"],
-            [_address(eth_key), _uint(stark_key, "stark_key"), signature],
+            [to_checksum(eth_key), _uint(stark_key, "stark_key"), signature],
         )
         return self._build("registerUser", sender, self._exchange, data)
 
@@ -604,7 +604,7 @@ class ChainClient:
         return self._build("deposit", owner, self._exchange, data)
 
     def _build(self, what: str, sender: str, to: str, data: str) -> dict[str, Any]:
-        sender = _address(sender)
+        sender = to_checksum(sender)
         call = {"from": sender, "to": to, "data": data}
         estimate, block, tip, gas_price, chain_id = self._rpc.batch(
             [
@@ -691,7 +691,7 @@ def _calldata(signature: str, types: list[str], args: list[Any]) -> str:
 # signature per call cost more than the batch itself, so the two static types the reads use
 # are encoded here (and checked against eth_abi in the tests) and selectors are cached.
 def _address_word(value: str) -> bytes:
-    return bytes(12) + bytes.fromhex(_address(value)[2:])
+    return bytes(12) + bytes.fromhex(to_checksum(value)[2:])
 
 
 def _uint_word(value: int) -> bytes:
@@ -704,12 +704,6 @@ _STATIC_WORDS: dict[str, Callable[[Any], bytes]] = {"address": _address_word, "u
 @cache
 def _selector(signature: str) -> bytes:
     return selector(signature)
-
-
-def _address(value: str) -> str:
-    """``value`` checksummed (EIP-55); ValueError unless it is 0x + 40 hex digits with, when
-    mixed-case, a valid checksum."""
-    return to_checksum(value)
 
 
 def _uint(value: int, name: str) -> int:

@@ -256,16 +256,13 @@ class DydxClient:
                 return self._attempt(request)
             except Exception as error:
                 verdict, reason = classify(error)
-                conflict = isinstance(error, DydxError) and error.status == 409
-                if conflict and not was_ambiguous:
-                    assert isinstance(error, DydxError)
-                    raise AlreadyOnboarded(
-                        str(error),
-                        status=409,
-                        msg=error.msg,
-                        route=error.route,
-                    ) from None
-                if verdict is not Retryability.IF_IDEMPOTENT and not (conflict and was_ambiguous):
+                if isinstance(error, DydxError) and error.status == 409:
+                    if not was_ambiguous:  # a first attempt: dYdX had the user already
+                        raise AlreadyOnboarded(
+                            str(error), status=409, msg=error.msg, route=error.route
+                        ) from None
+                    # else our earlier, unanswered attempt may have created it: look below
+                elif verdict is not Retryability.IF_IDEMPOTENT:
                     raise
                 was_ambiguous = True
                 self._log(

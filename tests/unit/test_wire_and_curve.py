@@ -115,12 +115,14 @@ def test_a_private_key_outside_the_group_is_refused(bad: int) -> None:
 
 def test_eip55_and_selectors_equal_eth_utils() -> None:
     rng = random.Random(5)
-    for _ in range(50):
+    for _ in range(500):
         raw = "0x" + rng.randbytes(20).hex()
         assert eip55(raw) == to_checksum_address(raw)
+        assert to_checksum(raw) == to_checksum_address(raw)
         assert to_checksum(raw.upper().replace("0X", "0x")) == to_checksum_address(raw)
     assert to_checksum(ADDRESS) == ADDRESS
-    for bad in (ADDRESS.replace("F8bf", "f8bf"), "0x1234", ADDRESS[2:], "0x" + "g" * 40):
+    swapped = "0x" + ADDRESS[2:].swapcase()  # mixed case, every letter's case wrong
+    for bad in (ADDRESS.replace("F8bf", "f8bf"), swapped, "0x1234", ADDRESS[2:], "0x" + "g" * 40):
         with pytest.raises(ValueError, match="not an Ethereum address"):
             to_checksum(bad)
     for signature in ("balanceOf(address)", "getEthKey(uint256)", "allowance(address,address)"):
