@@ -21,6 +21,7 @@ from reconciler.helpers import (
     Result,
     assert_no_secret,
     cli,
+    cli_captured,
     cli_subprocess,
     dydx3_client,
     make_accounts,
@@ -89,23 +90,11 @@ def imported(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> 
             spies.setattr(SecretResolver, "resolve", spy)
             spies.setattr(LocalKeySigner, "__init__", no_local_key)
             spies.setattr(keystore, "decrypt_keystore", no_local_key)
-            first = _run(
+            first = cli_captured(
                 "import", "-f", str(m.path), "--account", "mm-delta", "--local-storage", str(export)
             )
         assert set(resolved) == {"env:VAULT_TOKEN"}, sorted(set(resolved))
         yield Imported(m, wallet, export, first)
-
-
-def _run(*args: str) -> Result:
-    import contextlib
-    import io
-
-    from provisioner.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(args))
-    return Result(rc, out.getvalue(), err.getvalue())
 
 
 def test_import_stores_the_web_app_keys(imported: Imported, sandbox: SandboxInfo) -> None:
@@ -183,7 +172,7 @@ def test_importing_again_in_another_accepted_shape_changes_nothing(
         tmp_path / "two-values.json",
         {"STARK_KEY_PAIRS": stark, "API_KEY_PAIRS": api_key_pairs(wallet)},
     )
-    again = _run(
+    again = cli_captured(
         "import", "-f", str(m.path), "--account", "mm-delta", "--local-storage", str(export)
     )
     assert again.rc == 0, again.text
@@ -206,7 +195,7 @@ def target(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def _refused(sandbox: SandboxInfo, target: Imported, export: Path, *fragments: str) -> str:
-    res = _run(
+    res = cli_captured(
         "import",
         "-f",
         str(target.manifest.path),
@@ -336,7 +325,7 @@ def test_foreign_data_at_a_destination_is_refused_and_left_alone(
         export = write_export(
             tmp_path / "good.json", whole_local_storage(stark_key_pairs(w), api_key_pairs(w))
         )
-        res = _run(
+        res = cli_captured(
             "import", "-f", str(m.path), "--account", "mm-echo", "--local-storage", str(export)
         )
         assert res.rc == 1 and "not written by dydx-provisioner" in res.err, res.text

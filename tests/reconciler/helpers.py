@@ -213,6 +213,20 @@ def cli(capsys: Any, *args: str) -> Result:
     return Result(rc, captured.out, captured.err)
 
 
+def cli_captured(*args: str) -> Result:
+    """Run ``provision`` in-process with its output captured by hand: for fixtures wider than
+    one test, where capsys is not available."""
+    import contextlib
+    import io
+
+    from provisioner.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return Result(rc, out.getvalue(), err.getvalue())
+
+
 def cli_subprocess(sandbox: SandboxInfo, *args: str, timeout: float = 120) -> Result:
     """Run ``provision`` as a real process with no terminal on stdin."""
     import os

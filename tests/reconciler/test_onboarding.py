@@ -17,6 +17,7 @@ from .helpers import (
     Result,
     assert_no_secret,
     cli,
+    cli_captured,
     deposited,
     dydx3_client,
     emulator_stats,
@@ -58,31 +59,15 @@ def applied(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> I
         mp.setenv("NO_COLOR", "1")
         accounts = make_accounts(sandbox, ACCOUNTS)
         manifest = write_manifest(tmp_path_factory.mktemp("onboarding"), accounts)
-        capture = _Capture()
         f = str(manifest.path)
-        first = capture.run("plan", "-f", f, "--detailed-exitcode")
-        as_json = capture.run("plan", "-f", f, "--format", "json")
-        as_md = capture.run("plan", "-f", f, "--format", "markdown")
+        first = cli_captured("plan", "-f", f, "--detailed-exitcode")
+        as_json = cli_captured("plan", "-f", f, "--format", "json")
+        as_md = cli_captured("plan", "-f", f, "--format", "markdown")
         before = emulator_stats(sandbox)["requests"]
-        result = capture.run("apply", "-f", f, "--auto-approve")
+        result = cli_captured("apply", "-f", f, "--auto-approve")
         after = emulator_stats(sandbox)["requests"]
         made = {route: n - before.get(route, 0) for route, n in after.items()}
         yield Applied(manifest, first, as_json, as_md, result, made)
-
-
-class _Capture:
-    """capsys is function-scoped: capture by hand for the module fixture."""
-
-    def run(self, *args: str) -> Result:
-        import contextlib
-        import io
-
-        from provisioner.cli.main import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(list(args))
-        return Result(rc, out.getvalue(), err.getvalue())
 
 
 def test_apply_onboards_every_account(applied: Applied) -> None:

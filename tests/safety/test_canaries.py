@@ -24,6 +24,7 @@ from reconciler.helpers import (
     MOUNT,
     Result,
     assert_no_secret,
+    cli_captured,
     read_secret,
     set_usdc,
     vault,
@@ -182,23 +183,22 @@ def seen(
     with pytest.MonkeyPatch.context() as mp:
         for name, value in planted.env.items():
             mp.setenv(name, value)
-        capture = _Capture()
         records = _Records()
         root = logging.getLogger()
         level = root.level
         root.addHandler(records)
         root.setLevel(logging.DEBUG)
         try:
-            out.add("validate", capture.run("validate", "-f", f))
-            out.add("validate json", capture.run("validate", "-f", f, "--format", "json"))
+            out.add("validate", cli_captured("validate", "-f", f))
+            out.add("validate json", cli_captured("validate", "-f", f, "--format", "json"))
             for fmt in ("text", "json", "markdown"):
                 saved = tmp / f"plan-{fmt}.json"
                 out.add(
                     f"plan {fmt}",
-                    capture.run("-vv", "plan", "-f", f, "--format", fmt, "--out", str(saved)),
+                    cli_captured("-vv", "plan", "-f", f, "--format", fmt, "--out", str(saved)),
                 )
                 out.texts[f"plan file ({fmt} run)"] = saved.read_text()
-            _failures(out, capture, planted, tmp, mp)  # while every account has work to do
+            _failures(out, planted, tmp, mp)  # while every account has work to do
             # a failing apply first: every secret is in play, POST /v3/api-keys always fails
             emulator_faults(
                 sandbox,
@@ -206,16 +206,16 @@ def seen(
             )
             try:
                 failed = out.add(
-                    "failing apply", capture.run("-v", "apply", "-f", f, "--auto-approve")
+                    "failing apply", cli_captured("-v", "apply", "-f", f, "--auto-approve")
                 )
             finally:
                 emulator_faults(sandbox, None)
             assert failed.rc == 1 and "FAILED at" in failed.err, failed.err
-            out.add("apply", capture.run("-v", "apply", "-f", f, "--auto-approve"))
-            out.add("stale plan", capture.run("apply", "-f", f, str(tmp / "plan-json.json")))
-            out.add("status", capture.run("-v", "status", "-f", f))
-            out.add("status json", capture.run("status", "-f", f, "--format", "json"))
-            out.add("converged plan", capture.run("plan", "-f", f, "--detailed-exitcode"))
+            out.add("apply", cli_captured("-v", "apply", "-f", f, "--auto-approve"))
+            out.add("stale plan", cli_captured("apply", "-f", f, str(tmp / "plan-json.json")))
+            out.add("status", cli_captured("-v", "status", "-f", f))
+            out.add("status json", cli_captured("status", "-f", f, "--format", "json"))
+            out.add("converged plan", cli_captured("plan", "-f", f, "--detailed-exitcode"))
         finally:
             root.removeHandler(records)
             root.setLevel(level)
@@ -230,7 +230,7 @@ def seen(
     yield out
 
 
-def _failures(out: Seen, capture: _Capture, p: Planted, tmp: Path, mp: pytest.MonkeyPatch) -> None:
+def _failures(out: Seen, p: Planted, tmp: Path, mp: pytest.MonkeyPatch) -> None:
     """The failure paths, each with every canary still in the environment."""
     f = str(p.manifest)
     doc = yaml.safe_load(p.manifest.read_text())
@@ -241,27 +241,27 @@ def _failures(out: Seen, capture: _Capture, p: Planted, tmp: Path, mp: pytest.Mo
     bad_path = tmp / "bad-signers.yaml"
     bad_path.write_text(yaml.safe_dump(bad, sort_keys=False))
     mp.setenv("CANARY_WRONG_PASSWORD", p.keystore_password + "-wrong")
-    out.add("bad signers plan", capture.run("-v", "plan", "-f", str(bad_path)))
+    out.add("bad signers plan", cli_captured("-v", "plan", "-f", str(bad_path)))
     # the signer of another address
     swapped = json.loads(json.dumps(doc))
     swapped["accounts"][0]["signer"] = doc["accounts"][1]["signer"]
     swapped_path = tmp / "swapped.yaml"
     swapped_path.write_text(yaml.safe_dump(swapped, sort_keys=False))
-    out.add("swapped signer plan", capture.run("-v", "plan", "-f", str(swapped_path)))
+    out.add("swapped signer plan", cli_captured("-v", "plan", "-f", str(swapped_path)))
     # a bad address: the manifest is refused
     broken = json.loads(json.dumps(doc))
     broken["accounts"][0]["address"] = broken["accounts"][0]["address"].lower()[:-1] + "G"
     broken_path = tmp / "broken.yaml"
     broken_path.write_text(yaml.safe_dump(broken, sort_keys=False))
-    out.add("bad address validate", capture.run("validate", "-f", str(broken_path)))
-    out.add("bad address plan", capture.run("plan", "-f", str(broken_path)))
+    out.add("bad address validate", cli_captured("validate", "-f", str(broken_path)))
+    out.add("bad address plan", cli_captured("plan", "-f", str(broken_path)))
     # Vault refusing the token, then Vault gone
     mp.setenv("CANARY_VAULT_TOKEN", p.vault_token + "-revoked")
-    out.add("wrong token plan", capture.run("-v", "plan", "-f", f))
+    out.add("wrong token plan", cli_captured("-v", "plan", "-f", f))
     mp.setenv("CANARY_VAULT_TOKEN", p.vault_token)
     mp.setenv("VAULT_ADDR", "http://127.0.0.1:9")
-    out.add("dead vault apply", capture.run("-v", "apply", "-f", f, "--auto-approve"))
-    out.add("dead vault status", capture.run("status", "-f", f))
+    out.add("dead vault apply", cli_captured("-v", "apply", "-f", f, "--auto-approve"))
+    out.add("dead vault status", cli_captured("status", "-f", f))
     try:
         connect(load_manifest(f))
     except ProvisionerError as exc:
@@ -282,21 +282,6 @@ def _derived(sandbox: SandboxInfo, p: Planted) -> list[str]:
             assert api is not None, f"{name}: no API key {key} after apply"
             values += [api[0]["secret"], api[0]["passphrase"]]
     return values
-
-
-class _Capture:
-    """capsys is function-scoped: capture by hand for the module fixture."""
-
-    def run(self, *args: str) -> Result:
-        import contextlib
-        import io
-
-        from provisioner.cli.main import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(list(args))
-        return Result(rc, out.getvalue(), err.getvalue())
 
 
 class _Records(logging.Handler):

@@ -162,16 +162,13 @@ def matrix(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def _plan(path: Path) -> tuple[dict[str, list[str]], int, dict[str, list[str]]]:
-    import contextlib
-    import io
     import json
 
-    from provisioner.cli.main import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["plan", "-f", str(path), "--format", "json", "--detailed-exitcode"])
-    data = json.loads(out.getvalue())
+    planned = helpers.cli_captured(
+        "plan", "-f", str(path), "--format", "json", "--detailed-exitcode"
+    )
+    rc = planned.rc
+    data = json.loads(planned.out)
     steps = {a["name"]: [s["id"] for s in a["steps"]] for a in data["accounts"]}
     notes = {
         a["name"]: [n["message"] for n in a["notes"] if "interrupted" in n["message"]]
