@@ -161,4 +161,3 @@ def display_url(url: str) -> str:
     if not parts.scheme or not parts.hostname:
         return "<invalid URL>"
     return f"{parts.scheme}://{parts.hostname}{port}"
-

@@ -353,3 +353,33 @@ def test_the_real_command_exits_1_with_one_line_for_an_unknown_account(
     assert res.err.strip() == (
         f"error: --account nobody: no such account in {target.manifest.path}; expected one of: mm-echo"
     )
+
+
+def test_an_unexpected_error_during_import_is_masked_by_the_runs_redactor(
+    env: SandboxInfo, target: Imported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """import shares the run's one redactor (issue 16): a bug whose message quotes a key the
+    export held, raised past every ProvisionerError handler, is still masked by main."""
+    from provisioner.clients.vault import VaultClient
+
+    w = target.wallet
+    export = write_export(
+        tmp_path / "good.json", whole_local_storage(stark_key_pairs(w), api_key_pairs(w))
+    )
+    leaked = " ".join(wallet_secrets(w))
+
+    def buggy_connect(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"a bug that quotes {leaked}")
+
+    monkeypatch.setattr(VaultClient, "connect", buggy_connect)
+    res = cli_captured(
+        "import",
+        "-f",
+        str(target.manifest.path),
+        "--account",
+        "mm-echo",
+        "--local-storage",
+        str(export),
+    )
+    assert res.rc == 1 and "unexpected RuntimeError" in res.err, res.text
+    assert_no_secret(res.text, wallet_secrets(w), "the unexpected error")

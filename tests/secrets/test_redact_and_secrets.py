@@ -288,7 +288,7 @@ def test_json_escaped_forms_are_masked(redactor: Redactor, secret: str) -> None:
         out = redactor.redact(dumped)
         assert json.loads(out.replace(MASK, "")) == {"v": ""}, out
     escaped_slash = json.dumps(secret)[1:-1].replace("/", "\\/")
-    assert MASK == redactor.redact(escaped_slash)
+    assert redactor.redact(escaped_slash) == MASK
 
 
 def test_values_shorter_than_the_minimum_are_not_masked(redactor: Redactor) -> None:

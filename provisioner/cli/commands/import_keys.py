@@ -23,7 +23,8 @@ from provisioner.redact import Redactor
 def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.file)
     spec = _account(manifest, args.account)
-    redactor = Redactor()
+    # the run's one redactor (main's), so its unexpected-error path masks these secrets too
+    redactor: Redactor = getattr(args, "redactor", None) or Redactor()
     try:
         keys = load_export(args.local_storage, spec.address, redactor.register)
         conn = connect(
