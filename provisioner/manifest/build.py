@@ -328,7 +328,10 @@ class ManifestBuilder:
                 return None
             return SecretRef("env", target, location=location)
         if kind == "file":
-            return SecretRef("file", self._local_path(target), location=location)
+            local = self._local_file(target, where)
+            if local is None:
+                return None
+            return SecretRef("file", local, location=location, root=self.base_dir)
         return None
 
     def _expand(self, template: str, path: NodePath, account: str | None) -> str | None:
@@ -343,7 +346,12 @@ class ManifestBuilder:
             return None
         return paths.expand(template, account)
 
-    def _local_path(self, target: str) -> str:
+    def _local_file(self, target: str, path: NodePath) -> str | None:
+        """The file's path if it stays inside the manifest's directory; else reported, None."""
+        problem = paths.local_file_problem(self.base_dir, target)
+        if problem is not None:  # the path itself is not quoted: it may hold anything
+            self._report(path, f"{format_path(path)} {problem}", paths.LOCAL_FILE_EXPECTED)
+            return None
         return os.path.normpath(os.path.join(self.base_dir, target))
 
     # -- values --------------------------------------------------------------
@@ -504,7 +512,8 @@ class ManifestBuilder:
             if keystore_path is None or ref is None:
                 return None
             expanded = self._expand(keystore_path.value, keystore_path.path, name)
-            return KeystoreSigner(self._local_path(expanded), ref) if expanded else None
+            local = self._local_file(expanded, keystore_path.path) if expanded else None
+            return KeystoreSigner(local, ref) if local else None
         if kind == "remote":
             url = self._get(body, "url", where)
             timeout = self._get(body, "timeout_seconds", where)
