@@ -12,7 +12,7 @@ from provisioner.clients.ratelimit import RateLimiter
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import VaultClient
 from provisioner.errors import ProvisionerError
-from provisioner.manifest.model import Manifest
+from provisioner.manifest.model import Manifest, RemoteSigner
 from provisioner.redact import Redactor, display_url
 from provisioner.secrets import SecretResolver
 
@@ -54,6 +54,12 @@ class Connections:
     log: Log
 
 
+def endpoint_urls(manifest: Manifest) -> list[str]:
+    """Every URL the manifest names: Vault, dYdX, the RPC and each remote signer."""
+    signers = [a.signer.url for a in manifest.accounts if isinstance(a.signer, RemoteSigner)]
+    return [manifest.vault.address, manifest.network.api_url, manifest.network.rpc_url, *signers]
+
+
 def connect(
     manifest: Manifest,
     *,
@@ -63,6 +69,9 @@ def connect(
 ) -> Connections:
     """Log in to Vault, reach the chain and check its id before anything else runs."""
     redactor = redactor or Redactor()
+    # an RPC provider's key sits in its URL's path, and library debug lines (-vv) print paths
+    for url in endpoint_urls(manifest):
+        redactor.register_url(url)
     resolver = SecretResolver(redactor, env)
     vault = VaultClient.connect(
         manifest.vault, resolver, redactor, retry=LoggedRetry(RetryPolicy(), log)

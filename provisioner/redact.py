@@ -104,6 +104,18 @@ class Redactor:
         for _, value in parse_qsl(parts.query, keep_blank_values=False):
             self.register(value)
 
+    def register_interpolated(self, value: str) -> None:
+        """A value ``${VAR}`` put into the manifest: a URL's secret parts, or the whole value."""
+        try:
+            parts = urlsplit(value.strip())
+            is_url = bool(parts.scheme and parts.hostname)
+        except ValueError:
+            is_url = False
+        if is_url:
+            self.register_url(value.strip())
+        else:
+            self.register(value)
+
     def redact(self, text: str) -> str:
         """Every registered value masked; where several start at one place, the longest."""
         find = self._by_prefix.get

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from provisioner.cli.trust import load_policy
 from provisioner.connections import Connections, connect
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
@@ -84,8 +85,10 @@ def shard_of(name: str, count: int) -> int:
 
 
 def start_run(args: argparse.Namespace) -> Run:
-    manifest = load_manifest(args.file)
     redactor = getattr(args, "redactor", None) or Redactor()  # main's: it redacts our errors too
+    manifest = load_manifest(
+        args.file, policy=load_policy(args), on_value=redactor.register_interpolated
+    )
     accounts = select_accounts(
         manifest, list(getattr(args, "target", []) or []), getattr(args, "shard", None)
     )

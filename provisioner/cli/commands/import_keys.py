@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from provisioner.cli.runtime import stderr_logger
+from provisioner.cli.trust import load_policy
 from provisioner.connections import connect
 from provisioner.custody.importer import ImportResult, import_web_app_keys
 from provisioner.custody.local_storage import load_export
@@ -21,10 +22,12 @@ from provisioner.redact import Redactor
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.file)
-    spec = _account(manifest, args.account)
     # the run's one redactor (main's), so its unexpected-error path masks these secrets too
     redactor: Redactor = getattr(args, "redactor", None) or Redactor()
+    manifest = load_manifest(
+        args.file, policy=load_policy(args), on_value=redactor.register_interpolated
+    )
+    spec = _account(manifest, args.account)
     try:
         keys = load_export(args.local_storage, spec.address, redactor.register)
         conn = connect(
