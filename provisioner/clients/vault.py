@@ -7,6 +7,7 @@ line naming the address and what failed, never a token or a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -25,6 +26,11 @@ import hvac.utils
 import requests
 
 from provisioner.clients.http import HttpTransport, ca_bundle_from_env, pooled_session
+from provisioner.content_metadata import (
+    content_metadata,
+    recorded_content,
+    without_content_keys,
+)
 from provisioner.errors import ProvisionerError
 from provisioner.facts import MANAGED_BY, VaultEntry
 from provisioner.manifest.model import SecretRef, VaultSpec
@@ -62,6 +68,14 @@ class SecretRecord:
 
     entry: VaultEntry
     data: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MetadataRecord:
+    """One metadata read: the fact, and whether apply's record describes the current version."""
+
+    entry: VaultEntry
+    described: bool
 
 
 class Retrier(Protocol):
@@ -171,8 +185,10 @@ class VaultClient:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         retry: Retrier | None = None,
+        revoke_on_close: bool = True,
     ) -> None:
-        """Prefer ``connect``, which also logs in."""
+        """Prefer ``connect``, which also logs in. ``revoke_on_close``: ``close`` revokes a token
+        this client obtained by logging in (never one it was given)."""
         self.spec = spec
         self.address = spec.address.rstrip("/")
         self.mount = spec.mount.strip("/")
@@ -193,6 +209,8 @@ class VaultClient:
         self._kv = self._hvac.secrets.kv.v2
         self._lease = _Lease(expires_at=None, ttl=0, renewable=False)
         self._auth_lock = threading.Lock()
+        self._revoke_on_close = revoke_on_close
+        self._logged_in = False  # the token came from a login of ours, so it is ours to revoke
 
     @classmethod
     def connect(
@@ -204,9 +222,18 @@ class VaultClient:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         retry: Retrier | None = None,
+        revoke_on_close: bool = True,
     ) -> VaultClient:
         """A client logged in per ``spec.auth``; VaultError if Vault is unreachable or refuses."""
-        client = cls(spec, resolver, redactor, timeout=timeout, clock=clock, retry=retry)
+        client = cls(
+            spec,
+            resolver,
+            redactor,
+            timeout=timeout,
+            clock=clock,
+            retry=retry,
+            revoke_on_close=revoke_on_close,
+        )
         with client._auth_lock:
             client._login()
         return client
@@ -265,8 +292,10 @@ class VaultClient:
         self._take_login(response, what)
 
     def _credential(self, ref: SecretRef, what: str) -> str:
+        """Read from its source at every login: a CI job's or a pod's token is rotated under a
+        long run, and the one read at start may have expired."""
         try:
-            return self._resolver.resolve(ref)
+            return self._resolver.resolve(ref, fresh=True)
         except ProvisionerError as exc:
             raise VaultError(f"Vault at {self.address}: {what}: {exc}") from None
 
@@ -277,15 +306,34 @@ class VaultClient:
             raise VaultError(f"Vault at {self.address}: {what}: the response carried no token")
         self._redactor.register(token)
         self._adapter.token = token
+        self._logged_in = True
         self._lease = _Lease.starting(
             self._clock(), float(auth.get("lease_duration") or 0), bool(auth.get("renewable"))
         )
 
+    def close(self) -> None:
+        """The end of the run: revoke the token a login gave us, unless told to keep it.
+
+        A token the caller handed over (method ``token``) is theirs and is never revoked.
+        Best effort: the run's outcome does not hang on it, and the token expires anyway.
+        """
+        with self._auth_lock:
+            if not (self._logged_in and self._revoke_on_close and self._adapter.token):
+                return
+            try:
+                with self._calls("revoking the login token"):
+                    self._adapter.send_json("POST", "/v1/auth/token/revoke-self", {})
+            except VaultError:
+                return
+            finally:
+                self._logged_in = False
+            self._adapter.token = ""
+
     def ensure_fresh_token(self) -> None:
         """Renew the token, or log in again, when little of its TTL is left.
 
-        Called before every write: a long apply can outlive the token it started with.
-        Costs no request while the token has time left.
+        Called before every read and write: a long run can outlive the token it started
+        with. Costs no request while the token has time left.
         """
         with self._auth_lock:
             lease = self._lease
@@ -320,6 +368,42 @@ class VaultClient:
         """One GET of ``<mount>/data/<path>``: data and custom_metadata together."""
         path = _clean(path)
         return self._record(path, self._get_current(path))
+
+    def read_metadata(self, path: str) -> MetadataRecord:
+        """One GET of ``<mount>/metadata/<path>``, for a role that may read no secret's data.
+
+        Whether the current version is live, who owns it, and, when apply's record in
+        custom_metadata describes that very version, its fields and public values
+        (``provisioner.content_metadata``). No secret value is read, so none is registered.
+        """
+        path = _clean(path)
+        where = f"{self.mount}/{path}"
+        self.ensure_fresh_token()
+        try:
+            with self._calls(f"reading the metadata of {where}"):
+                response = self._idempotent(
+                    lambda: self._adapter.get_json(self._url("metadata", path)),
+                    f"read metadata {path}",
+                )
+        except _NotFound:
+            return MetadataRecord(VaultEntry(path=path, exists=False), described=False)
+        meta = response.get("data") or {}
+        version = int(meta.get("current_version") or 0)
+        state = (meta.get("versions") or {}).get(str(version)) or {}
+        exists = version > 0 and not state.get("deletion_time") and not state.get("destroyed")
+        custom = {str(k): _text(v) for k, v in (meta.get("custom_metadata") or {}).items()}
+        recorded = recorded_content(custom, version) if exists else None
+        ours = custom.get(META_MANAGED_BY) == MANAGED_BY
+        entry = VaultEntry(
+            path=path,
+            exists=exists,
+            version=version,
+            managed_by=custom.get(META_MANAGED_BY),
+            account=custom.get(META_ACCOUNT),
+            fields=recorded.fields if recorded is not None else frozenset(),
+            public=recorded.public if recorded is not None and ours else (),
+        )
+        return MetadataRecord(entry, described=recorded is not None)
 
     def _record(self, path: str, current: _Current) -> SecretRecord:
         data = {k: _text(v) for k, v in current.data.items()} if current.data is not None else {}
@@ -361,7 +445,7 @@ class VaultClient:
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         self.ensure_fresh_token()
-        kept: Mapping[str, str] = {}
+        kept: Mapping[str, str] | None = None
         if current is None:
             found = self._get_current(path)
             current = self._record(path, found).entry
@@ -379,18 +463,45 @@ class VaultClient:
             )
         if current.version != expected_version:
             raise _cas_conflict(self.address, where, expected_version, current.version)
-        if not current.is_ours(account):
-            # custom_metadata is replaced as a whole: keep the keys others put there, as far
-            # as the read showed them (a never-written path answers 404 without metadata)
-            custom = {**kept, META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
-            with self._calls(f"setting metadata on {where}"):
-                # what hvac's kv.v2.update_metadata sends, its default included
-                self._adapter.send_json(
-                    "POST",
-                    self._url("metadata", path),
-                    {"delete_version_after": "0s", "custom_metadata": custom},
+        if kept is None:
+            # custom_metadata is replaced as a whole: keep the keys others put there. A path
+            # we never wrote (a caller's fresh read of it) has none; one of ours is read.
+            kept = self._custom_metadata(path) if current.exists or current.version else {}
+        # Ownership and the content record first, then the data with check-and-set: a crash
+        # in between leaves a record ahead of the data (version N+1 described, N current),
+        # which a metadata-only plan shows as work to do and the next apply redoes.
+        owned = {**without_content_keys(kept), META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
+        self._set_custom_metadata(
+            path, {**owned, **content_metadata(data, SECRET_FIELDS, expected_version + 1)}
+        )
+        try:
+            return self._put(path, dict(data), expected_version)
+        except CasConflict:
+            # someone else's write won: the record must not describe their version
+            with contextlib.suppress(VaultError):
+                self._set_custom_metadata(path, owned)
+            raise
+
+    def _custom_metadata(self, path: str) -> dict[str, str]:
+        try:
+            with self._calls(f"reading the metadata of {self.mount}/{path}"):
+                response = self._idempotent(
+                    lambda: self._adapter.get_json(self._url("metadata", path)),
+                    f"read metadata {path}",
                 )
-        return self._put(path, dict(data), expected_version)
+        except _NotFound:
+            return {}
+        custom = (response.get("data") or {}).get("custom_metadata") or {}
+        return {str(k): _text(v) for k, v in custom.items()}
+
+    def _set_custom_metadata(self, path: str, custom: Mapping[str, str]) -> None:
+        with self._calls(f"setting metadata on {self.mount}/{path}"):
+            # what hvac's kv.v2.update_metadata sends, its default included
+            self._adapter.send_json(
+                "POST",
+                self._url("metadata", path),
+                {"delete_version_after": "0s", "custom_metadata": dict(custom)},
+            )
 
     # -- the tool's own state (locks, journal) -------------------------------------------
 
@@ -417,6 +528,7 @@ class VaultClient:
     def list_state(self, prefix: str) -> list[str]:
         """Keys directly under ``prefix`` (sub-folders end in "/"); [] when there are none."""
         prefix = _clean(prefix)
+        self.ensure_fresh_token()
         try:
             with self._calls(f"listing {self.mount}/{prefix}/"):
                 response = self._idempotent(
@@ -469,6 +581,7 @@ class VaultClient:
 
     def _get_current(self, path: str) -> _Current:
         where = f"{self.mount}/{path}"
+        self.ensure_fresh_token()
         try:
             with self._calls(f"reading {where}"):
                 response = self._idempotent(

@@ -95,7 +95,6 @@ def test_a_token_signed_by_another_key_is_refused(
         )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a re-login reuses the JWT resolved at start")
 def test_relogin_reads_the_token_source_afresh(
     connect_client: ClientFactory, issuer: JwtIssuer, redactor: Redactor, tmp_path: Path
 ) -> None:
@@ -120,7 +119,6 @@ def test_relogin_reads_the_token_source_afresh(
     assert fresh in redactor
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: tokens are renewed before writes only")
 def test_token_is_renewed_before_reads_too(
     connect_client: ClientFactory, root: hvac.Client, prefix: str
 ) -> None:
@@ -136,7 +134,6 @@ def test_token_is_renewed_before_reads_too(
     assert client.stats["auth"] == calls + 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a login token outlives the run")
 def test_a_login_token_is_revoked_when_the_client_closes(
     connect_client: ClientFactory, issuer: JwtIssuer
 ) -> None:
@@ -150,7 +147,6 @@ def test_a_login_token_is_revoked_when_the_client_closes(
     assert issuer.live_tokens("pr-plan") - before == set()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a login token outlives the run")
 def test_a_login_token_is_kept_when_asked(connect_client: ClientFactory, issuer: JwtIssuer) -> None:
     before = issuer.live_tokens("pr-plan")
     client = connect_client(
@@ -162,7 +158,6 @@ def test_a_login_token_is_kept_when_asked(connect_client: ClientFactory, issuer:
     assert len(issuer.live_tokens("pr-plan") - before) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a login token outlives the run")
 def test_a_given_token_is_never_revoked(
     connect_client: ClientFactory, root: hvac.Client, issuer: JwtIssuer
 ) -> None:
