@@ -52,6 +52,14 @@ class Connections:
     chain: ChainClient
     dydx: DydxClient
     log: Log
+    # a plan of a manifest nobody reviewed: metadata-only Vault reads, no signer, no credential
+    untrusted: bool = False
+
+    def close(self) -> None:
+        """The end of the run: revoke a Vault login token (unless kept), close the pools."""
+        self.vault.close()
+        self.chain.close()
+        self.dydx.close()
 
 
 def endpoint_urls(manifest: Manifest) -> list[str]:
@@ -66,20 +74,39 @@ def connect(
     redactor: Redactor | None = None,
     env: Mapping[str, str] | None = None,
     log: Log = lambda _m: None,
+    untrusted: bool = False,
+    allowed_env: frozenset[str] | None = None,
+    revoke_vault_token: bool = True,
 ) -> Connections:
-    """Log in to Vault, reach the chain and check its id before anything else runs."""
+    """Log in to Vault, reach the chain and check its id before anything else runs.
+
+    ``untrusted``: the manifest is a pull request's (see ``manifest.trust``); its endpoints
+    were checked against the pins at load, and ``allowed_env`` limits what its ``env``
+    references read. ``revoke_vault_token``: ``close`` revokes a token a login obtained.
+    """
     redactor = redactor or Redactor()
     # an RPC provider's key sits in its URL's path, and library debug lines (-vv) print paths
     for url in endpoint_urls(manifest):
         redactor.register_url(url)
-    resolver = SecretResolver(redactor, env)
+    resolver = SecretResolver(redactor, env, allowed_env=allowed_env if untrusted else None)
     vault = VaultClient.connect(
-        manifest.vault, resolver, redactor, retry=LoggedRetry(RetryPolicy(), log)
+        manifest.vault,
+        resolver,
+        redactor,
+        retry=LoggedRetry(RetryPolicy(), log),
+        revoke_on_close=revoke_vault_token,
     )
     resolver.attach_vault(vault)
     chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log, retry=CHAIN_RETRY)
-    actual = chain.chain_id()
+    try:
+        actual = chain.chain_id()
+    except BaseException:
+        vault.close()
+        chain.close()
+        raise
     if actual != manifest.network.chain_id:
+        vault.close()
+        chain.close()
         raise GuardrailError(
             f"the RPC at {display_url(manifest.network.rpc_url)} serves chain {actual}, the manifest says {manifest.network.chain_id}; nothing was done"
         )
@@ -99,4 +126,5 @@ def connect(
         chain=chain,
         dydx=dydx,
         log=log,
+        untrusted=untrusted,
     )

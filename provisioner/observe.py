@@ -10,6 +10,11 @@ account whose Vault records (versions, fields, journal) are exactly as before ha
 had no run of this tool at it in between, so its dYdX facts are taken over instead
 of asked for twice, which would spend the rate-limit budget its onboarding needs.
 Vault and the chain are read again; each step still checks dYdX right before it acts.
+
+An untrusted plan (``conn.untrusted``: a pull request's manifest) reads Vault metadata
+only (what apply records there, see ``content_metadata``), asks dYdX only public
+questions, resolves no signer and reads no journal entry; what it could not check is
+named in ``WorldFacts.not_checked``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def observe(
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
 ) -> WorldFacts:
+    if conn.untrusted:
+        return _observe_untrusted(conn, accounts, parallelism)
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, (s.name for s in accounts)
     )
@@ -67,6 +74,82 @@ def observe(
                 accounts,
             )
         )
+    facts = _with_chain_facts(conn, partials)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        checked = list(
+            pool.map(
+                lambda pair: _check_signer_if_needed(conn, *pair), zip(accounts, facts, strict=True)
+            )
+        )
+    return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
+
+
+def _observe_untrusted(
+    conn: Connections, accounts: Sequence[AccountSpec], parallelism: int
+) -> WorldFacts:
+    """Metadata, public dYdX reads and the chain: nothing that needs a credential or a secret."""
+    undescribed: list[str] = []
+
+    def offchain(spec: AccountSpec) -> _Partial:
+        stark = conn.vault.read_metadata(spec.stark_key_path)
+        api = {key.name: conn.vault.read_metadata(key.secret_path) for key in spec.api_keys}
+        for record in (stark, *api.values()):
+            if record.entry.exists and record.entry.is_ours(spec.name) and not record.described:
+                undescribed.append(record.entry.path)
+        return _Partial(
+            spec,
+            SecretRecord(entry=stark.entry, data={}),
+            {name: SecretRecord(entry=r.entry, data={}) for name, r in api.items()},
+            conn.dydx.user_exists(spec.address),
+            None,
+            _int_or_none(stark.entry.get("position_id")),
+            _int_or_none(stark.entry.get("public_key"))
+            if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
+            else None,
+            (),
+            (),
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        partials = list(pool.map(offchain, accounts))
+    facts = _with_chain_facts(conn, partials)
+    selected = {a.name for a in accounts}
+    journaled = sorted(
+        set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
+    )
+    not_checked = [
+        "the API keys dYdX lists for each account: listing them needs the account's API "
+        "credentials, which an untrusted plan does not read",
+    ]
+    with_work = [
+        spec.name
+        for spec, fact in zip(accounts, facts, strict=True)
+        if spec.signer is not None and plan_account(spec, fact).steps
+    ]
+    if with_work:
+        not_checked.append(
+            "the signers of the accounts with work ("
+            + ", ".join(with_work)
+            + "): resolving one reads a private key or calls a remote signer"
+        )
+    if journaled:
+        not_checked.append(
+            "what an interrupted apply left in the journal of " + ", ".join(journaled)
+        )
+    for path in sorted(undescribed):
+        not_checked.append(
+            f"the contents of {path}: its current version is not the one apply recorded "
+            "(written behind its back, or before it kept records)"
+        )
+    return WorldFacts(
+        chain_id=conn.manifest.network.chain_id,
+        accounts=tuple(facts),
+        not_checked=tuple(not_checked),
+    )
+
+
+def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
+    """The batched chain reads for every account, joined to what Vault and dYdX said."""
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
     deposits = conn.chain.deposits()
     facts = []
@@ -99,13 +182,7 @@ def observe(
                 api_key_intents=p.key_intents,
             )
         )
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        checked = list(
-            pool.map(
-                lambda pair: _check_signer_if_needed(conn, *pair), zip(accounts, facts, strict=True)
-            )
-        )
-    return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
+    return facts
 
 
 def _observe_offchain(

@@ -8,6 +8,7 @@ Each subcommand lives in ``provisioner.cli.commands.<name>`` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -186,9 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and every error and log line below passes through it.
     redactor = Redactor()
     args.redactor = redactor
+    # what a command opened (a Vault login token to revoke, connection pools) is closed when
+    # it ends, however it ends; errors on the way out are as redacted as the rest
+    args.cleanup = contextlib.ExitStack()
     with redacted_logging(redactor, args.verbose):
         try:
-            return int(module.run(args))
+            with args.cleanup:
+                return int(module.run(args))
         except ProvisionerError as exc:
             print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)
             return exc.exit_code

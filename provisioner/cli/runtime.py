@@ -45,6 +45,13 @@ class Run:
         return facts, make_plan(self.manifest, facts, options, created_at=created)
 
 
+def at_exit(args: argparse.Namespace, close: Callable[[], None]) -> None:
+    """Run ``close`` when the command ends, however it ends (main's ``args.cleanup``)."""
+    cleanup = getattr(args, "cleanup", None)
+    if cleanup is not None:
+        cleanup.callback(close)
+
+
 def stderr_logger(verbose: int, redactor: Redactor) -> Callable[[str], None]:
     def log(message: str) -> None:
         if verbose:
@@ -86,9 +93,8 @@ def shard_of(name: str, count: int) -> int:
 
 def start_run(args: argparse.Namespace) -> Run:
     redactor = getattr(args, "redactor", None) or Redactor()  # main's: it redacts our errors too
-    manifest = load_manifest(
-        args.file, policy=load_policy(args), on_value=redactor.register_interpolated
-    )
+    policy = load_policy(args)
+    manifest = load_manifest(args.file, policy=policy, on_value=redactor.register_interpolated)
     accounts = select_accounts(
         manifest, list(getattr(args, "target", []) or []), getattr(args, "shard", None)
     )
@@ -96,8 +102,14 @@ def start_run(args: argparse.Namespace) -> Run:
         os.environ.get("PROVISION_PARALLELISM", DEFAULT_PARALLELISM)
     )
     conn = connect(
-        manifest, redactor=redactor, log=stderr_logger(getattr(args, "verbose", 0), redactor)
+        manifest,
+        redactor=redactor,
+        log=stderr_logger(getattr(args, "verbose", 0), redactor),
+        untrusted=policy.is_untrusted,
+        allowed_env=policy.allowed_env,
+        revoke_vault_token=not getattr(args, "keep_vault_token", False),
     )
+    at_exit(args, conn.close)
     return Run(
         manifest=manifest, accounts=accounts, conn=conn, redactor=redactor, parallelism=parallelism
     )

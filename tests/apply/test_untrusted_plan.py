@@ -43,7 +43,6 @@ CANARIES = {
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "canary-oidc-" + secrets.token_hex(16),
     "AWS_SECRET_ACCESS_KEY": "canary-aws-" + secrets.token_hex(16),
 }
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 16: plan has no --untrusted-manifest yet")
 
 
 @pytest.fixture
@@ -279,7 +278,6 @@ def test_a_file_reference_inside_the_directory_still_works(
 # -- no signer resolved, no remote signer contacted -------------------------------------------
 
 
-@XFAIL
 def test_a_remote_signer_elsewhere_is_never_called(
     sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
 ) -> None:
@@ -290,10 +288,9 @@ def test_a_remote_signer_elsewhere_is_never_called(
     run = plan_untrusted(sandbox, path, "--allow-insecure-http")
     assert run.rc == 0, run  # plans: the account has work, shown to do, its signer unchecked
     assert_nothing_leaked(run, attacker)
-    assert "signer" in run.out and "not checked" in run.out
+    assert "signer" in run.out and "not checked" in run.out.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: plan resolves the signers of accounts with work")
 def test_a_private_key_signer_is_never_resolved(
     sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
 ) -> None:
@@ -303,7 +300,7 @@ def test_a_private_key_signer_is_never_resolved(
     )
     run = plan_untrusted(sandbox, path)
     assert run.rc == 0, run
-    assert "cannot be used" not in run.out and "not checked" in run.out, run
+    assert "cannot be used" not in run.out and "not checked" in run.out.lower(), run
     assert_nothing_leaked(run, attacker)
 
 
@@ -377,7 +374,6 @@ def metadata_token(sandbox: SandboxInfo) -> str:
     return token
 
 
-@XFAIL
 def test_metadata_only_token_plans_a_converged_manifest_with_exit_0(
     sandbox: SandboxInfo, converged: Manifest, metadata_token: str, attacker: AttackerListener
 ) -> None:
@@ -385,7 +381,7 @@ def test_metadata_only_token_plans_a_converged_manifest_with_exit_0(
         sandbox, converged.path, "--detailed-exitcode", env={"VAULT_TOKEN": metadata_token}
     )
     assert run.rc == 0, run
-    assert "not checked" in run.out and "API keys" in run.out, run
+    assert "not checked" in run.out.lower() and "API keys" in run.out, run
     assert "apply and the drift check do" in run.out
     assert_nothing_leaked(run, attacker, metadata_token, *secret_values(sandbox, converged))
 
@@ -399,7 +395,6 @@ def test_the_metadata_only_token_cannot_read_a_secret(
     assert_no_secret(run.out + run.err, [metadata_token], "plain plan")
 
 
-@XFAIL
 def test_metadata_only_plan_sees_a_secret_deleted_behind_its_back(
     sandbox: SandboxInfo,
     tmp_path_factory: pytest.TempPathFactory,
@@ -450,7 +445,6 @@ def _jwt_manifest(m: Manifest, issuer: JwtIssuer, name: str) -> Path:
     return path
 
 
-@XFAIL
 def test_pull_request_plan_with_jwt_login_exits_0_and_revokes_its_token(
     sandbox: SandboxInfo, converged: Manifest, issuer: JwtIssuer, attacker: AttackerListener
 ) -> None:
@@ -502,7 +496,6 @@ def test_pull_request_asking_for_the_apply_role_is_refused(
     assert_nothing_leaked(run, attacker, jwt)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: a login token outlives the run")
 def test_a_trusted_run_revokes_its_login_token_unless_asked_to_keep_it(
     sandbox: SandboxInfo, converged: Manifest, issuer: JwtIssuer
 ) -> None:

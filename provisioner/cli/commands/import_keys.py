@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from provisioner.cli.runtime import stderr_logger
+from provisioner.cli.runtime import at_exit, stderr_logger
 from provisioner.cli.trust import load_policy
 from provisioner.connections import connect
 from provisioner.custody.importer import ImportResult, import_web_app_keys
@@ -31,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         keys = load_export(args.local_storage, spec.address, redactor.register)
         conn = connect(
-            manifest, redactor=redactor, log=stderr_logger(getattr(args, "verbose", 0), redactor)
+            manifest,
+            redactor=redactor,
+            log=stderr_logger(getattr(args, "verbose", 0), redactor),
+            revoke_vault_token=not getattr(args, "keep_vault_token", False),
         )
+        at_exit(args, conn.close)
         result = import_web_app_keys(
             spec,
             keys,
