@@ -41,6 +41,7 @@ from support.custody import (
 )
 
 from provisioner.clients.dydx import StarkKeyPair
+from provisioner.content_metadata import matches_record, without_content_keys
 from provisioner.sandbox.control import SandboxInfo
 from provisioner.secrets import SecretResolver
 from provisioner.signers import keystore
@@ -78,9 +79,9 @@ def imported(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> 
         resolved: list[str] = []
         real_resolve = SecretResolver.resolve
 
-        def spy(self: SecretResolver, ref):  # type: ignore[no-untyped-def]
+        def spy(self: SecretResolver, ref, **kw):  # type: ignore[no-untyped-def]
             resolved.append(ref.describe())
-            return real_resolve(self, ref)
+            return real_resolve(self, ref, **kw)
 
         def no_local_key(*_args: object, **_kw: object) -> None:
             raise AssertionError("an Ethereum key was loaded")
@@ -105,8 +106,13 @@ def test_import_stores_the_web_app_keys(imported: Imported, sandbox: SandboxInfo
     api = read_secret(sandbox, m.api_path("mm-delta", "default"))
     assert stark is not None and api is not None
     (stark_data, stark_meta), (api_data, api_meta) = stark, api
-    for meta in (stark_meta, api_meta):
-        assert meta["custom_metadata"] == {"managed-by": "dydx-provisioner", "account": "mm-delta"}
+    for meta, data in ((stark_meta, stark_data), (api_meta, api_data)):
+        custom = meta["custom_metadata"]
+        assert without_content_keys(custom) == {
+            "managed-by": "dydx-provisioner",
+            "account": "mm-delta",
+        }
+        assert matches_record(custom, meta["version"], data)
     pair = StarkKeyPair.from_private_key(int(wallet.stark["private_key"], 16))
     assert stark_data["private_key"] == pair.private_key_hex  # one canonical form: 0x, no padding
     assert stark_data["public_key"] == pair.public_key_hex
