@@ -73,10 +73,10 @@ class Planted:
 def _manifest_doc(p: Planted, key_file: Path, keystore: Path) -> dict[str, Any]:
     signers = {
         "can-env": {"private_key": {"env": "CANARY_SIGNER_KEY"}},
-        "can-file": {"private_key": {"file": str(key_file)}},
+        "can-file": {"private_key": {"file": key_file.name}},  # beside the manifest
         "can-vault": {"private_key": {"vault": f"{p.prefix}/signer#private_key"}},
         "can-keystore": {
-            "keystore": {"path": str(keystore), "password": {"env": "CANARY_KS_PASSWORD"}}
+            "keystore": {"path": keystore.name, "password": {"env": "CANARY_KS_PASSWORD"}}
         },
     }
     return {
