@@ -1,4 +1,4 @@
-"""The Vault layout (DESIGN.md §4): where this tool writes, the fields it writes, how it marks them.
+"""The Vault layout: where this tool writes, the fields it writes, how it marks them.
 
 One layout for apply, import and observe, so a trading bot reads either unchanged, and
 one place to read it: destinations, field names, the default API key's name, the

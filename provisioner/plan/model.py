@@ -26,7 +26,7 @@ PLAN_FORMAT_VERSION = 1
 
 
 class StepKind(StrEnum):
-    """The onboarding steps of DESIGN.md §2 that change something.
+    """The onboarding steps that change something, in the order an account needs them.
 
     - stark_key: derive the STARK key pair and store it in Vault
     - onboard: POST /v3/onboarding
