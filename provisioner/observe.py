@@ -47,7 +47,8 @@ SignerCheck = Callable[[AccountSpec, AccountFacts], bool]
 """Given what was seen, whether this account's signer must be resolved and checked."""
 
 
-def _never(_spec: AccountSpec, _facts: AccountFacts) -> bool:
+def no_signer(_spec: AccountSpec, _facts: AccountFacts) -> bool:
+    """Check no signer: what ``status`` sees needs none."""
     return False
 
 
@@ -72,7 +73,7 @@ def observe(
     *,
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
-    check_signer: SignerCheck = _never,
+    check_signer: SignerCheck = no_signer,
 ) -> WorldFacts:
     """``known``: facts of an earlier look in this run (see the module docstring)."""
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(

@@ -17,7 +17,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.facts import AccountFacts, WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
-from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, observe
+from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.redact import Redactor
@@ -41,10 +41,15 @@ class Session:
         return replace(self, accounts=tuple(a for a in self.accounts if a.name in names))
 
     def observe(
-        self, known: WorldFacts | None = None, *, check_signer: SignerCheck | None = None
+        self, known: WorldFacts | None = None, *, check_signer: SignerCheck = no_signer
     ) -> WorldFacts:
-        extra = {} if check_signer is None else {"check_signer": check_signer}
-        return observe(self.conn, self.accounts, parallelism=self.parallelism, known=known, **extra)
+        return observe(
+            self.conn,
+            self.accounts,
+            parallelism=self.parallelism,
+            known=known,
+            check_signer=check_signer,
+        )
 
 
 def open_session(
