@@ -8,10 +8,7 @@ ownership metadata and the journal's place under ``state_path``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the types only: this module is read by facts and the planner, which stay light
-    from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
+from typing import Protocol
 
 MANAGED_BY = "dydx-provisioner"
 META_MANAGED_BY = "managed-by"
@@ -34,6 +31,34 @@ API_KEY = "key"
 API_SECRET = "secret"
 API_PASSPHRASE = "passphrase"
 API_FIELDS = frozenset({API_KEY, API_SECRET, API_PASSPHRASE})
+
+
+class StarkKeyPair(Protocol):
+    """What the STARK secret is written from (clients.dydx.StarkKeyPair); a protocol, so that
+    this module, read by facts and the planner, depends on no client."""
+
+    @property
+    def private_key_hex(self) -> str: ...
+    @property
+    def public_key_hex(self) -> str: ...
+    @property
+    def public_key_y_hex(self) -> str: ...
+
+
+class OnboardedAccount(Protocol):
+    @property
+    def position_id(self) -> int: ...
+    @property
+    def account_id(self) -> str: ...
+
+
+class ApiCredentials(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def secret(self) -> str: ...
+    @property
+    def passphrase(self) -> str: ...
 
 
 def journal_root(state_path: str) -> str:
