@@ -80,7 +80,9 @@ def targets(saved: Plan | None, asked: Collection[str]) -> list[str]:
     return [a.name for a in saved.accounts]
 
 
-def apply(session: Session, request: ApplyRequest, *, report: Reporter, approve: Approve) -> int:
+def run_apply(
+    session: Session, request: ApplyRequest, *, report: Reporter, approve: Approve
+) -> int:
     """Carry out the plan for ``session``'s accounts. The exit status: 0 when everything asked
     for is done (or nothing was to do); 1 when a step failed, the person declined, or accounts
     were left to another run (they are not done yet)."""

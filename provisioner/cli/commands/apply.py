@@ -16,7 +16,7 @@ from provisioner.apply.events import (
     StepDone,
     StepStarted,
 )
-from provisioner.apply.run import ApplyRequest, apply, targets
+from provisioner.apply.run import ApplyRequest, run_apply, targets
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard) if args.shard else None,
     )
     session = session_from_args(args, targets(saved, args.target))
-    return apply(session, request, report=TextReporter(session.redactor), approve=_ask)
+    return run_apply(session, request, report=TextReporter(session.redactor), approve=_ask)
 
 
 def _max_deposit(text: str | None) -> int | None:
