@@ -45,6 +45,7 @@ from provisioner.secrets import SecretResolver
 from provisioner.signers.base import EthSigner
 
 STATE = "state"
+SECRET_FIELDS = frozenset({"private_key", "secret", "passphrase"})
 KEY_ENV = "TEST_SIGNER_KEY"
 
 
@@ -70,7 +71,7 @@ class FakeVault:
             managed_by=managed_by,
             account=account,
             fields=frozenset(data),
-            public=tuple(sorted((k, v) for k, v in data.items() if k in ("key", "public_key"))),
+            public=tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS)),
         )
         return SecretRecord(entry=entry, data=MappingProxyType(dict(data)))
 
@@ -115,6 +116,15 @@ class FakeVault:
                 head, slash, _ = path[len(prefix) + 1 :].partition("/")
                 names.add(head + slash)
         return sorted(names)
+
+    def data_path(self, path: str) -> str:
+        return f"secret/data/{path}"
+
+    def metadata_path(self, path: str) -> str:
+        return f"secret/metadata/{path}"
+
+    def missing_capabilities(self, paths_and_caps: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        return {}
 
     def journal(self, account: str) -> list[str]:
         return sorted(self.state_keys(f"{STATE}/journal/{account}/"))
