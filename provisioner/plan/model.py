@@ -211,6 +211,7 @@ class Plan:
             ],
             "created_at": self.created_at,
             "format_version": self.format_version,
+            "not_checked": list(self.not_checked),
             "summary": {
                 "add": s.add,
                 "change": s.change,

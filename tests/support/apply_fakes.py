@@ -362,6 +362,7 @@ class FakeConnections:
     chain: FakeChain
     log: Callable[[str], None]
     lines: list[str] = field(default_factory=list)
+    untrusted: bool = False  # a trusted run: observe reads secrets as apply does
 
 
 @dataclass
