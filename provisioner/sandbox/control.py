@@ -9,7 +9,6 @@ once and reused. ``down`` stops everything and removes the directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -158,11 +157,6 @@ def anvil_binary() -> str:
     )
 
 
-def _check_emulator_dependencies() -> None:
-    if importlib.util.find_spec("aiohttp") is None:
-        raise StartupError(f"the sandbox's dYdX emulator needs aiohttp; {SANDBOX_EXTRA}")
-
-
 class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -197,7 +191,6 @@ class Sandbox:
         memory, so stopping a healthy one because anvil failed would lose them.
         """
         binaries = {"vault": bao_binary(), "anvil": anvil_binary()}
-        _check_emulator_dependencies()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         state = _State.load(self.state_file)

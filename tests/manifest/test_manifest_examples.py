@@ -69,9 +69,8 @@ def test_sandbox_example_uses_the_sandbox_dev_signers() -> None:
         ref = account.signer.key
         assert ref.kind == "vault" and ref.field == "private_key"
         n = int(ref.target.removeprefix("sandbox/signers/"))
-        assert (
-            account.address == DEV_ACCOUNTS[n].address
-        )  # the key at that path signs for this address
+        # the key at that path signs for this address
+        assert account.address == DEV_ACCOUNTS[n].address
         names = [k.name for k in account.api_keys]
         assert names[0] == "default"
     assert any(len(a.api_keys) > 1 for a in manifest.accounts)
