@@ -21,7 +21,7 @@ from dydx3.eth_signing import util as eth_util
 from dydx3.modules.onboarding import Onboarding
 from web3 import Web3
 
-from provisioner.clients.dydx import SignatureMismatch
+from provisioner.clients.dydx.errors import SignatureMismatch
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner
 
