@@ -109,6 +109,8 @@ class Transport(Protocol):
         connect_timeout: float | None = None,
     ) -> Response: ...
 
+    def close(self) -> None: ...
+
 
 class HttpTransport:
     """Thread-safe: one keep-alive connection pool per (origin, TLS settings)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support.manifest import ALPHA, load, one_account
+from support.transport import FakeTransport, Sent, answer
 
 from provisioner.clients.chain import ChainClient, ChainError
 from provisioner.clients.dydx import DydxClient, DydxError
@@ -19,8 +21,6 @@ from provisioner.networks import SEPOLIA
 from provisioner.redact import Redactor
 from provisioner.secrets import SecretResolver
 from provisioner.signers.remote import RemoteSigner
-from support.manifest import ALPHA, load, one_account
-from support.transport import FakeTransport, Sent, answer
 
 NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0, jitter=0, sleep=lambda _s: None)
 TOKEN = "canary-vault-token-3f9a"

@@ -63,3 +63,6 @@ class FakeTransport:
         if isinstance(result, Exception):
             raise result
         return result
+
+    def close(self) -> None:
+        return None

@@ -46,10 +46,11 @@ class ChainClient:
     ) -> None:
         self.network = network
         self.stats = ChainStats()
-        self._owned = HttpTransport() if transport is None else None
+        self._transport = transport or HttpTransport()
+        self._closes_transport = transport is None
         self._rpc = JsonRpc(
             rpc_url,
-            transport or self._owned,  # type: ignore[arg-type]
+            self._transport,
             timeout=timeout,
             retry=retry or RetryPolicy(max_attempts=4, base_delay=0.25, max_delay=2.0),
             stats=self.stats,
@@ -61,8 +62,8 @@ class ChainClient:
         self.nonces: NonceManager = self._tx.nonces
 
     def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
+        if self._closes_transport:
+            self._transport.close()
 
     def __enter__(self) -> ChainClient:
         return self

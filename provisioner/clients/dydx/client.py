@@ -3,9 +3,9 @@
 dydx3 computes every EIP-712 message and digest and the derivations from signatures
 (``dydx_eth``, imported only when an Ethereum signature is needed); HMAC signatures,
 paths and ids (``dydx_wire``) and STARK public keys (``stark_curve``) are computed here,
-held to dydx3 by the tests. This module does the HTTP itself, through one pooled
-transport, the rate limiter and the retry policy (dydx3 sends through a process-wide
-session with neither). Every secret that passes through (STARK private key, API
+held to dydx3 by the tests. The HTTP is ours (``exchange``: the shared transport, the
+rate limiter and the retry policy; dydx3 sends through a process-wide session with
+neither). Every secret that passes through (STARK private key, API
 secrets and passphrases, and the two signatures they are derived from) is registered
 with the redactor before anything else can print it.
 """
@@ -52,10 +52,11 @@ class DydxClient:
         self.api_url = api_url.rstrip("/")
         self.network_id = int(network_id)
         self._redactor = redactor
-        self._owned = HttpTransport() if transport is None else None
+        self._transport = transport or HttpTransport()
+        self._closes_transport = transport is None
         self._http = Exchange(
             self.api_url,
-            transport or self._owned,  # type: ignore[arg-type]
+            self._transport,
             redactor=redactor,
             retry=retry,
             limiter=limiter,
@@ -64,8 +65,8 @@ class DydxClient:
         )
 
     def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
+        if self._closes_transport:
+            self._transport.close()
 
     def __enter__(self) -> DydxClient:
         return self

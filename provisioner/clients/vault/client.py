@@ -84,7 +84,8 @@ class VaultClient:
         self._redactor = redactor
         self._timeout = timeout
         self._retry = retry
-        self._owned = HttpTransport() if transport is None else None
+        self._transport = transport or HttpTransport()
+        self._closes_transport = transport is None
         # token="" keeps hvac from picking VAULT_TOKEN or ~/.vault-token up behind our back
         self._hvac = hvac.Client(
             url=self.address,
@@ -92,7 +93,7 @@ class VaultClient:
             timeout=timeout,
             namespace=spec.namespace,
             adapter=TransportAdapter,
-            transport=transport or self._owned,
+            transport=self._transport,
         )
         self._adapter: TransportAdapter = self._hvac.adapter
         self._kv = self._hvac.secrets.kv.v2
@@ -121,8 +122,8 @@ class VaultClient:
 
     def close(self) -> None:
         self._adapter.close()
-        if self._owned is not None:
-            self._owned.close()
+        if self._closes_transport:
+            self._transport.close()
 
     @property
     def stats(self) -> dict[str, int]:
