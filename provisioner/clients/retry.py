@@ -10,8 +10,9 @@ What is retried:
   when its caller has made repeating it harmless;
 - a connection that was never made (refused, connect timeout): always, nothing was sent.
 
-A ``TransportError`` says which of the last two it is (``maybe_sent``). Errors name their status through a ``status`` attribute, and may carry the server's
-hint as ``retry_after`` (seconds from now) or ``retry_at`` (epoch seconds); each client
+A ``TransportError`` says which of the last two it is (``maybe_sent``). Errors name
+their status through a ``status`` attribute, and may carry the server's hint as
+``retry_after`` (seconds from now) or ``retry_at`` (epoch seconds); each client
 converts its server's headers (v3 sends ``Retry-After`` in milliseconds).
 """
 
