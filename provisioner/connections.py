@@ -10,6 +10,7 @@ from provisioner.clients.chain import ChainClient
 from provisioner.clients.dydx import DydxClient
 from provisioner.clients.ratelimit import RateLimiter
 from provisioner.clients.retry import RetryPolicy
+from provisioner.clients.transport import HttpTransport, Transport
 from provisioner.clients.vault import VaultClient
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import Manifest, RemoteSigner
@@ -52,14 +53,14 @@ class Connections:
     chain: ChainClient
     dydx: DydxClient
     log: Log
+    transport: Transport
     # a plan of a manifest nobody reviewed: metadata-only Vault reads, no signer, no credential
     untrusted: bool = False
 
     def close(self) -> None:
-        """The end of the run: revoke a Vault login token (unless kept), close the pools."""
+        """The end of the run: revoke a Vault login token (unless kept), close the transport."""
         self.vault.close()
-        self.chain.close()
-        self.dydx.close()
+        self.transport.close()
 
 
 def endpoint_urls(manifest: Manifest) -> list[str]:
@@ -74,11 +75,13 @@ def connect(
     redactor: Redactor | None = None,
     env: Mapping[str, str] | None = None,
     log: Log = lambda _m: None,
+    transport: Transport | None = None,
     untrusted: bool = False,
     allowed_env: frozenset[str] | None = None,
     revoke_vault_token: bool = True,
 ) -> Connections:
-    """Log in to Vault, reach the chain and check its id before anything else runs.
+    """Log in to Vault, reach the chain and check its id before anything else runs. Every
+    client sends through ``transport`` (by default one new ``HttpTransport``).
 
     ``untrusted``: the manifest is a pull request's (see ``manifest.trust``); its endpoints
     were checked against the pins at load, and ``allowed_env`` limits what its ``env``
@@ -88,25 +91,31 @@ def connect(
     # an RPC provider's key sits in its URL's path, and library debug lines (-vv) print paths
     for url in endpoint_urls(manifest):
         redactor.register_url(url)
+    transport = transport or HttpTransport()
     resolver = SecretResolver(redactor, env, allowed_env=allowed_env if untrusted else None)
     vault = VaultClient.connect(
         manifest.vault,
         resolver,
         redactor,
+        transport=transport,
         retry=LoggedRetry(RetryPolicy(), log),
         revoke_on_close=revoke_vault_token,
     )
     resolver.attach_vault(vault)
-    chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log, retry=CHAIN_RETRY)
+    chain = ChainClient(
+        manifest.network.rpc_url,
+        manifest.network,
+        transport=transport,
+        log=log,
+        retry=CHAIN_RETRY,
+    )
     try:
         actual = chain.chain_id()
     except BaseException:
-        vault.close()
-        chain.close()
+        vault.close()  # a login token is revoked even when the run stops here
         raise
     if actual != manifest.network.chain_id:
         vault.close()
-        chain.close()
         raise GuardrailError(
             f"the RPC at {display_url(manifest.network.rpc_url)} serves chain {actual}, the manifest says {manifest.network.chain_id}; nothing was done"
         )
@@ -116,6 +125,7 @@ def connect(
         redactor=redactor,
         retry=RetryPolicy(),
         limiter=RateLimiter(),
+        transport=transport,
         log=log,
     )
     return Connections(
@@ -126,5 +136,6 @@ def connect(
         chain=chain,
         dydx=dydx,
         log=log,
+        transport=transport,
         untrusted=untrusted,
     )
