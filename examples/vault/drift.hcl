@@ -8,7 +8,7 @@
 #   vault policy write dydx-provisioner-drift examples/vault/drift.hcl
 #   vault write auth/jwt/role/dydx-provisioner-drift role_type=jwt user_claim=repository \
 #       bound_audiences=vault bound_claims_type=glob \
-#       bound_claims='{"repository":"ORG/trading-accounts","ref":"refs/heads/main","event_name":"schedule"}' \
+#       bound_claims='{"repository":"ORG/trading-accounts","ref":"refs/heads/main","event_name":["schedule","workflow_dispatch"]}' \
 #       token_policies=dydx-provisioner-drift token_ttl=30m
 
 path "kv/data/dydx/*" {
