@@ -60,11 +60,15 @@ class _Proxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(
-            self._pipe(reader, up_writer, ready),
-            self._pipe(up_reader, writer, 0.0),
-            return_exceptions=True,
-        )
+        try:
+            await asyncio.gather(
+                self._pipe(reader, up_writer, ready),
+                self._pipe(up_reader, writer, 0.0),
+                return_exceptions=True,
+            )
+        finally:  # both ways ended: a half-closed side may still have answered meanwhile
+            writer.close()
+            up_writer.close()
 
     async def _pipe(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, ready: float
@@ -81,9 +85,10 @@ class _Proxy:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if not data:
-                    with contextlib.suppress(OSError, RuntimeError):
-                        if sink.can_write_eof():
-                            sink.write_eof()
+                    try:
+                        sink.write_eof()
+                    except (OSError, RuntimeError):
+                        sink.close()  # cannot half-close: the other way ends with it
                     return
                 sink.write(data)
                 await sink.drain()
@@ -104,9 +109,8 @@ class _Proxy:
         finally:
             if not delivering.done():
                 delivering.cancel()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 await delivering
-            sink.close()
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -23,9 +23,18 @@ class _Echo(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
-@pytest.fixture
-def echo_port() -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+class _AnswerAfterEnd(socketserver.BaseRequestHandler):
+    """Reads the whole request (until the client half-closes), then answers its length."""
+
+    def handle(self) -> None:
+        size = 0
+        while data := self.request.recv(65536):
+            size += len(data)
+        self.request.sendall(str(size).encode())
+
+
+def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -33,6 +42,16 @@ def echo_port() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def answer_port() -> Iterator[int]:
+    yield from _serve(_AnswerAfterEnd)
+
+
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    yield from _serve(_Echo)
 
 
 @pytest.fixture
@@ -96,6 +115,22 @@ def test_bytes_arrive_whole_and_in_order_and_the_end_of_stream_is_passed_on(
         sock.shutdown(socket.SHUT_WR)  # the echo server sees the end, closes; so must we
         assert sock.recv(10) == b""
     assert bytes(got) == payload
+
+
+def test_a_client_that_half_closes_still_gets_the_answer(
+    answer_port: int, proxies: LatencyProxies
+) -> None:
+    url = proxies.add(f"http://127.0.0.1:{answer_port}", Link(rtt=0.04, connect_rtts=1))
+    with _connect(url) as sock:
+        start = time.perf_counter()
+        sock.sendall(b"x" * 5000)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(100):
+            answer += chunk
+        seconds = time.perf_counter() - start
+    assert answer == b"5000"
+    assert seconds >= 0.08  # the handshake's round trip, then the request's
 
 
 def test_each_proxy_adds_its_own_latency(echo_port: int, proxies: LatencyProxies) -> None:
