@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             strict.stop()
             box.down()
     print("\n".join(lines))
-    print(f"\n(whole run: {time.perf_counter() - started:.0f} s)")
+    print(
+        f"\n(whole run: {time.perf_counter() - started:.0f} s;"
+        f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     return 0
 
 
@@ -148,7 +151,8 @@ def _benchmarks(
         f" Python {platform.python_version()}, {platform.machine()}; blocks every"
         f" {args.block_time:g} s; round trips: dYdX {WAN.dydx * 1000:g} ms, Vault"
         f" {WAN.vault * 1000:g} ms, JSON-RPC {WAN.rpc * 1000:g} ms, and {CONNECT_RTTS} more"
-        " for each new connection (TCP, TLS)",
+        " for each new connection (TCP, TLS); load average at start"
+        f" {os.getloadavg()[0]:.1f}",
     ]
     with latency_proxies() as proxies, BlockWatch(info.rpc_url) as blocks:
         far = {
@@ -217,10 +221,11 @@ def _plan_vs_naive(
         "",
         f"1. Converged plan of {n} accounts, through the proxies",
         f"   provision plan --detailed-exitcode: {plan_s:6.2f} s  (median of {len(ours)}; runs"
-        f" {', '.join(f'{m.seconds:.2f}' for m in ours)}; {opened} connections opened;"
-        f" peak RSS {max(m.peak_rss_mb for m in ours):.0f} MB)",
+        f" {', '.join(f'{m.seconds:.2f}' for m in ours)}; CPU {median([m.cpu_seconds for m in ours]):.2f} s;"
+        f" {opened} connections opened; peak RSS {max(m.peak_rss_mb for m in ours):.0f} MB)",
         f"   naive dydx3 script, sequential:    {naive.seconds:6.2f} s  "
-        f"({naive.stdout.strip().splitlines()[-1]}; {naive_opened} connections opened)",
+        f"({naive.stdout.strip().splitlines()[-1]}; CPU {naive.cpu_seconds:.1f} s;"
+        f" {naive_opened} connections opened)",
         f"   => {ratio:.1f}x  (target >= 50x)",
     ]
     return (
@@ -264,8 +269,8 @@ def _apply(
         f" {args.named_keys} named), v3 rate limits on, started right after a block",
         f"   requests per account: {per_account}",
         *(f"   {line}" for line in floor.explain()),
-        f"   provision apply: {applied.seconds:.2f} s  (then plan --detailed-exitcode: {check.rc},"
-        " 0 = converged)",
+        f"   provision apply: {applied.seconds:.2f} s, CPU {applied.cpu_seconds:.2f} s  (then plan"
+        f" --detailed-exitcode: {check.rc}, 0 = converged)",
         f"   its transactions went into {took['blocks']} blocks, at most {took['per_account']} per"
         f" account; the last at {took['last']:.2f} s",
         f"   => {ratio:.2f}x the floor  (target <= 1.2x)",
