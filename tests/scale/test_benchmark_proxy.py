@@ -80,8 +80,10 @@ def test_a_new_connection_pays_its_handshakes_and_then_each_exchange_one_round_t
     echo_port: int, proxies: LatencyProxies
 ) -> None:
     url = proxies.add(f"http://127.0.0.1:{echo_port}", Link(rtt=0.1, connect_rtts=2))
+    start = time.perf_counter()  # the handshakes count from the connect, as on a real link
     with _connect(url) as sock:
-        first, first_s = _round_trip(sock, b"ping")
+        first, _ = _round_trip(sock, b"ping")
+        first_s = time.perf_counter() - start
         again, again_s = _round_trip(sock, b"pong")
     assert (first, again) == (b"ping", b"pong")
     assert first_s >= 0.3  # two handshake round trips, then the exchange itself
@@ -121,8 +123,8 @@ def test_a_client_that_half_closes_still_gets_the_answer(
     answer_port: int, proxies: LatencyProxies
 ) -> None:
     url = proxies.add(f"http://127.0.0.1:{answer_port}", Link(rtt=0.04, connect_rtts=1))
+    start = time.perf_counter()
     with _connect(url) as sock:
-        start = time.perf_counter()
         sock.sendall(b"x" * 5000)
         sock.shutdown(socket.SHUT_WR)
         answer = b""
