@@ -271,7 +271,7 @@ def stark_client(emulator: EmulatorProcess, wallet: Wallet) -> tuple[Client, dic
     return client, data["account"]
 
 
-def fund(emulator: EmulatorProcess, client: Client, account: dict[str, Any], usdc: str) -> None:
+def fund(rpc_url: str, client: Client, account: dict[str, Any], usdc: str) -> None:
     """Registers the account's STARK key on L1, deposits ``usdc`` and waits until it is credited."""
     stark_key = "0x" + account["starkKey"]
     signature = client.private.get_registration().data["signature"]
@@ -283,5 +283,5 @@ def fund(emulator: EmulatorProcess, client: Client, account: dict[str, Any], usd
         client.eth.deposit_to_exchange(account["positionId"], usdc, stark_public_key=stark_key)
     )
     wait_for(lambda: client.private.get_transfers().data["transfers"])
-    mine(emulator.rpc_url, 60)
+    mine(rpc_url, 60)
     wait_for(lambda: client.private.get_account().data["account"]["quoteBalance"] != "0")

@@ -147,7 +147,7 @@ def test_funded_post_only_order_rests_and_cancels_and_withdrawals_debit(
 ) -> None:
     wallet = fresh_wallet(emulator.rpc_url, usdc_units=1_000 * 10**6)
     client, account = stark_client(emulator, wallet)
-    fund(emulator, client, account, "100")
+    fund(emulator.rpc_url, client, account, "100")
     assert client.private.get_account().data["account"]["freeCollateral"] == "100"
 
     placed = _order(client, account, client_id="far-bid-1").data["order"]

@@ -90,7 +90,7 @@ def test_the_typescript_client_onboards_signs_orders_and_withdraws(
         seen = judge.read("ONBOARDED")
         _judge_onboarding(seen)
         # funded through L1 (the Python client's eth module), then the TS client trades
-        fund(emulator, emulator.client(wallet), seen["onboarding"]["account"], "50")
+        fund(emulator.rpc_url, emulator.client(wallet), seen["onboarding"]["account"], "50")
         judge.go_on()
         traded = judge.read("RESULT")
     finally:
