@@ -2,7 +2,7 @@
 
 eth_utils imports pkg_resources at start-up (about 0.1 s, a few percent of a converged
 plan of 1,000 accounts); eth_hash, which eth_utils itself hashes with, does not. EIP-55
-is held to eth_utils in ``tests/unit/test_ethaddress.py``.
+is held to eth_utils in ``tests/clients/dydx/test_wire_and_curve.py``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``PROVISION_FAILPOINT`` names it (``PROVISION_FAILPOINT=after_broadcast:deposit``, or
 several, comma-separated); then the process kills itself with SIGKILL on the spot: no
 ``finally``, no lock release, no flush, exactly like a power cut or ``kill -9``.
-``tests/safety/test_crash_matrix.py`` runs apply once per point, then again without
+``tests/apply/test_crash_matrix.py`` runs apply once per point, then again without
 it, and checks that the second run converges without paying twice or losing a key.
 
 Every point is declared in ``POINTS``; naming an unknown one is a programming error.

@@ -3,7 +3,7 @@
 dydx3 computes this point by point in affine coordinates with sympy's extended gcd
 for every inverse: about 40 ms a key, which an apply of 100 fresh accounts paid 100
 times under the GIL before the last of them could onboard. Same result (held to dydx3
-and the reference vectors in ``tests/dydx_client/test_wire.py``), about 2 ms.
+and the reference vectors in ``tests/clients/dydx/test_wire_and_curve.py``), about 2 ms.
 
 Curve: y² = x³ + αx + β over F_p, α = 1 (reference §3).
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler.helpers import (
+from support.apply_runs import (
     MOUNT,
     Manifest,
     Result,
@@ -29,14 +29,7 @@ from reconciler.helpers import (
     vault,
     versions,
 )
-
-from provisioner.clients.dydx import StarkKeyPair
-from provisioner.sandbox.control import SandboxInfo
-from provisioner.secrets import SecretResolver
-from provisioner.signers import keystore
-from provisioner.signers.local import LocalKeySigner
-
-from .custody_testing import (
+from support.custody import (
     WebAppWallet,
     api_key_pairs,
     onboard_like_the_web_app,
@@ -46,6 +39,12 @@ from .custody_testing import (
     write_export,
     write_signer_manifest,
 )
+
+from provisioner.clients.dydx import StarkKeyPair
+from provisioner.sandbox.control import SandboxInfo
+from provisioner.secrets import SecretResolver
+from provisioner.signers import keystore
+from provisioner.signers.local import LocalKeySigner
 
 pytestmark = pytest.mark.sandbox
 

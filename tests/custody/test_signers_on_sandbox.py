@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from reconciler.helpers import (
+from support.apply_runs import (
     TestAccount as FundedAccount,
 )
-from reconciler.helpers import (
+from support.apply_runs import (
     assert_no_secret,
     cli,
     emulator_stats,
@@ -27,6 +27,7 @@ from reconciler.helpers import (
     secret_values,
     versions,
 )
+from support.custody import assert_usable_from_vault, vault_values, write_signer_manifest
 
 from provisioner.clients.vault import VaultClient
 from provisioner.networks import SEPOLIA
@@ -35,8 +36,6 @@ from provisioner.sandbox.dev_accounts import DEV_ACCOUNTS
 from provisioner.secrets import SecretResolver
 from provisioner.signers import keystore
 from provisioner.signers.local import LocalKeySigner
-
-from .custody_testing import assert_usable_from_vault, vault_values, write_signer_manifest
 
 pytestmark = pytest.mark.sandbox
 
@@ -202,7 +201,7 @@ def test_a_signer_for_another_address_blocks_the_account_before_any_write(
 def _deposited_by(sandbox: SandboxInfo, eth_private_key: str) -> int:
     """USDC (base units) already deposited to this wallet's STARK key, at any position."""
     from dydx3 import Client
-    from reconciler.helpers import chain_client
+    from support.apply_runs import chain_client
 
     client = Client(
         host=sandbox.api_url, network_id=SEPOLIA.chain_id, eth_private_key=eth_private_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from manifest_testing import load, messages, one_account
+from support.manifest import load, messages, one_account
 
 from provisioner.manifest.amounts import AmountProblem, parse_amount
 from provisioner.money import to_base_units

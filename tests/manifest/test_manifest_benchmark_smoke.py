@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from manifest_testing import ENV, REPO
+from support.manifest import ENV, REPO
 
 from provisioner.manifest.loader import load_manifest
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from manifest_testing import CORPUS, ENV, REPO, one_account
+from support.manifest import CORPUS, ENV, REPO, one_account
 
 from provisioner.cli.main import main
 from provisioner.manifest.schema import schema_path

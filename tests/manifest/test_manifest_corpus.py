@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from manifest_testing import CORPUS, ENV
+from support.manifest import CORPUS, ENV
 
 from provisioner.cli.main import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
-from manifest_testing import ENV, EXAMPLES
+from support.manifest import ENV, EXAMPLES
 
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import KeystoreSigner, PrivateKeySigner, RemoteSigner, SecretRef

@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from manifest_testing import ALPHA, BETA, ENV, HEADER, errors, load, messages, one_account
+from support.manifest import ALPHA, BETA, ENV, HEADER, errors, load, messages, one_account
 
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.diagnostics import ManifestError

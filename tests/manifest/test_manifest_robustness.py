@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from manifest_testing import CORPUS, ENV, EXAMPLES
+from support.manifest import CORPUS, ENV, EXAMPLES
 
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.loader import parse_manifest

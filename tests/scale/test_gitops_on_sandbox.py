@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from reconciler.helpers import (
+from support.apply_runs import (
     MOUNT,
     PROVISION,
     REPO,
