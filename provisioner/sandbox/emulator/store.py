@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS orders (
     UNIQUE (account_id, client_id)
 );
 CREATE INDEX IF NOT EXISTS orders_by_account ON orders (account_id, created_at);
+CREATE INDEX IF NOT EXISTS orders_by_expiry ON orders (status, expires_at);
 CREATE TABLE IF NOT EXISTS withdrawals (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
@@ -525,11 +526,14 @@ class Store:
         ]
 
     def expire_orders(self, now: str) -> None:
-        self._db.execute(
-            "UPDATE orders SET status = 'CANCELED', cancel_reason = 'EXPIRED', unfillable_at = expires_at"
-            " WHERE status IN ('PENDING', 'OPEN', 'UNTRIGGERED') AND expires_at <= ?",
-            (now,),
-        )
+        active = "status IN ('PENDING', 'OPEN', 'UNTRIGGERED') AND expires_at <= ?"
+        # read first: most requests find nothing to expire and should not take the write lock
+        if self._db.execute(f"SELECT 1 FROM orders WHERE {active} LIMIT 1", (now,)).fetchone():
+            self._db.execute(
+                "UPDATE orders SET status = 'CANCELED', cancel_reason = 'EXPIRED',"
+                f" unfillable_at = expires_at WHERE {active}",
+                (now,),
+            )
 
     def open_margin_units(self, account_id: str) -> int:
         rows = self._db.execute(
