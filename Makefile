@@ -12,7 +12,7 @@ SANDBOX_DIR ?= .sandbox
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[sandbox,dev]"
 	# StarkWare's native crypto for the emulator's signature checks; without its Python
 	# wrapper's pins, which clash with dydx-v3-python's sympy (see stark_crypto.py)
 	$(BIN)/pip install --quiet --no-deps crypto-cpp-py==2.0.0

@@ -1,213 +1,113 @@
-"""`provision apply [PLAN]`: perform the missing steps, after confirmation or from a saved plan."""
+"""`provision apply [PLAN]`: parse the arguments, render the run's events (apply/run.py does the rest)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import json
 import sys
-import threading
-from pathlib import Path
+from decimal import Decimal, InvalidOperation
 
-from provisioner.apply import capabilities
-from provisioner.apply.executor import AccountResult, StepHook, execute
-from provisioner.apply.lock import AccountLocks, ApplyLock, LockInfo, lock_path
+from provisioner.apply.events import (
+    AccountBusy,
+    Cancelled,
+    Event,
+    Finished,
+    NothingToApply,
+    PlanReady,
+    StepDone,
+    StepStarted,
+)
+from provisioner.apply.run import ApplyRequest, run_apply, targets
 from provisioner.cli.commands.plan import print_text
-from provisioner.cli.runtime import Run, parse_shard, start_run
+from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
-from provisioner.facts import WorldFacts
-from provisioner.failpoints import failpoint
-from provisioner.plan.model import Plan, Step
+from provisioner.money import to_base_units
+from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions
 from provisioner.plan.render import render_text
-
-
-def _refuse_unusable_signers(r: Run, facts: WorldFacts) -> None:
-    """A signer that cannot sign for its account's address stops the run before any write."""
-    bad = [f"{a.name}: {a.signer_error}" for a in facts.accounts if a.signer_error]
-    if bad:
-        listed = "; ".join(bad)
-        raise ProvisionerError(
-            r.redactor.redact(f"signer check failed ({listed}); nothing was done")
-        )
-
-
-def _load_saved(path: str) -> Plan:
-    try:
-        return Plan.from_dict(json.loads(Path(path).read_text()))
-    except FileNotFoundError:
-        raise ProvisionerError(f"{path}: no such plan file") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProvisionerError(
-            f"{path}: not a plan saved by 'provision plan --out' ({exc})"
-        ) from None
+from provisioner.plan.saved import load_saved_plan
+from provisioner.redact import Redactor
+from provisioner.session import parse_shard
 
 
 def run(args: argparse.Namespace) -> int:
-    saved = _load_saved(args.plan_file) if args.plan_file else None
-    if saved is not None and not args.target:
-        args.target = [a.name for a in saved.accounts]
-    r = start_run(args)
-    options = PlanOptions(prune_api_keys=args.prune_api_keys)
-    facts, plan = r.observe_and_plan(options)
-    _refuse_unusable_signers(r, facts)
-    if not _has_work(plan, facts) and saved is None:
-        print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
-        print("Nothing to apply.")
-        return 0
-    if saved is None and not args.auto_approve and not sys.stdin.isatty():
-        print_text(r.redactor.redact(render_text(plan, color=False)))
-        raise ProvisionerError(
-            "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'; nothing was done"
-        )
-    # Guardrails before the first write (the lock is one), and again under the lock below.
-    _check_guardrails(r, plan, args)
-    _import_signing_meanwhile()
-    state = r.manifest.vault.state_path
-    shard = parse_shard(args.shard) if args.shard else None
-    run_lock_path = lock_path(state, r.manifest.path, shard)
-    capabilities.check(r.conn.vault, r.manifest, plan, facts, run_lock_path)
-    # Locks only when there is work, so a converged apply writes nothing at all: this run's
-    # (per manifest and shard), then one per account it has work for, so that overlapping
-    # runs never work the same account; then look again under them, at the accounts held
-    # (a saved plan: at all it names): another apply may have run in between.
-    lock = ApplyLock(r.conn.vault, run_lock_path)
-    run_lock = lock.acquire(force_unlock=args.force_unlock)
-    failpoint("after_lock")
-    account_locks = AccountLocks(r.conn.vault, state, run_lock)
-    try:
-        busy = account_locks.acquire(
-            _with_work(plan, facts), force_unlock=args.force_unlock, parallelism=r.parallelism
-        )
-        _report_busy(r, busy, saved is not None)
-        failpoint("after_account_locks")
-        keep = {a.name for a in plan.accounts} if saved else account_locks.held
-        r.accounts = [a for a in r.accounts if a.name in keep]
-        facts, plan = r.observe_and_plan(options, known=facts)
-        if saved is not None:
-            if saved.fingerprint != plan.fingerprint or saved.chain_id != plan.chain_id:
-                raise ProvisionerError(
-                    f"{args.plan_file} is stale: the live state changed since it was planned "
-                    f"(facts {saved.fingerprint[:19]} then, {plan.fingerprint[:19]} now); run 'provision plan --out' again"
-                )
-            plan = saved  # the facts are the same, so the approved plan is still exact
-        print_text(r.redactor.redact(render_text(plan, color=sys.stdout.isatty())))
-        if not _has_work(plan, facts):
-            print("Nothing to apply.")
-            return int(bool(busy))  # what others hold is not done yet
-        _check_guardrails(r, plan, args)
-        if saved is None and not args.auto_approve:
-            answer = input("Apply these steps? Only 'yes' is accepted: ")
-            if answer.strip() != "yes":
-                print("Apply cancelled.")
-                return 1
-        results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
-        return max(_report(r, results), int(bool(busy)))
-    finally:
-        account_locks.release(parallelism=r.parallelism)
-        lock.release()
-
-
-def _import_signing_meanwhile() -> None:
-    """Import dydx3 (what the steps sign with) while the locks are taken and the accounts looked
-    at again: it takes about a second, mostly web3 and sympy, and otherwise the first steps of
-    every account would wait for it. A failure here is left to the step that imports it again."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # the steps import it again, and report
-            importlib.import_module("provisioner.clients.dydx_eth")
-
-    threading.Thread(target=load, name="import-dydx3", daemon=True).start()
-
-
-def _has_work(plan: Plan, facts: WorldFacts) -> bool:
-    s = plan.summary()
-    return bool(s.add or s.change or s.destroy) or any(a.unsettled for a in facts.accounts)
-
-
-def _with_work(plan: Plan, facts: WorldFacts) -> list[str]:
-    """The accounts apply will touch: a step to run, or a journal to settle."""
-    unsettled = {a.name for a in facts.accounts if a.unsettled}
-    return [
-        a.name for a in plan.accounts if a.name in unsettled or any(not s.blocked for s in a.steps)
-    ]
-
-
-def _report_busy(r: Run, busy: dict[str, LockInfo], saved: bool) -> None:
-    """Accounts another apply is working on are left to it; a saved plan is all or nothing."""
-    for name, other in sorted(busy.items()):
-        hint = f"; if its holder is gone, run again with --force-unlock {other.id}"
-        print(
-            r.redactor.redact(
-                f"  {name}: left alone, another apply works on it: {other.describe()}{hint}"
-            ),
-            file=sys.stderr,
-        )
-    if busy and saved:
-        raise ProvisionerError(
-            f"{len(busy)} account(s) of the saved plan are being applied by another run; nothing was done"
-        )
-
-
-def _check_guardrails(r: Run, plan: Plan, args: argparse.Namespace) -> None:
-    from decimal import Decimal, InvalidOperation
-
-    from provisioner.money import format_usdc, from_base_units, to_base_units
-
-    total = sum(
-        int(s.params["amount"]) for s in plan.steps() if s.kind.value == "deposit" and not s.blocked
+    saved = load_saved_plan(args.plan_file) if args.plan_file else None
+    request = ApplyRequest(
+        options=PlanOptions(prune_api_keys=args.prune_api_keys),
+        saved=saved,
+        saved_name=args.plan_file or "",
+        auto_approve=args.auto_approve,
+        interactive=sys.stdin.isatty(),
+        max_deposit=_max_deposit(args.max_deposit),
+        confirm_mainnet=args.confirm_mainnet,
+        force_unlock=args.force_unlock,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
-    ceilings = []
-    if r.manifest.max_deposit is not None:
-        ceilings.append(("the manifest's max_deposit", to_base_units(r.manifest.max_deposit)))
-    if args.max_deposit is not None:
-        try:
-            ceilings.append(("--max-deposit", to_base_units(Decimal(args.max_deposit))))
-        except (InvalidOperation, ValueError) as exc:
-            raise ProvisionerError(
-                f"--max-deposit {args.max_deposit!r}: expected a USDC amount with at most 6 decimals ({exc})"
-            ) from None
-    for what, ceiling in ceilings:
-        if total > ceiling:
-            raise ProvisionerError(
-                f"this run would deposit {format_usdc(from_base_units(total))} USDC, over {what} of {format_usdc(from_base_units(ceiling))}; nothing was done"
-            )
-    if r.manifest.network.chain_id == 1 and not sys.stdin.isatty() and not args.confirm_mainnet:
+    session = session_from_args(args, targets(saved, args.target))
+    return run_apply(session, request, report=TextReporter(session.redactor), approve=_ask)
+
+
+def _max_deposit(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return to_base_units(Decimal(text))
+    except (InvalidOperation, ValueError) as exc:
         raise ProvisionerError(
-            "mainnet: a non-interactive apply needs --confirm-mainnet; nothing was done"
-        )
+            f"--max-deposit {text!r}: expected a USDC amount with at most 6 decimals ({exc})"
+        ) from None
 
 
-def _progress(r: Run) -> StepHook:
-    def hook(event: str, step: Step) -> None:
-        done = "" if event == "start" else "done: "
-        more = " ..." if event == "start" else ""
-        line = f"  {step.account}: {done}{step.summary}{more}"
-        print(r.redactor.redact(line), file=sys.stderr, flush=True)
-
-    return hook
+def _ask(_plan: Plan) -> bool:
+    return input("Apply these steps? Only 'yes' is accepted: ").strip() == "yes"
 
 
-def _report(r: Run, results: list[AccountResult]) -> int:
-    failed = [res for res in results if res.failed]
-    done = sum(len(res.done) for res in results)
-    for res in results:
-        for tx in res.tx_hashes:
-            print(r.redactor.redact(f"  {res.name}: transaction {tx}"))
-    for res in failed:
+class TextReporter:
+    """The lines `provision apply` prints: the plan and results on stdout, progress on stderr."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redact = redactor.redact
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, PlanReady):
+            print_text(self.redact(render_text(event.plan, color=sys.stdout.isatty())))
+        elif isinstance(event, NothingToApply):
+            print("Nothing to apply.")
+        elif isinstance(event, Cancelled):
+            print("Apply cancelled.")
+        elif isinstance(event, AccountBusy):
+            hint = f"; if its holder is gone, run again with --force-unlock {event.holder.id}"
+            line = f"  {event.account}: left alone, another apply works on it: {event.holder.describe()}{hint}"
+            print(self.redact(line), file=sys.stderr)
+        elif isinstance(event, StepStarted):
+            self._progress(f"  {event.step.account}: {event.step.summary} ...")
+        elif isinstance(event, StepDone):
+            self._progress(f"  {event.step.account}: done: {event.step.summary}")
+        elif isinstance(event, Finished):
+            self._summary(event)
+        # StepFailed: the summary names each failure once, at the end
+
+    def _progress(self, line: str) -> None:
+        print(self.redact(line), file=sys.stderr, flush=True)
+
+    def _summary(self, finished: Finished) -> None:
+        failed = finished.failed
+        for res in finished.results:
+            for tx in res.tx_hashes:
+                print(self.redact(f"  {res.name}: transaction {tx}"))
+        for res in failed:
+            print(
+                self.redact(
+                    f"  {res.name}: FAILED at {res.failed}: {res.error}; skipped {len(res.skipped)} later step(s)"
+                ),
+                file=sys.stderr,
+            )
         print(
-            r.redactor.redact(
-                f"  {res.name}: FAILED at {res.failed}: {res.error}; skipped {len(res.skipped)} later step(s)"
-            ),
-            file=sys.stderr,
+            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed."
         )
-    print(f"Apply complete: {done} step(s) done, {len(failed)} account(s) failed.")
-    if failed:
-        names = ", ".join(res.name for res in failed)
-        print(
-            f"error: {len(failed)} of {len(results)} account(s) failed ({names}); the others went on. "
-            "Fix the cause and run apply again: it resumes where these stopped.",
-            file=sys.stderr,
-        )
-    return 1 if failed else 0
+        if failed:
+            names = ", ".join(res.name for res in failed)
+            print(
+                f"error: {len(failed)} of {len(finished.results)} account(s) failed ({names}); the others went on. "
+                "Fix the cause and run apply again: it resumes where these stopped.",
+                file=sys.stderr,
+            )
