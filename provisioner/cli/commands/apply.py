@@ -12,7 +12,15 @@ from pathlib import Path
 
 from provisioner.apply import capabilities
 from provisioner.apply.executor import AccountResult, StepHook, execute
-from provisioner.apply.lock import AccountLocks, ApplyLock, LockInfo, lock_path
+from provisioner.apply.lock import (
+    DEFAULT_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    AccountLocks,
+    Busy,
+    Lease,
+    Takeover,
+    lock_path,
+)
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import Run, parse_shard, start_run
 from provisioner.errors import ProvisionerError
@@ -45,6 +53,9 @@ def _load_saved(path: str) -> Plan:
 
 
 def run(args: argparse.Namespace) -> int:
+    ttl = DEFAULT_TTL_SECONDS if args.lock_ttl is None else args.lock_ttl
+    if ttl < MIN_TTL_SECONDS:
+        raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = _load_saved(args.plan_file) if args.plan_file else None
     if saved is not None and not args.target:
         args.target = [a.name for a in saved.accounts]
@@ -72,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
     # (per manifest and shard), then one per account it has work for, so that overlapping
     # runs never work the same account; then look again under them, at the accounts held
     # (a saved plan: at all it names): another apply may have run in between.
-    lock = ApplyLock(r.conn.vault, run_lock_path)
-    run_lock = lock.acquire(force_unlock=args.force_unlock)
+    lock = Lease(r.conn.vault, run_lock_path, ttl)
+    lock.acquire(force_unlock=args.force_unlock)
+    heartbeat = lock.heartbeat(lambda message: r.conn.log(message)).start()
+    _report_takeover(r, lock.takeover)
     failpoint("after_lock")
-    account_locks = AccountLocks(r.conn.vault, state, run_lock)
+    account_locks = AccountLocks(r.conn.vault, state, lock)
     try:
         busy = account_locks.acquire(
             _with_work(plan, facts), force_unlock=args.force_unlock, parallelism=r.parallelism
         )
+        for took in account_locks.takeovers:
+            _report_takeover(r, took)
         _report_busy(r, busy, saved is not None)
         failpoint("after_account_locks")
         keep = {a.name for a in plan.accounts} if saved else account_locks.held
@@ -105,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
         return max(_report(r, results), int(bool(busy)))
     finally:
+        heartbeat.stop()
         account_locks.release(parallelism=r.parallelism)
         lock.release()
 
@@ -134,16 +150,15 @@ def _with_work(plan: Plan, facts: WorldFacts) -> list[str]:
     ]
 
 
-def _report_busy(r: Run, busy: dict[str, LockInfo], saved: bool) -> None:
+def _report_takeover(r: Run, took: Takeover | None) -> None:
+    if took is not None:
+        print(r.redactor.redact(f"  {took.describe()}"), file=sys.stderr)
+
+
+def _report_busy(r: Run, busy: dict[str, Busy], saved: bool) -> None:
     """Accounts another apply is working on are left to it; a saved plan is all or nothing."""
     for name, other in sorted(busy.items()):
-        hint = f"; if its holder is gone, run again with --force-unlock {other.id}"
-        print(
-            r.redactor.redact(
-                f"  {name}: left alone, another apply works on it: {other.describe()}{hint}"
-            ),
-            file=sys.stderr,
-        )
+        print(r.redactor.redact(f"  {name}: {other.message}"), file=sys.stderr)
     if busy and saved:
         raise ProvisionerError(
             f"{len(busy)} account(s) of the saved plan are being applied by another run; nothing was done"

@@ -1,0 +1,118 @@
+"""SIGTERM and SIGINT during apply (a CI cancel, a pod eviction, Ctrl-C): drain, then stop.
+
+The first signal sets the drain flag: no new step starts, the calls in flight finish (or
+are abandoned at the drain deadline: the journal is written before every side effect, so
+the next run settles them), the leases are released, and the run says what it did and
+what remains, exiting 128 + the signal's number (143 for SIGTERM, 130 for SIGINT). A
+second signal aborts at once, as a SIGKILL would; the next run on this host takes the
+leases over at once, since their holder is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+from provisioner.errors import ProvisionerError
+
+# From the signal to the exit: within the 30 s a CI runner or Kubernetes grants by default,
+# with room for releasing the leases and printing the summary.
+DRAIN_SECONDS = 20.0
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def exit_code(signum: int) -> int:
+    return 128 + signum
+
+
+class Interrupted(ProvisionerError):
+    """The run stopped on a signal before it finished; exits 128 + the signal's number."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = exit_code(signum)
+
+
+class Drain:
+    """The drain flag of one run, set by the first SIGTERM or SIGINT (or ``request``)."""
+
+    def __init__(
+        self,
+        *,
+        grace: float = DRAIN_SECONDS,
+        write: Callable[[str], None] | None = None,
+        abort: Callable[[int], None] = os._exit,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.grace = grace
+        self._write = write or (lambda text: os.write(2, text.encode()) and None)
+        self._abort = abort
+        self._monotonic = monotonic
+        self._event = threading.Event()
+        self.signum: int | None = None
+        self._since = 0.0
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "a stop request"
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum or signal.SIGTERM)
+
+    def left(self) -> float:
+        """Seconds until the calls still in flight are abandoned (inf before any signal)."""
+        if not self.requested:
+            return float("inf")
+        return self._since + self.grace - self._monotonic()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early (True) when a drain is requested."""
+        return self._event.wait(timeout)
+
+    def request(self, signum: int) -> None:
+        """The first call starts the drain; a second aborts the process at once."""
+        if self.requested:
+            self._write(
+                f"\n{signal.Signals(signum).name} again: aborting at once; the next apply "
+                "finishes what this one left\n"
+            )
+            self._abort(exit_code(signum))
+            return
+        self.signum, self._since = signum, self._monotonic()
+        self._event.set()
+        self._write(
+            f"\n{signal.Signals(signum).name}: finishing the calls in flight, starting no new "
+            f"step (stopping within {self.grace:.0f}s; send it again to abort at once)\n"
+        )
+
+    def interrupted(self, message: str) -> Interrupted:
+        return Interrupted(self.signum or signal.SIGTERM, message)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Drain]:
+        """Handle SIGTERM and SIGINT with ``request`` inside the block, then restore the
+        handlers found. Only the main thread may install handlers: elsewhere nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.request(signum)
+
+        previous = {s: signal.signal(s, handler) for s in SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
