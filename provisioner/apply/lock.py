@@ -246,10 +246,10 @@ def _why_free(held: LeaseRecord, now: float, here: Process, force_unlock: str | 
     """Why another run's lease may be taken now; None when it may not."""
     if force_unlock is not None and force_unlock == held.id:
         return "--force-unlock named it"
-    if held.expired(now):
-        return f"it expired {now - held.expires_at:.0f}s ago"
     if held.holder.gone(here):
         return f"its process, pid {held.holder.pid} on this host, no longer exists"
+    if held.expired(now):
+        return f"it expired {now - held.expires_at:.0f}s ago"
     return None
 
 
@@ -323,14 +323,46 @@ class Lease:
         data, version = found
         return LeaseRecord.parse(data), version
 
-    def acquire(self, force_unlock: str | None = None) -> LeaseRecord:
-        held, version = self.current()
-        now = self.clock.wall()
-        if held is not None:
+    def acquire(
+        self,
+        force_unlock: str | None = None,
+        *,
+        wait: Callable[[float], bool] | None = None,
+        on_wait: Callable[[str], None] = lambda _m: None,
+    ) -> LeaseRecord:
+        """Take the lease: free, expired, left by a gone process on this host, or named by
+        ``force_unlock``. With ``wait`` (sleeps up to N seconds, True when told to stop), a
+        lease held on another host is watched until it expires (then taken: its holder stopped
+        renewing it) or is renewed (then refused: its holder is at work); never longer than
+        a lease's duration."""
+        seen: int | None = None
+        while True:
+            held, version = self.current()
+            now = self.clock.wall()
+            if held is None:
+                break
             why = _why_free(held, now, self.me, force_unlock)
-            if why is None:
+            if why is not None:
+                self.takeover = Takeover(self.path, held, why)
+                break
+            left = held.remaining(now)
+            patient = (
+                wait is not None
+                and not held.holder.same_host(self.me)
+                and seen in (None, version)
+                and left <= max(self.ttl, DEFAULT_TTL_SECONDS)
+            )
+            if not patient:
                 raise LockHeld(refusal(held, now, self.me, "another apply holds this manifest"))
-            self.takeover = Takeover(self.path, held, why)
+            assert wait is not None
+            if seen is None:
+                on_wait(
+                    f"waiting up to {left:.0f}s for {held.describe(now)} "
+                    f"(on another host): taken once it expires, refused if it is renewed"
+                )
+            seen = version
+            if wait(min(1.0, max(0.05, left))):
+                raise LockHeld(f"stopped while waiting for {held.describe(self.clock.wall())}")
         record = LeaseRecord(
             id=uuid.uuid4().hex[:12],
             holder=self.me,
@@ -405,12 +437,13 @@ class Lease:
                 self._lose(f"it could not be renewed with {left:.1f}s left")
 
     def release(self) -> None:
-        """Give the lease back; a lease another run took meanwhile is left to it."""
+        """Give the lease back. A lease lost meanwhile is not written at all: another run may
+        hold it, and a run that lost its lease writes nothing more."""
         with self._guard:
-            record, version = self.record, self._version
-            self._lost = self._lost or "it was released"
+            record, version, lost = self.record, self._version, self._lost
+            self._lost = lost or "it was released"
             self.record = None
-        if record is None:
+        if record is None or lost is not None:
             return
         with contextlib.suppress(CasConflict):
             self.vault.write_state(self.path, {}, cas=version)
@@ -525,10 +558,11 @@ class AccountLocks:
         return {name: busy for name, busy in zip(names, outcomes, strict=True) if busy}
 
     def release(self, *, parallelism: int = 16) -> None:
-        """Release what this run holds; a lock another run took meanwhile is left to it."""
+        """Release what this run holds (before its run lease); a lock another run took
+        meanwhile is left to it, and a run that lost its lease writes nothing."""
         with self._guard:
             held, self._held = dict(self._held), {}
-        if not held:
+        if not held or self.run.lost() is not None:
             return
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(held)))) as pool:
             list(pool.map(lambda item: self._give_back(*item), held.items()))
@@ -555,12 +589,8 @@ class AccountLocks:
         except CasConflict:  # another run took it between our read and our write
             found = self.vault.read_state(path)
             taker = LeaseRecord.parse(found[0]) if found is not None else None
-            return Busy(
-                taker or mine,
-                f"another apply took it at the same moment: {taker.describe(now)}"
-                if taker
-                else "another apply took and released it at the same moment",
-            )
+            what = "left alone, another apply took it at the same moment"
+            return Busy(taker or mine, f"{what}: {taker.describe(now)}" if taker else what)
         with self._guard:
             self._held[account] = written
             if takeover is not None:

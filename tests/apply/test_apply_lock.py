@@ -317,3 +317,52 @@ def test_account_locks_of_a_run_whose_lease_was_taken_over_are_free(vault: Vault
     [took] = locks.takeovers
     assert "its run no longer holds a lease" in took.reason
     locks.release()
+
+
+def test_a_lease_left_on_another_host_is_waited_for_and_taken_once_it_expires(
+    vault: VaultClient, path: str
+) -> None:
+    clock = FakeClock()
+    killed = Lease(vault, path, 60, clock=clock, me=ELSEWHERE)
+    held = killed.acquire()  # then the runner was lost: nobody renews it
+    clock.advance(15)
+    slept: list[float] = []
+    told: list[str] = []
+
+    def sleep(seconds: float) -> bool:
+        slept.append(seconds)
+        clock.advance(seconds)
+        return False
+
+    rerun = Lease(vault, path, 60, clock=clock)
+    rerun.acquire(wait=sleep, on_wait=told.append)
+    assert sum(slept) == pytest.approx(45, abs=1)
+    assert told == [
+        f"waiting up to 45s for lease {held.id} held by ci@runner-7 pid 4242 for 15s, expires in 45s "
+        "(on another host): taken once it expires, refused if it is renewed"
+    ]
+    assert rerun.takeover is not None and "it expired 0s ago" in rerun.takeover.reason
+
+
+def test_a_lease_renewed_on_another_host_is_refused_after_one_look(
+    vault: VaultClient, path: str
+) -> None:
+    clock = FakeClock()
+    busy = Lease(vault, path, 60, clock=clock, me=ELSEWHERE)
+    busy.acquire()
+
+    def sleep(seconds: float) -> bool:
+        clock.advance(seconds)
+        busy.renew()  # its heartbeat
+        return False
+
+    with pytest.raises(LockHeld, match=f"--force-unlock {busy.id}"):
+        Lease(vault, path, 60, clock=clock).acquire(wait=sleep)
+    assert clock.now < 1_800_000_000.0 + 2
+
+
+def test_waiting_stops_on_a_drain(vault: VaultClient, path: str) -> None:
+    clock = FakeClock()
+    Lease(vault, path, 60, clock=clock, me=ELSEWHERE).acquire()
+    with pytest.raises(LockHeld, match="stopped while waiting"):
+        Lease(vault, path, 60, clock=clock).acquire(wait=lambda _s: True)
