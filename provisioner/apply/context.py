@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from provisioner.apply.fence import FencedSigner
 from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
 from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
@@ -22,6 +24,7 @@ class AccountContext:
     spec: AccountSpec
     conn: Connections
     journal: Journal
+    fence: Callable[[], None] = lambda: None  # before a signer's own broadcast (apply/fence.py)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
     _signer: EthSigner | None = None
@@ -37,13 +40,14 @@ class AccountContext:
         if self._signer is None:
             if self.spec.signer is None:
                 raise StepFailed(f"{self.spec.name} has no signer (import-only)")
-            self._signer = make_signer(
+            made = make_signer(
                 self.spec.signer,
                 self.spec.address,
                 self.conn.resolver,
                 account=self.spec.name,
                 redactor=self.conn.redactor,
             )
+            self._signer = FencedSigner(made, self.fence)
         return self._signer
 
     def stark(self) -> StarkKeyPair:

@@ -15,10 +15,12 @@ its turn.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from provisioner.apply.context import AccountContext
+from provisioner.apply.fence import Fence, fenced
+from provisioner.apply.signals import Drain
 from provisioner.apply.steps import RUNNERS, settle_journal
 from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
@@ -35,6 +37,12 @@ class AccountResult:
     failed: str | None = None
     error: str | None = None
     tx_hashes: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
+    in_flight: str | None = None  # abandoned mid-way at the drain deadline
+
+
+def _unfenced() -> None:
+    pass
 
 
 StepHook = Callable[
@@ -49,22 +57,47 @@ _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 
 
 def execute(
-    conn: Connections, plan: Plan, *, parallelism: int = 8, on_step: StepHook = lambda _e, _s: None
+    conn: Connections,
+    plan: Plan,
+    *,
+    parallelism: int = 8,
+    on_step: StepHook = lambda _e, _s: None,
+    fence: Callable[[str], Fence] = lambda _account: _unfenced,
+    drain: Drain | None = None,
 ) -> list[AccountResult]:
-    journal = Journal(conn.vault, conn.manifest.vault.state_path)
+    """Run the plan. ``fence(account)`` guards every write of that account's steps (see
+    apply/fence.py); once ``drain`` is requested no step starts, and the steps in flight are
+    waited for until its deadline, then abandoned (each result says what it left)."""
+    state_path = conn.manifest.vault.state_path
     specs = {a.name: a for a in conn.manifest.accounts}
-    journaled = _journaled(journal)  # one listing, not one per account
-    runs = [
-        _AccountRun(
-            AccountContext(specs[acc.name], conn, journal), acc, on_step, acc.name in journaled
-        )
-        for acc in plan.accounts
-        if any(not s.blocked for s in acc.steps) or acc.name in journaled
-    ]
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        list(pool.map(_AccountRun.open_window, runs))
-        list(pool.map(_AccountRun.finish, runs))
-    return [r.result for r in runs]
+    journaled = _journaled(Journal(conn.vault, state_path))  # one listing, not one per account
+    runs = []
+    for acc in plan.accounts:
+        if not (any(not s.blocked for s in acc.steps) or acc.name in journaled):
+            continue
+        guard = fence(acc.name)
+        own = fenced(conn, guard)
+        ctx = AccountContext(specs[acc.name], own, Journal(own.vault, state_path), fence=guard)
+        runs.append(_AccountRun(ctx, acc, on_step, acc.name in journaled, drain))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    finished = _all_done([pool.submit(r.open_window) for r in runs], drain) and _all_done(
+        [pool.submit(r.finish) for r in runs], drain
+    )
+    # abandoned calls keep their threads until the process exits, which then comes at once
+    pool.shutdown(wait=finished, cancel_futures=True)
+    return [r.outcome() for r in runs]
+
+
+def _all_done(futures: list[Future[None]], drain: Drain | None) -> bool:
+    """Wait for ``futures``; False when the drain's deadline came first."""
+    pending = set(futures)
+    while pending:
+        _done, pending = wait(pending, timeout=None if drain is None else 0.2)
+        if drain is not None and pending and drain.left() <= 0:
+            return False
+    for f in futures:
+        f.result()
+    return True
 
 
 def _journaled(journal: Journal) -> set[str]:
@@ -89,21 +122,44 @@ class _AccountRun:
     """One account's steps in order, run in two parts (see the module's docstring)."""
 
     def __init__(
-        self, ctx: AccountContext, plan: AccountPlan, on_step: StepHook, journaled: bool
+        self,
+        ctx: AccountContext,
+        plan: AccountPlan,
+        on_step: StepHook,
+        journaled: bool,
+        drain: Drain | None,
     ) -> None:
         self.ctx = ctx
         self.journaled = journaled  # the run's one listing showed entries for this account
         self.plan = plan
         self.on_step = on_step
+        self.drain = drain
         self.result = AccountResult(plan.name)
         self.failed: set[str] = set()
+        self.current: str | None = None
+        self.stopped = False  # stopped before its journal was settled
         self.first, self.rest = _split(plan.steps)
 
+    def outcome(self) -> AccountResult:
+        self.result.in_flight = self.current
+        self.result.tx_hashes = list(self.ctx.tx_hashes)
+        return self.result
+
+    def _stopping(self) -> bool:
+        return self.drain is not None and self.drain.requested
+
     def open_window(self) -> None:
+        if self._stopping():
+            self.result.not_started += [s.id for s in self.plan.steps if not s.blocked]
+            self.stopped = True
+            return
         try:
             if self.journaled:  # entries appear only under the account's lock, which we hold
+                self.current = "journal"
                 settle_journal(self.ctx)
+                self.current = None
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
+            self.current = None
             self.result.failed, self.result.error = "journal", _describe(self.ctx, exc)
             self.ctx.log(f"settling the journal failed: {self.result.error}")
             return
@@ -111,9 +167,8 @@ class _AccountRun:
         self._run(self.first)
 
     def finish(self) -> None:
-        if self.result.failed != "journal":
+        if self.result.failed != "journal" and not self.stopped:
             self._run(self.rest)
-        self.result.tx_hashes = list(self.ctx.tx_hashes)
 
     def _run(self, steps: Sequence[Step]) -> None:
         result = self.result
@@ -121,14 +176,21 @@ class _AccountRun:
             if step.blocked or any(d in self.failed for d in step.depends_on) or result.failed:
                 result.skipped.append(step.id)
                 continue
+            if self._stopping():
+                result.not_started.append(step.id)
+                continue
             self.on_step("start", step)
+            self.current = step.id
             try:
+                self.ctx.fence()  # a run that lost its lease starts nothing
                 RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
+                self.current = None
                 self.failed.add(step.id)
                 result.failed, result.error = step.id, _describe(self.ctx, exc)
                 self.ctx.log(f"{step.id} failed: {result.error}")
                 continue
+            self.current = None
             failpoint(f"after_step:{step.kind.value}")
             self.on_step("done", step)
             result.done.append(step.id)

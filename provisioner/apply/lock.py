@@ -332,9 +332,9 @@ class Lease:
     ) -> LeaseRecord:
         """Take the lease: free, expired, left by a gone process on this host, or named by
         ``force_unlock``. With ``wait`` (sleeps up to N seconds, True when told to stop), a
-        lease held on another host is watched until it expires (then taken: its holder stopped
-        renewing it) or is renewed (then refused: its holder is at work); never longer than
-        a lease's duration."""
+        live lease is watched until it expires (then taken: its holder stopped renewing it:
+        a lost runner, a paused process) or is renewed (then refused: its holder is at work),
+        never longer than a lease's duration."""
         seen: int | None = None
         while True:
             held, version = self.current()
@@ -348,7 +348,6 @@ class Lease:
             left = held.remaining(now)
             patient = (
                 wait is not None
-                and not held.holder.same_host(self.me)
                 and seen in (None, version)
                 and left <= max(self.ttl, DEFAULT_TTL_SECONDS)
             )
@@ -357,8 +356,8 @@ class Lease:
             assert wait is not None
             if seen is None:
                 on_wait(
-                    f"waiting up to {left:.0f}s for {held.describe(now)} "
-                    f"(on another host): taken once it expires, refused if it is renewed"
+                    f"waiting up to {left:.0f}s for {held.describe(now)}: "
+                    "taken once it expires, refused if it is renewed"
                 )
             seen = version
             if wait(min(1.0, max(0.05, left))):

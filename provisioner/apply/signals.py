@@ -31,12 +31,15 @@ def exit_code(signum: int) -> int:
 
 
 class Interrupted(ProvisionerError):
-    """The run stopped on a signal before it finished; exits 128 + the signal's number."""
+    """The run stopped on a signal before it finished; exits 128 + the signal's number.
+    ``abandoned``: calls were still in flight at the drain deadline (their threads are left
+    to the process's exit)."""
 
-    def __init__(self, signum: int, message: str) -> None:
+    def __init__(self, signum: int, message: str, *, abandoned: bool = False) -> None:
         super().__init__(message)
         self.signum = signum
         self.exit_code = exit_code(signum)
+        self.abandoned = abandoned
 
 
 class Drain:
@@ -57,6 +60,7 @@ class Drain:
         self._event = threading.Event()
         self.signum: int | None = None
         self._since = 0.0
+        self._at_once = True  # until ``draining``: nothing in flight, stop where we are
 
     @property
     def requested(self) -> bool:
@@ -70,6 +74,10 @@ class Drain:
     def exit_code(self) -> int:
         return exit_code(self.signum or signal.SIGTERM)
 
+    def since(self) -> float:
+        """Seconds since the first signal (0 before any)."""
+        return self._monotonic() - self._since if self.requested else 0.0
+
     def left(self) -> float:
         """Seconds until the calls still in flight are abandoned (inf before any signal)."""
         if not self.requested:
@@ -81,7 +89,8 @@ class Drain:
         return self._event.wait(timeout)
 
     def request(self, signum: int) -> None:
-        """The first call starts the drain; a second aborts the process at once."""
+        """The first call starts the drain (before ``begin_steps``: raises Interrupted, as no
+        step is in flight that could be left half done); a second aborts the process at once."""
         if self.requested:
             self._write(
                 f"\n{signal.Signals(signum).name} again: aborting at once; the next apply "
@@ -95,9 +104,15 @@ class Drain:
             f"\n{signal.Signals(signum).name}: finishing the calls in flight, starting no new "
             f"step (stopping within {self.grace:.0f}s; send it again to abort at once)\n"
         )
+        if self._at_once:
+            raise self.interrupted("stopped before any step started: nothing was done")
 
-    def interrupted(self, message: str) -> Interrupted:
-        return Interrupted(self.signum or signal.SIGTERM, message)
+    def begin_steps(self) -> None:
+        """From now on a signal only sets the flag, and the executor drains."""
+        self._at_once = False
+
+    def interrupted(self, message: str, *, abandoned: bool = False) -> Interrupted:
+        return Interrupted(self.signum or signal.SIGTERM, message, abandoned=abandoned)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[Drain]:

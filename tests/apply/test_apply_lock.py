@@ -338,8 +338,8 @@ def test_a_lease_left_on_another_host_is_waited_for_and_taken_once_it_expires(
     rerun.acquire(wait=sleep, on_wait=told.append)
     assert sum(slept) == pytest.approx(45, abs=1)
     assert told == [
-        f"waiting up to 45s for lease {held.id} held by ci@runner-7 pid 4242 for 15s, expires in 45s "
-        "(on another host): taken once it expires, refused if it is renewed"
+        f"waiting up to 45s for lease {held.id} held by ci@runner-7 pid 4242 for 15s, expires in 45s"
+        ": taken once it expires, refused if it is renewed"
     ]
     assert rerun.takeover is not None and "it expired 0s ago" in rerun.takeover.reason
 

@@ -18,6 +18,10 @@ foreign), and no journal entry left. Scenarios run in parallel processes to stay
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,15 +56,29 @@ class Scenario:
     points: tuple[str, ...]
     start: str = "fresh"  # "key_gone": converged, then hedger deleted at dYdX; "prune": converged, hedger dropped
     remote: bool = False  # the account signs through SendOnlySigner
+    signal: str = "SIGKILL"  # SIGTERM / SIGINT: sent at each point of one run, which drains
 
     @property
     def id(self) -> str:
         extra = {"fresh": "", "key_gone": " [key deleted at dYdX]", "prune": " [--prune-api-keys]"}
+        sent = "" if self.signal == "SIGKILL" else f"{self.signal} at "
         return (
-            " then ".join(self.points)
+            sent
+            + (" then " if self.signal == "SIGKILL" else " and ").join(self.points)
             + extra[self.start]
             + (" [remote signer]" if self.remote else "")
         )
+
+    @property
+    def armed(self) -> list[str]:
+        """PROVISION_FAILPOINT for each run that is stopped: one per kill, one for the signals."""
+        if self.signal == "SIGKILL":
+            return list(self.points)
+        return [",".join(f"{p}={self.signal}" for p in self.points)]
+
+    @property
+    def stopped_rc(self) -> int:
+        return {"SIGKILL": SIGKILL, "SIGTERM": 143, "SIGINT": 130}[self.signal]
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -116,6 +134,29 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(("after_journal_record:deposit",), remote=True),
 ]
+# A CI cancel or a pod eviction (SIGTERM), Ctrl-C (SIGINT) at each kind of moment: before
+# anything is done, between steps, inside a step (its call in flight finishes), while a
+# transaction is being sent; the run stops within 30 s, and the very next apply succeeds.
+STOPPED = [
+    *(
+        Scenario((p,), signal="SIGTERM")
+        for p in (
+            "after_lock",
+            "after_account_locks",
+            "after_settle",
+            "after_onboard",
+            "after_create:api_key",
+            "after_step:register",
+            "after_journal_record:deposit",
+            "after_receipt:deposit",
+        )
+    ),
+    Scenario(("after_step:stark_key",), signal="SIGINT"),
+    Scenario(("after_journal_record:approve",), signal="SIGTERM", remote=True),
+    # a second Ctrl-C aborts at once, as a SIGKILL would: the next run takes over at once
+    Scenario(("after_onboard", "after_vault_write:default_api_key"), signal="SIGINT"),
+]
+SCENARIOS += STOPPED
 # Most runs are forked from a fork server that imported the CLI once (see forkserver.py);
 # these scenarios run the installed ``provision`` executable itself, start to finish.
 REAL_BINARY = {("after_lock",), ("after_broadcast:deposit",), ("after_create:api_key",)}
@@ -189,9 +230,9 @@ def _run_scenario(
     via = None if scenario.points in REAL_BINARY else servers
     runs = _prepare(sandbox, scenario, m, via)
     killed: list[Run] = []
-    for point in scenario.points:
-        killed.append(provision(sandbox, *_apply_args(m, scenario), failpoint=point, servers=via))
-        if killed[-1].rc != SIGKILL:
+    for armed in scenario.armed:
+        killed.append(provision(sandbox, *_apply_args(m, scenario), failpoint=armed, servers=via))
+        if killed[-1].rc != scenario.stopped_rc:
             break  # the point was not reached: reported by the test
     started = time.monotonic()
     retries = _retry_like_ci(sandbox, _apply_args(m, scenario), via)
@@ -271,19 +312,19 @@ def _plan(path: Path) -> tuple[dict[str, list[str]], int, dict[str, list[str]]]:
 
 
 def test_the_matrix_covers_every_declared_kill_point() -> None:
-    covered = {p for scenario in SCENARIOS for p in scenario.points}
+    covered = {p for scenario in SCENARIOS if scenario.signal == "SIGKILL" for p in scenario.points}
     assert covered == set(POINTS)
     assert len(POINTS) == 43
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_killed_apply_converges_on_plain_retries(
+def test_killed_or_stopped_apply_converges_on_plain_retries(
     matrix: Matrix, scenario: Scenario, sandbox: SandboxInfo
 ) -> None:
     outcome = matrix.outcomes[scenario]
-    assert [r.failpoint for r in outcome.killed] == list(scenario.points)
+    assert [r.failpoint for r in outcome.killed] == scenario.armed
     for run in outcome.killed:
-        assert run.rc == SIGKILL, f"not killed at {run.failpoint}: {run}"
+        assert run.rc == scenario.stopped_rc, f"not stopped at {run.failpoint}: {run}"
     final = outcome.retries[-1]
     assert all("--force-unlock" not in " ".join(r.args) for r in outcome.runs)
     assert final.failpoint is None and final.rc == 0, "\n".join(map(str, outcome.retries))
@@ -300,6 +341,7 @@ def test_the_next_run_takes_a_killed_runs_leases_over_at_once(matrix: Matrix) ->
     lease it took; no retry ever had to wait for a lease to expire."""
     for scenario, outcome in matrix.outcomes.items():
         assert len(outcome.retries) == 1, f"{scenario.id}: " + "\n".join(map(str, outcome.retries))
+        assert "waiting up to" not in outcome.retries[0].err
     final = matrix.outcomes[Scenario(("after_lock",))].retries[0]
     killed = matrix.outcomes[Scenario(("after_lock",))].killed[0]
     assert "took over" in final.err and "no longer exists" in final.err, final
@@ -338,3 +380,84 @@ def test_recovery_runs_say_what_they_settled(matrix: Matrix) -> None:
     assert "journaled deposit with nonce" in remote.err and "mined" in remote.err, remote
     unsent = matrix.outcomes[Scenario(("after_journal_record:deposit",), remote=True)].runs[-1]
     assert "was never sent" in unsent.err and "rebroadcasting" not in unsent.err, unsent
+
+
+@pytest.mark.parametrize("scenario", STOPPED, ids=[s.id for s in STOPPED])
+def test_a_signal_stops_the_run_within_30s_and_releases_its_leases(
+    matrix: Matrix, scenario: Scenario
+) -> None:
+    outcome = matrix.outcomes[scenario]
+    [stopped] = outcome.killed
+    assert "Traceback" not in stopped.err
+    assert f"{scenario.signal}: finishing the calls in flight, starting no new step" in stopped.err
+    if len(scenario.points) > 1:  # the second signal: no drain, no release, gone at once
+        assert f"{scenario.signal} again: aborting at once" in stopped.err
+        assert (
+            "took over" in outcome.retries[0].err and "no longer exists" in outcome.retries[0].err
+        )
+        return
+    found = re.search(rf"Stopped on {scenario.signal} after (\d+\.\d)s", stopped.out + stopped.err)
+    assert found, str(stopped)
+    assert float(found.group(1)) <= 30
+    assert "the next apply does the rest" in stopped.out + stopped.err, stopped
+    # the leases were released: the next apply neither waits nor takes anything over
+    assert (
+        "took over" not in outcome.retries[0].err and "waiting up to" not in outcome.retries[0].err
+    )
+
+
+def _state_of(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2 :].split()[0]
+
+
+def _world(sandbox: SandboxInfo, m: Manifest) -> dict[str, object]:
+    """Everything a run could change: dYdX writes (all of them, nothing else runs now), the
+    account's transactions, and the version of every Vault path the manifest's runs use."""
+    [account] = m.accounts
+    return {
+        "dydx writes": helpers.emulator_stats(sandbox)["writes"],
+        "transactions": helpers.nonces(sandbox, [account.address]),
+        "vault": helpers.tree_versions(sandbox, m.prefix),
+    }
+
+
+def test_a_paused_run_that_lost_its_lease_sends_writes_and_deletes_nothing(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    """Paused (SIGSTOP) past its lease while another run takes over and converges, then
+    resumed (SIGCONT): the first run must not act again, whatever it was about to do."""
+    [acct] = helpers.make_accounts(
+        sandbox, [{"name": "paused", "deposit": DEPOSIT, "api_keys": list(KEYS)}]
+    )
+    m = write_manifest(tmp_path, [acct])
+    args = ("-v", "apply", "-f", str(m.path), "--auto-approve", "--lock-ttl", "4")
+    env = {**os.environ, **sandbox.env(), "NO_COLOR": "1"}
+    env["PROVISION_FAILPOINT"] = "after_step:onboard=SIGSTOP"  # next: a key, 3 transactions
+    out, err = tmp_path / "paused.out", tmp_path / "paused.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        paused = subprocess.Popen(
+            [helpers.PROVISION, *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            env=env, cwd=helpers.REPO,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while _state_of(paused.pid) != "T":
+            assert paused.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "the run never reached its pause"
+            time.sleep(0.1)
+        retries = _retry_like_ci(sandbox, args, None)
+        assert retries[-1].rc == 0, "\n".join(map(str, retries))
+        took = retries[-1].err
+        assert "waiting up to" in took and "took over" in took and "expired" in took, took
+        before = _world(sandbox, m)
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    assert paused.wait(timeout=120) == 1, out.read_text() + err.read_text()
+    assert _world(sandbox, m) == before
+    said = err.read_text()
+    assert "no longer holds" in said and "lapsed" in said, said
+    assert "Traceback" not in said
+    with chain_client(sandbox) as chain:
+        deposits = chain.deposits(refresh=True)
+    assert convergence_problems(sandbox, m, deposits) == []

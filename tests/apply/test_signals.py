@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ def test_a_real_sigterm_sets_the_drain_flag_and_the_handlers_are_restored() -> N
     before = signal.getsignal(signal.SIGTERM)
     told: list[str] = []
     drain = Drain(write=told.append)
+    drain.begin_steps()
     with drain.installed():
         assert not drain.requested and drain.left() == float("inf")
         os.kill(os.getpid(), signal.SIGTERM)
@@ -28,6 +30,7 @@ def test_ctrl_c_drains_first_and_a_second_one_aborts_at_once() -> None:
     aborted: list[int] = []
     told: list[str] = []
     drain = Drain(write=told.append, abort=aborted.append)
+    drain.begin_steps()
     with drain.installed():
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the handler takes it
         assert drain.requested and drain.exit_code == 130 and aborted == []
@@ -38,8 +41,10 @@ def test_ctrl_c_drains_first_and_a_second_one_aborts_at_once() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # the default handler is back
 
 
-def test_an_interrupted_run_exits_with_the_signals_code() -> None:
-    drain = Drain(write=lambda _t: None, abort=lambda _c: None)
-    drain.request(signal.SIGTERM)
-    stop = drain.interrupted("stopped on SIGTERM")
-    assert isinstance(stop, Interrupted) and stop.exit_code == 143
+def test_before_any_step_a_signal_stops_the_run_where_it_is() -> None:
+    drain = Drain(write=lambda _t: None)
+    with drain.installed(), pytest.raises(Interrupted) as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted long before
+    assert stopped.value.exit_code == 143 and drain.requested
+    assert "nothing was done" in str(stopped.value)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from provisioner.apply.lock import (
     Takeover,
     lock_path,
 )
+from provisioner.apply.signals import Drain, Interrupted
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import Run, parse_shard, start_run
 from provisioner.errors import ProvisionerError
@@ -56,6 +58,24 @@ def run(args: argparse.Namespace) -> int:
     ttl = DEFAULT_TTL_SECONDS if args.lock_ttl is None else args.lock_ttl
     if ttl < MIN_TTL_SECONDS:
         raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
+    drain = Drain()
+    with drain.installed():
+        try:
+            return _apply(args, ttl, drain)
+        except Interrupted as stop:
+            print(
+                f"Stopped on {drain.name} after {drain.since():.1f}s: {stop}; "
+                "the leases are released, the next apply does the rest.",
+                file=sys.stderr,
+                flush=True,
+            )
+            if stop.abandoned:  # threads still in calls: exit now, not when they return
+                sys.stdout.flush()
+                os._exit(stop.exit_code)
+            return stop.exit_code
+
+
+def _apply(args: argparse.Namespace, ttl: int, drain: Drain) -> int:
     saved = _load_saved(args.plan_file) if args.plan_file else None
     if saved is not None and not args.target:
         args.target = [a.name for a in saved.accounts]
@@ -84,12 +104,17 @@ def run(args: argparse.Namespace) -> int:
     # runs never work the same account; then look again under them, at the accounts held
     # (a saved plan: at all it names): another apply may have run in between.
     lock = Lease(r.conn.vault, run_lock_path, ttl)
-    lock.acquire(force_unlock=args.force_unlock)
-    heartbeat = lock.heartbeat(lambda message: r.conn.log(message)).start()
-    _report_takeover(r, lock.takeover)
-    failpoint("after_lock")
     account_locks = AccountLocks(r.conn.vault, state, lock)
+    heartbeat = lock.heartbeat(lambda message: print(f"warning: {message}", file=sys.stderr))
     try:
+        lock.acquire(
+            force_unlock=args.force_unlock,
+            wait=drain.wait,
+            on_wait=lambda message: print(f"  {message}", file=sys.stderr, flush=True),
+        )
+        heartbeat.start()
+        _report_takeover(r, lock.takeover)
+        failpoint("after_lock")
         busy = account_locks.acquire(
             _with_work(plan, facts), force_unlock=args.force_unlock, parallelism=r.parallelism
         )
@@ -117,12 +142,38 @@ def run(args: argparse.Namespace) -> int:
             if answer.strip() != "yes":
                 print("Apply cancelled.")
                 return 1
-        results = execute(r.conn, plan, parallelism=r.parallelism, on_step=_progress(r))
-        return max(_report(r, results), int(bool(busy)))
+        drain.begin_steps()
+        results = execute(
+            r.conn,
+            plan,
+            parallelism=r.parallelism,
+            on_step=_progress(r),
+            fence=lambda name: lambda: account_locks.check(name),
+            drain=drain,
+        )
+        code = max(_report(r, results), int(bool(busy)))
+        if drain.requested:
+            raise drain.interrupted(
+                _remaining(results), abandoned=any(res.in_flight for res in results)
+            )
+        return code
     finally:
         heartbeat.stop()
         account_locks.release(parallelism=r.parallelism)
         lock.release()
+
+
+def _remaining(results: list[AccountResult]) -> str:
+    """What a stopped run leaves for the next: counts, and the accounts it left mid-way."""
+    left = [res for res in results if res.not_started or res.in_flight]
+    steps = sum(len(res.not_started) for res in left)
+    flight = [f"{res.name} ({res.in_flight})" for res in results if res.in_flight]
+    text = f"{steps} step(s) of {len(left)} account(s) not started"
+    if flight:
+        text += (
+            f", abandoned in flight: {', '.join(flight)} (journaled; the next apply settles them)"
+        )
+    return text
 
 
 def _import_signing_meanwhile() -> None:
@@ -204,6 +255,9 @@ def _progress(r: Run) -> StepHook:
     return hook
 
 
+_LISTED = 20  # accounts named one by one in a stopped run's summary
+
+
 def _report(r: Run, results: list[AccountResult]) -> int:
     failed = [res for res in results if res.failed]
     done = sum(len(res.done) for res in results)
@@ -217,7 +271,14 @@ def _report(r: Run, results: list[AccountResult]) -> int:
             ),
             file=sys.stderr,
         )
-    print(f"Apply complete: {done} step(s) done, {len(failed)} account(s) failed.")
+    stopped = [res for res in results if res.not_started or res.in_flight]
+    for res in stopped[:_LISTED]:
+        flight = f"abandoned in flight: {res.in_flight}; " if res.in_flight else ""
+        print(f"  {res.name}: {flight}not started: {len(res.not_started)} step(s)", file=sys.stderr)
+    if len(stopped) > _LISTED:
+        print(f"  ... and {len(stopped) - _LISTED} more account(s)", file=sys.stderr)
+    verb = "stopped" if stopped else "complete"
+    print(f"Apply {verb}: {done} step(s) done, {len(failed)} account(s) failed.")
     if failed:
         names = ", ".join(res.name for res in failed)
         print(
