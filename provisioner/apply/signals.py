@@ -3,9 +3,10 @@
 The first signal sets the drain flag: no new step starts, the calls in flight finish (or
 are abandoned at the drain deadline: the journal is written before every side effect, so
 the next run settles them), the leases are released, and the run says what it did and
-what remains, exiting 128 + the signal's number (143 for SIGTERM, 130 for SIGINT). A
-second signal aborts at once, as a SIGKILL would; the next run on this host takes the
-leases over at once, since their holder is gone.
+what remains, exiting 128 + the signal's number (143 for SIGTERM, 130 for SIGINT). The
+same signal again (a second Ctrl-C) aborts at once, as a SIGKILL would; the next run on
+this host takes the leases over at once, since their holder is gone. Another signal after
+the first (a CI runner escalating from SIGINT to SIGTERM) cuts the drain short instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from provisioner.errors import ProvisionerError
 # From the signal to the exit: within the 30 s a CI runner or Kubernetes grants by default,
 # with room for releasing the leases and printing the summary.
 DRAIN_SECONDS = 20.0
+# GitHub Actions cancels with SIGINT, then SIGTERM 7.5 s later, then kills 2.5 s after that.
+HURRY_SECONDS = 1.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -90,19 +93,25 @@ class Drain:
 
     def request(self, signum: int) -> None:
         """The first call starts the drain (before ``begin_steps``: raises Interrupted, as no
-        step is in flight that could be left half done); a second aborts the process at once."""
-        if self.requested:
+        step is in flight that could be left half done). The same signal again aborts the
+        process at once; another one (a CI runner's SIGTERM after its SIGINT) cuts the drain
+        to ``HURRY_SECONDS``: the calls in flight are abandoned, the leases released."""
+        name = signal.Signals(signum).name
+        if self.requested and signum == self.signum:
             self._write(
-                f"\n{signal.Signals(signum).name} again: aborting at once; the next apply "
-                "finishes what this one left\n"
+                f"\n{name} again: aborting at once; the next apply finishes what this one left\n"
             )
             self._abort(exit_code(signum))
+            return
+        if self.requested:
+            self.grace = min(self.grace, self.since() + HURRY_SECONDS)
+            self._write(f"\n{name}: abandoning the calls in flight, releasing the leases\n")
             return
         self.signum, self._since = signum, self._monotonic()
         self._event.set()
         self._write(
-            f"\n{signal.Signals(signum).name}: finishing the calls in flight, starting no new "
-            f"step (stopping within {self.grace:.0f}s; send it again to abort at once)\n"
+            f"\n{name}: finishing the calls in flight, starting no new step "
+            f"(stopping within {self.grace:.0f}s; send it again to abort at once)\n"
         )
         if self._at_once:
             raise self.interrupted("stopped before any step started: nothing was done")

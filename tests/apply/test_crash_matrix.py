@@ -448,8 +448,8 @@ def test_a_paused_run_that_lost_its_lease_sends_writes_and_deletes_nothing(
             time.sleep(0.1)
         retries = _retry_like_ci(sandbox, args, None)
         assert retries[-1].rc == 0, "\n".join(map(str, retries))
-        took = retries[-1].err
-        assert "waiting up to" in took and "took over" in took and "expired" in took, took
+        took = retries[-1].err  # after waiting for the lease to expire, if it had not yet
+        assert "took over" in took and "expired" in took, took
         before = _world(sandbox, m)
     finally:
         os.kill(paused.pid, signal.SIGCONT)

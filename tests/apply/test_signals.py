@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from provisioner.apply.signals import Drain, Interrupted
+from provisioner.apply.signals import DRAIN_SECONDS, Drain, Interrupted
 
 
 def test_a_real_sigterm_sets_the_drain_flag_and_the_handlers_are_restored() -> None:
@@ -48,3 +50,32 @@ def test_before_any_step_a_signal_stops_the_run_where_it_is() -> None:
         time.sleep(5)  # interrupted long before
     assert stopped.value.exit_code == 143 and drain.requested
     assert "nothing was done" in str(stopped.value)
+
+
+def test_sigterm_after_sigint_cuts_the_drain_short_instead_of_aborting() -> None:
+    """GitHub Actions' cancel: SIGINT, then SIGTERM 7.5 s later, then a kill 2.5 s after."""
+    aborted: list[int] = []
+    clock = [100.0]
+    drain = Drain(write=lambda _t: None, abort=aborted.append, monotonic=lambda: clock[0])
+    drain.begin_steps()
+    drain.request(signal.SIGINT)
+    clock[0] += 7.5
+    assert drain.left() == pytest.approx(12.5)
+    drain.request(signal.SIGTERM)
+    assert aborted == [] and drain.left() == pytest.approx(1.0)
+    assert drain.exit_code == 130  # the first signal's
+
+
+def test_the_examples_give_a_cancelled_apply_the_time_to_drain() -> None:
+    """The Kubernetes Job waits longer than the drain before its SIGKILL; the GitHub Actions
+    apply step is the process that gets the signals, and its timeout fires before the job's."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    job = yaml.safe_load((examples / "k8s" / "apply-job.yaml").read_text())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= DRAIN_SECONDS + 10
+    assert pod["containers"][0]["args"][0].startswith("exec provision apply")
+    workflow = yaml.safe_load((examples / "ci" / "github-actions.yml").read_text())
+    apply_job = workflow["jobs"]["apply"]
+    [step] = [s for s in apply_job["steps"] if "provision apply" in s.get("run", "")]
+    assert step["run"].startswith("exec provision apply")
+    assert step["timeout-minutes"] < apply_job["timeout-minutes"]
