@@ -71,7 +71,10 @@ class SystemClock:
         return time.time()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        # CLOCK_BOOTTIME goes on while the machine sleeps, where CLOCK_MONOTONIC stops: a
+        # laptop or VM suspended past its lease must find it lapsed on waking
+        boottime = getattr(time, "CLOCK_BOOTTIME", None)
+        return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -381,9 +384,13 @@ class Lease:
         return record
 
     def remaining(self) -> float:
-        """Seconds this holder may still act, by its own clock (<= 0: lapsed)."""
+        """Seconds this holder may still act (<= 0: lapsed): by its own monotonic clock, and
+        by the expiry it wrote, whichever is sooner (a clock stepped forward counts too)."""
         with self._guard:
-            return self._deadline - self.clock.monotonic()
+            left = self._deadline - self.clock.monotonic()
+            if self.record is not None:
+                left = min(left, self.record.expires_at - self.clock.wall())
+            return left
 
     def renew(self) -> None:
         """Push the expiry a full duration ahead (check-and-set against our last write).
@@ -392,9 +399,10 @@ class Lease:
         with self._guard:
             self._raise_if_lost()
             assert self.record is not None
+            left = self.remaining()
             started = self.clock.monotonic()
-            if started >= self._deadline:
-                self._lose(f"it lapsed {started - self._deadline:.1f}s ago without being renewed")
+            if left <= 0:
+                self._lose(f"it lapsed {-left:.1f}s ago without being renewed")
             now = self.clock.wall()
             renewed = LeaseRecord(
                 id=self.record.id,
@@ -425,7 +433,7 @@ class Lease:
         spare, renewed first if less is left. LeaseLost otherwise, and for good."""
         with self._guard:
             self._raise_if_lost()
-            left = self._deadline - self.clock.monotonic()
+            left = self.remaining()
             if left >= self.margin:
                 return
             if left <= 0:
@@ -487,7 +495,7 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=self.lease.ttl)
+            self._thread.join(timeout=2)  # a renewal stuck in a call must not hold up the exit
 
     def __enter__(self) -> Heartbeat:
         return self.start()

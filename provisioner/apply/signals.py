@@ -114,7 +114,7 @@ class Drain:
             f"(stopping within {self.grace:.0f}s; send it again to abort at once)\n"
         )
         if self._at_once:
-            raise self.interrupted("stopped before any step started: nothing was done")
+            raise self.interrupted("no step had started, nothing was done")
 
     def begin_steps(self) -> None:
         """From now on a signal only sets the flag, and the executor drains."""
