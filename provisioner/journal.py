@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from provisioner.facts import JournalEntry
+from provisioner.records import journal_root
 
 API_KEY_INTENT = "api_key"
 
@@ -95,7 +96,7 @@ def key_orphans(
 class Journal:
     def __init__(self, store: _StateStore, state_path: str) -> None:
         self.store = store
-        self.root = f"{state_path}/journal"
+        self.root = journal_root(state_path)
 
     def _path(self, account: str, key: str = "") -> str:
         return f"{self.root}/{account}" + (f"/{key}" if key else "")

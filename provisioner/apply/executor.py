@@ -19,36 +19,23 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from provisioner.apply.context import AccountContext
-from provisioner.apply.fence import Fence, fenced
+from provisioner.apply.events import (
+    AccountResult,
+    Reporter,
+    StepDone,
+    StepFailed,
+    StepStarted,
+    discard,
+)
+from provisioner.apply.fence import Fence, FencedConnections
+from provisioner.apply.ports import ApplyConnections
 from provisioner.apply.signals import Drain
 from provisioner.apply.steps import RUNNERS, settle_journal
-from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
 from provisioner.journal import Journal
 from provisioner.plan.model import AccountPlan, Plan, Step, StepKind
-
-
-@dataclass
-class AccountResult:
-    name: str
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: str | None = None
-    error: str | None = None
-    tx_hashes: list[str] = field(default_factory=list)
-    not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
-    in_flight: str | None = None  # abandoned mid-way at the drain deadline
-
-
-def _unfenced() -> None:
-    pass
-
-
-StepHook = Callable[
-    [str, Step], None
-]  # (event, step): "start" / "done"; progress display and crash tests
-
+from provisioner.plan.params import ApiKeyParams
 
 # Steps that write at dYdX, spending the account's budget of 10 writes a minute
 # (the default API key's step only derives and stores it).
@@ -56,36 +43,41 @@ _DYDX_WRITES = frozenset({StepKind.ONBOARD, StepKind.REPLACE_API_KEY, StepKind.D
 _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 
 
+def _unfenced() -> None:
+    pass
+
+
 def execute(
-    conn: Connections,
+    conn: ApplyConnections,
     plan: Plan,
     *,
     parallelism: int = 8,
-    on_step: StepHook = lambda _e, _s: None,
+    report: Reporter = discard,
     fence: Callable[[str], Fence] = lambda _account: _unfenced,
     drain: Drain | None = None,
 ) -> list[AccountResult]:
-    """Run the plan. ``fence(account)`` guards every write of that account's steps (see
-    apply/fence.py); once ``drain`` is requested no step starts, and the steps in flight are
-    waited for until its deadline, then abandoned (each result says what it left)."""
+    """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens.
+    ``fence(account)`` guards every write of that account's steps (apply/fence.py). Once
+    ``drain`` is requested no step starts; the steps in flight are waited for until its
+    deadline, then abandoned (each result names what it did not start, and what it left)."""
     state_path = conn.manifest.vault.state_path
     specs = {a.name: a for a in conn.manifest.accounts}
-    journaled = _journaled(Journal(conn.vault, state_path))  # one listing, not one per account
+    journaled = set(Journal(conn.vault, state_path).accounts())  # one listing, not one per account
     runs = []
     for acc in plan.accounts:
         if not (any(not s.blocked for s in acc.steps) or acc.name in journaled):
             continue
         guard = fence(acc.name)
-        own = fenced(conn, guard)
+        own = FencedConnections.around(conn, guard)
         ctx = AccountContext(specs[acc.name], own, Journal(own.vault, state_path), fence=guard)
-        runs.append(_AccountRun(ctx, acc, on_step, acc.name in journaled, drain))
+        runs.append(_AccountRun(ctx, acc, report, acc.name in journaled, drain))
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
     finished = _all_done([pool.submit(r.open_window) for r in runs], drain) and _all_done(
         [pool.submit(r.finish) for r in runs], drain
     )
     # abandoned calls keep their threads until the process exits, which then comes at once
     pool.shutdown(wait=finished, cancel_futures=True)
-    return [r.outcome() for r in runs]
+    return [r.result() for r in runs]
 
 
 def _all_done(futures: list[Future[None]], drain: Drain | None) -> bool:
@@ -100,22 +92,31 @@ def _all_done(futures: list[Future[None]], drain: Drain | None) -> bool:
     return True
 
 
-def _journaled(journal: Journal) -> set[str]:
-    return set(journal.accounts())
+def _writes_at_dydx(step: Step) -> bool:
+    if step.kind in _DYDX_WRITES:
+        return True
+    return isinstance(step.params, ApiKeyParams) and not step.params.is_default
 
 
 def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
     """The first pass: the steps through the account's first dYdX write, but for the chain
     steps among them, which nothing at dYdX depends on; the second pass: all the others."""
     for i, step in enumerate(steps):
-        writes = step.kind in _DYDX_WRITES or (
-            step.kind is StepKind.API_KEY and step.params.get("name") != "default"
-        )
-        if writes and not step.blocked:
+        if _writes_at_dydx(step) and not step.blocked:
             first = [s for s in steps[: i + 1] if s.kind not in _CHAIN]
             ids = {s.id for s in first}
             return first, [s for s in steps if s.id not in ids]
     return [], list(steps)
+
+
+@dataclass
+class _Progress:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: str | None = None
+    error: str | None = None
+    not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
+    current: str | None = None  # the step (or "journal") in flight
 
 
 class _AccountRun:
@@ -125,75 +126,85 @@ class _AccountRun:
         self,
         ctx: AccountContext,
         plan: AccountPlan,
-        on_step: StepHook,
+        report: Reporter,
         journaled: bool,
         drain: Drain | None,
     ) -> None:
         self.ctx = ctx
         self.journaled = journaled  # the run's one listing showed entries for this account
         self.plan = plan
-        self.on_step = on_step
+        self.report = report
         self.drain = drain
-        self.result = AccountResult(plan.name)
-        self.failed: set[str] = set()
-        self.current: str | None = None
         self.stopped = False  # stopped before its journal was settled
+        self.progress = _Progress()
+        self.failed_steps: set[str] = set()
         self.first, self.rest = _split(plan.steps)
 
-    def outcome(self) -> AccountResult:
-        self.result.in_flight = self.current
-        self.result.tx_hashes = list(self.ctx.tx_hashes)
-        return self.result
+    def result(self) -> AccountResult:
+        p = self.progress
+        return AccountResult(
+            name=self.plan.name,
+            done=tuple(p.done),
+            skipped=tuple(p.skipped),
+            failed=p.failed,
+            error=p.error,
+            tx_hashes=tuple(self.ctx.tx_hashes),
+            not_started=tuple(p.not_started),
+            in_flight=p.current,
+        )
 
     def _stopping(self) -> bool:
         return self.drain is not None and self.drain.requested
 
     def open_window(self) -> None:
+        p = self.progress
         if self._stopping():
-            self.result.not_started += [s.id for s in self.plan.steps if not s.blocked]
+            p.not_started += [s.id for s in self.plan.steps if not s.blocked]
             self.stopped = True
             return
         try:
             if self.journaled:  # entries appear only under the account's lock, which we hold
-                self.current = "journal"
+                p.current = "journal"
                 settle_journal(self.ctx)
-                self.current = None
+                p.current = None
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
-            self.current = None
-            self.result.failed, self.result.error = "journal", _describe(self.ctx, exc)
-            self.ctx.log(f"settling the journal failed: {self.result.error}")
+            p.current = None
+            self.progress.failed, self.progress.error = "journal", _describe(self.ctx, exc)
+            self.ctx.log(f"settling the journal failed: {self.progress.error}")
+            self.report(StepFailed(self.plan.name, None, self.progress.error))
             return
         failpoint("after_settle")
         self._run(self.first)
 
     def finish(self) -> None:
-        if self.result.failed != "journal" and not self.stopped:
+        if self.progress.failed != "journal" and not self.stopped:
             self._run(self.rest)
 
     def _run(self, steps: Sequence[Step]) -> None:
-        result = self.result
+        p = self.progress
         for step in steps:
-            if step.blocked or any(d in self.failed for d in step.depends_on) or result.failed:
-                result.skipped.append(step.id)
+            if step.blocked or any(d in self.failed_steps for d in step.depends_on) or p.failed:
+                p.skipped.append(step.id)
                 continue
             if self._stopping():
-                result.not_started.append(step.id)
+                p.not_started.append(step.id)
                 continue
-            self.on_step("start", step)
-            self.current = step.id
+            self.report(StepStarted(step))
+            p.current = step.id
             try:
                 self.ctx.fence()  # a run that lost its lease starts nothing
                 RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
-                self.current = None
-                self.failed.add(step.id)
-                result.failed, result.error = step.id, _describe(self.ctx, exc)
-                self.ctx.log(f"{step.id} failed: {result.error}")
+                p.current = None
+                self.failed_steps.add(step.id)
+                p.failed, p.error = step.id, _describe(self.ctx, exc)
+                self.ctx.log(f"{step.id} failed: {p.error}")
+                self.report(StepFailed(self.plan.name, step, p.error))
                 continue
-            self.current = None
+            p.current = None
             failpoint(f"after_step:{step.kind.value}")
-            self.on_step("done", step)
-            result.done.append(step.id)
+            self.report(StepDone(step))
+            p.done.append(step.id)
 
 
 def _describe(ctx: AccountContext, exc: Exception) -> str:

@@ -5,21 +5,25 @@ that writes (a secret or journal entry in Vault, a POST or DELETE at dYdX, a bro
 by the node or by a remote signer) first calls the account's fence, ``AccountLocks.check``,
 which raises ``LeaseLost`` unless this run still holds that account's lock and its run lease
 with time to spare. The reads pass straight through. Steps see only the ports
-
+(apply/ports.py), so a write they could make without the fence would have to be a port
+method missing here, which the type checker refuses: each wrapper implements its port.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
-from provisioner.clients.chain import ChainAccount, ChainClient, Receipt
-from provisioner.clients.dydx import ApiCredentials, DydxClient, OnboardedAccount, StarkKeyPair
-from provisioner.clients.vault import SecretRecord, VaultClient
-from provisioner.connections import Connections
+from provisioner.apply.ports import ApplyConnections, ChainPort, DydxPort, NoncePort, VaultPort
+from provisioner.clients.chain import ChainAccount, Receipt
+from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
+from provisioner.clients.vault import SecretRecord
 from provisioner.facts import VaultEntry
+from provisioner.manifest.model import Manifest
+from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner
+from provisioner.signers.factory import SecretSource
 
 Fence = Callable[[], None]
 """Returns when acting is safe; raises LeaseLost when it is not."""
@@ -34,7 +38,7 @@ WRITES: dict[str, frozenset[str]] = {
 
 
 class FencedVault:
-    def __init__(self, inner: VaultClient, fence: Fence) -> None:
+    def __init__(self, inner: VaultPort, fence: Fence) -> None:
         self._inner, self._fence = inner, fence
 
     def read(self, path: str) -> SecretRecord:
@@ -70,7 +74,7 @@ class FencedVault:
 
 
 class FencedDydx:
-    def __init__(self, inner: DydxClient, fence: Fence) -> None:
+    def __init__(self, inner: DydxPort, fence: Fence) -> None:
         self._inner, self._fence = inner, fence
 
     def user_exists(self, address: str) -> bool:
@@ -109,11 +113,11 @@ class FencedDydx:
 
 
 class FencedChain:
-    def __init__(self, inner: ChainClient, fence: Fence) -> None:
+    def __init__(self, inner: ChainPort, fence: Fence) -> None:
         self._inner, self._fence = inner, fence
 
     @property
-    def nonces(self) -> Any:
+    def nonces(self) -> NoncePort:
         return self._inner.nonces
 
     def read_accounts(
@@ -144,8 +148,8 @@ class FencedChain:
         self._fence()
         return self._inner.send_raw(raw)
 
-    def wait_for_receipt(self, tx_hash: str, timeout_seconds: float, **kwargs: Any) -> Receipt:
-        return self._inner.wait_for_receipt(tx_hash, timeout_seconds, **kwargs)
+    def wait_for_receipt(self, tx_hash: str, timeout_seconds: float, **poll: float) -> Receipt:
+        return self._inner.wait_for_receipt(tx_hash, timeout_seconds, **poll)
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         return self._inner.receipt(tx_hash)
@@ -186,11 +190,26 @@ class FencedSigner:
         return self._inner.send_transaction(tx)
 
 
-def fenced(conn: Connections, fence: Fence) -> Connections:
+@dataclass(frozen=True)
+class FencedConnections:
     """``conn`` with every write behind ``fence``."""
-    return dataclasses.replace(
-        conn,
-        vault=cast(VaultClient, FencedVault(conn.vault, fence)),
-        dydx=cast(DydxClient, FencedDydx(conn.dydx, fence)),
-        chain=cast(ChainClient, FencedChain(conn.chain, fence)),
-    )
+
+    manifest: Manifest
+    redactor: Redactor
+    resolver: SecretSource
+    vault: VaultPort
+    dydx: DydxPort
+    chain: ChainPort
+    log: Callable[[str], None]
+
+    @classmethod
+    def around(cls, conn: ApplyConnections, fence: Fence) -> FencedConnections:
+        return cls(
+            manifest=conn.manifest,
+            redactor=conn.redactor,
+            resolver=conn.resolver,
+            vault=FencedVault(conn.vault, fence),
+            dydx=FencedDydx(conn.dydx, fence),
+            chain=FencedChain(conn.chain, fence),
+            log=conn.log,
+        )

@@ -19,10 +19,18 @@ from provisioner.clients.dydx import (
 )
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import ForeignSecret, VaultError
-from provisioner.facts import MANAGED_BY
 from provisioner.failpoints import failpoint
 from provisioner.journal import KeyIntent, StoredTx, key_orphans, tx_status
+from provisioner.money import deposit_need, in_flight
 from provisioner.plan.model import Step, StepKind
+from provisioner.plan.params import (
+    ApiKeyParams,
+    ApproveParams,
+    DeleteApiKeyParams,
+    DepositParams,
+    StarkKeyParams,
+)
+from provisioner.records import API_FIELDS, API_KEY, MANAGED_BY
 
 WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
 CREATE_ATTEMPTS = 3  # POST /v3/api-keys, each retry after settling the ambiguous one
@@ -89,7 +97,8 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
     # Looked at under this account's lock just now: no user at dYdX. Then the onboard step
     # that follows is the check (dYdX answers 409 if one appeared since, and the keys are
     # compared there), and the public users/exists budget is kept for the other accounts.
-    if step.params.get("dydx_user") != "absent" and ctx.conn.dydx.user_exists(ctx.spec.address):
+    absent = step.params_as(StarkKeyParams).dydx_user == "absent"
+    if not absent and ctx.conn.dydx.user_exists(ctx.spec.address):
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
     _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
@@ -129,16 +138,16 @@ def _same_stark_key(ctx: AccountContext, pair: StarkKeyPair, account: OnboardedA
 
 
 def api_key(ctx: AccountContext, step: Step) -> None:
-    name = step.params["name"]
-    path = step.params["path"]
-    if name == "default":  # recovered from the onboarding signature: nothing created at dYdX
+    params = step.params_as(ApiKeyParams)
+    name, path = params.name, params.path
+    if params.is_default:  # recovered from the onboarding signature: nothing created at dYdX
         creds = ctx.conn.dydx.recover_default_credentials(ctx.signer)
         _write(ctx, path, _api_record(ctx, creds), label="default_api_key")
         return
     listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
     stored = ctx.conn.vault.read(path)
-    complete = all(stored.data.get(f) for f in ("key", "secret", "passphrase"))
-    if complete and stored.entry.is_ours(ctx.spec.name) and stored.data["key"] in listed:
+    complete = all(stored.data.get(f) for f in API_FIELDS)
+    if complete and stored.entry.is_ours(ctx.spec.name) and stored.data[API_KEY] in listed:
         ctx.log(f"API key {name} is already at dYdX and in {path} (found by a fresh check)")
         return
     intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
@@ -224,12 +233,13 @@ def delete_api_key(ctx: AccountContext, step: Step) -> None:
     default = next((k for k in ctx.spec.api_keys if k.is_default), None)
     if default is None:
         raise StepFailed("the manifest names no default API key; refusing to delete keys")
-    default_id = ctx.conn.vault.read(default.secret_path).data.get("key", "")
-    if step.params["key"] not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
-        ctx.log(f"API key {step.params['key']} is already gone at dYdX")
+    default_id = ctx.conn.vault.read(default.secret_path).data.get(API_KEY, "")
+    key_id = step.params_as(DeleteApiKeyParams).key_id
+    if key_id not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
+        ctx.log(f"API key {key_id} is already gone at dYdX")
         return
-    ctx.conn.dydx.delete_api_key(ctx.signer, step.params["key"], default_key=default_id)
-    ctx.log(f"deleted API key {step.params['key']}")
+    ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=default_id)
+    ctx.log(f"deleted API key {key_id}")
 
 
 def register(ctx: AccountContext, step: Step) -> None:
@@ -249,7 +259,7 @@ def register(ctx: AccountContext, step: Step) -> None:
 
 
 def approve(ctx: AccountContext, step: Step) -> None:
-    amount = int(step.params["amount"])
+    amount = step.params_as(ApproveParams).amount_base_units
     current = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[
         ctx.spec.address
     ].usdc_allowance
@@ -260,20 +270,20 @@ def approve(ctx: AccountContext, step: Step) -> None:
 
 def deposit(ctx: AccountContext, step: Step) -> None:
     """Top up to the target, recomputed from fresh chain events and the journal: never pay twice."""
-    target = int(step.params["target"])
+    params = step.params_as(DepositParams)
     pair = ctx.stark()
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
     deposited = ctx.conn.chain.deposits(refresh=True).get((pair.public_key, account.position_id), 0)
-    pending = sum(
-        tx.amount
+    pending = in_flight(
+        (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx))
         for tx in ctx.journal.entries(ctx.spec.name)
-        if tx.intent == "deposit" and tx_status(ctx.conn.chain, tx) in ("pending", "dropped")
+        if tx.intent == "deposit"  # only their status is asked of the node
     )
-    need = target - deposited - pending
-    if need <= 0:
+    need = deposit_need(params.target_base_units, deposited, pending)
+    if not need:
         ctx.log("deposit already covered")
         return
-    if need != int(step.params["amount"]):
+    if need != params.amount_base_units:
         ctx.log(f"deposit amount recomputed from fresh facts: {need} base units")
     tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
     _send(ctx, "deposit", tx, amount=need)
