@@ -47,6 +47,7 @@ class AccountContext:
                 self.conn.resolver,
                 account=self.spec.name,
                 redactor=self.conn.redactor,
+                transport=self.conn.transport,
             )
             self._signer = FencedSigner(made, self.fence)
         return self._signer
