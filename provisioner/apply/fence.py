@@ -18,6 +18,7 @@ from typing import Any
 from provisioner.apply.ports import ApplyConnections, ChainPort, DydxPort, NoncePort, VaultPort
 from provisioner.clients.chain import ChainAccount, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
+from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
 from provisioner.facts import VaultEntry
 from provisioner.manifest.model import Manifest
@@ -201,6 +202,7 @@ class FencedConnections:
     dydx: DydxPort
     chain: ChainPort
     log: Callable[[str], None]
+    transport: Transport  # a remote signer's: its broadcasts go through FencedSigner
 
     @classmethod
     def around(cls, conn: ApplyConnections, fence: Fence) -> FencedConnections:
@@ -212,4 +214,5 @@ class FencedConnections:
             dydx=FencedDydx(conn.dydx, fence),
             chain=FencedChain(conn.chain, fence),
             log=conn.log,
+            transport=conn.transport,
         )
