@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner.apply.lock import LeaseRecord, Takeover
+from provisioner.apply.lease import LeaseRecord, Takeover
 from provisioner.plan.model import Plan, Step
 
 

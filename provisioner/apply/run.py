@@ -38,7 +38,8 @@ from provisioner.apply.events import (
     Reporter,
 )
 from provisioner.apply.executor import execute
-from provisioner.apply.lock import DEFAULT_TTL_SECONDS, AccountLocks, Busy, Lease, lock_path
+from provisioner.apply.lease import DEFAULT_TTL_SECONDS, Lease
+from provisioner.apply.lock import AccountLocks, Busy, lock_path
 from provisioner.apply.signals import Drain
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts

@@ -17,17 +17,9 @@ from urllib.parse import urlsplit
 import pytest
 from support.tcp_proxy import TcpProxy
 
-from provisioner.apply.lock import (
-    AccountLocks,
-    Lease,
-    LeaseLost,
-    LeaseRecord,
-    LockHeld,
-    Process,
-    account_lock_path,
-    lock_path,
-    process_start,
-)
+from provisioner.apply.holder import Process, process_start
+from provisioner.apply.lease import Lease, LeaseLost, LeaseRecord, LockHeld
+from provisioner.apply.lock import AccountLocks, account_lock_path, lock_path
 from provisioner.clients.vault import VaultClient
 from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
 from provisioner.redact import Redactor

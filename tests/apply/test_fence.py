@@ -11,7 +11,7 @@ import pytest
 from support.apply_runs import TestAccount, emulator_stats, fresh_account, write_manifest
 
 from provisioner.apply.fence import WRITES, FencedChain, FencedDydx, FencedSigner, FencedVault
-from provisioner.apply.lock import LeaseLost
+from provisioner.apply.lease import LeaseLost
 from provisioner.connections import Connections, connect
 from provisioner.manifest.loader import load_manifest
 from provisioner.sandbox.control import SandboxInfo

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from provisioner.apply.lock import AccountLocks, Lease, LockHeld, account_lock_path, lock_path
+from provisioner.apply.lease import Lease, LockHeld
+from provisioner.apply.lock import AccountLocks, account_lock_path, lock_path
 from provisioner.clients.vault import VaultClient
 from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
 from provisioner.redact import Redactor

@@ -20,7 +20,7 @@ from provisioner.apply.events import (
     StepDone,
     StepStarted,
 )
-from provisioner.apply.lock import DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS
+from provisioner.apply.lease import DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS
 from provisioner.apply.run import ApplyRequest, run_apply, targets
 from provisioner.apply.signals import Drain, Interrupted
 from provisioner.cli.commands.plan import print_text
