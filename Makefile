@@ -1,5 +1,5 @@
 # Two entry points for people (see README): `make demo` and `make test`.
-# Everything installs into ./.venv (Python) and ./node_modules (anvil, solc).
+# Everything installs into ./.venv (Python) and ./node_modules (anvil, solc, the official TS client).
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[sandbox,dev]"
-	npm ci --no-audit --no-fund --loglevel=error
+	# StarkWare's native crypto for the emulator's signature checks; without its Python
+	# wrapper's pins, which clash with dydx-v3-python's sympy (see stark_crypto.py)
+	$(BIN)/pip install --quiet --no-deps crypto-cpp-py==2.0.0
+	# no install scripts: the TS client's native extras (ffi-napi, bigint-buffer) stay unbuilt
+	npm ci --ignore-scripts --omit=optional --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 install: $(STAMP)

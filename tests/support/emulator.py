@@ -262,3 +262,26 @@ def onboard(emulator: EmulatorProcess, wallet: Wallet) -> tuple[Client, dict[str
 
 def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def stark_client(emulator: EmulatorProcess, wallet: Wallet) -> tuple[Client, dict[str, Any]]:
+    """Onboards ``wallet`` with its derived STARK key; the client signs with it. Returns the account."""
+    client, data = onboard(emulator, wallet)
+    client.stark_private_key = data["stark"]["private_key"]
+    return client, data["account"]
+
+
+def fund(rpc_url: str, client: Client, account: dict[str, Any], usdc: str) -> None:
+    """Registers the account's STARK key on L1, deposits ``usdc`` and waits until it is credited."""
+    stark_key = "0x" + account["starkKey"]
+    signature = client.private.get_registration().data["signature"]
+    client.eth.wait_for_tx(client.eth.register_user(signature, stark_public_key=stark_key))
+    client.eth.wait_for_tx(
+        client.eth.set_token_max_allowance(client.eth.get_exchange_contract().address)
+    )
+    client.eth.wait_for_tx(
+        client.eth.deposit_to_exchange(account["positionId"], usdc, stark_public_key=stark_key)
+    )
+    wait_for(lambda: client.private.get_transfers().data["transfers"])
+    mine(rpc_url, 60)
+    wait_for(lambda: client.private.get_account().data["account"]["quoteBalance"] != "0")

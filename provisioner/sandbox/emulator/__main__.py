@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
     p.add_argument(
         "--collateral-asset-id", type=lambda s: int(s, 0), help="override the USDC asset id"
     )
+    p.add_argument(
+        "--fact-registry-contract", help="override the network's fast-withdrawal fact registry"
+    )
     a = p.parse_args(argv)
     if a.confirmations < 0:
         p.error("--confirmations must be >= 0")
@@ -62,9 +65,11 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         exchange_contract=a.exchange_contract,
         usdc_contract=a.usdc_contract,
         collateral_asset_id=a.collateral_asset_id,
+        fact_registry_contract=a.fact_registry_contract,
     )
     try:
         config.network_exchange_contract  # noqa: B018  (fails early for an unknown chain)
+        config.network_fact_registry_contract  # noqa: B018
     except ValueError as exc:
         p.error(str(exc))
     return config

@@ -30,7 +30,7 @@ from provisioner.sandbox.emulator.auth import (
     verify_eth_private,
     verify_onboarding,
 )
-from provisioner.sandbox.emulator.clock import now_ms
+from provisioner.sandbox.emulator.clock import iso_from_ms, now_ms
 from provisioner.sandbox.emulator.errors import ApiError, error_response, json_response
 from provisioner.sandbox.emulator.rate_limit import Decision, limit_for
 from provisioner.sandbox.emulator.routes import ENDPOINTS
@@ -126,10 +126,11 @@ async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def _rate_key(emulator: Emulator, endpoint: Endpoint, request: web.Request) -> tuple[str, ...]:
+def _rate_key(
+    emulator: Emulator, endpoint: Endpoint, request: web.Request, kind: str
+) -> tuple[str, ...]:
     """Public routes count per client IP; private ones per IP and the (claimed) caller."""
     ip = request.remote or "?"
-    kind = "get" if request.method == "GET" else "write"
     if endpoint.auth is Auth.PUBLIC:
         return (kind, ip)
     if endpoint.auth is Auth.API_KEY:
@@ -143,17 +144,25 @@ def _endpoint_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         emulator = request.app[EMULATOR_KEY]
         now = now_ms()
+        body_text = await request.text()
+        bad_body: ApiError | None = None
+        try:
+            body_json = parse_body(body_text)
+        except ApiError as exc:  # still counted against the limit, then refused
+            bad_body, body_json = exc, None
+        signed = SignedRequest(
+            request.method, request.raw_path, request.headers, body_text, body_json
+        )
+        call = Call(emulator=emulator, request=request, signed=signed)
+        charge = endpoint.charge_for(call)
         decision = emulator.limiter.hit(
-            _rate_key(emulator, endpoint, request), limit_for(request.method), now
+            _rate_key(emulator, endpoint, request, charge.bucket), charge.limit, now, charge.points
         )
         request[_RATE_HEADERS] = decision.headers()
         if not decision.allowed:
             raise ApiError(429, errors.RATE_LIMITED)
-        body_text = await request.text()
-        signed = SignedRequest(
-            request.method, request.raw_path, request.headers, body_text, parse_body(body_text)
-        )
-        call = Call(emulator=emulator, request=request, signed=signed)
+        if bad_body is not None:
+            raise bad_body
         chain_id = emulator.config.chain_id
         if endpoint.auth is Auth.ONBOARDING:
             address, signature = verify_onboarding(signed, chain_id)
@@ -162,6 +171,7 @@ def _endpoint_handler(endpoint: Endpoint) -> Handler:
             call = replace(call, address=verify_eth_private(signed, chain_id, now))
         elif endpoint.auth is Auth.API_KEY:
             call = replace(call, address=verify_api_key(signed, emulator.store, now).address)
+            emulator.store.expire_orders(iso_from_ms(now))
         return await endpoint.handler(call)
 
     return handle

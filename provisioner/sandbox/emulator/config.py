@@ -15,6 +15,12 @@ TIMESTAMP_WINDOW_S = 30
 
 MAX_API_KEYS_PER_USER = 20
 
+FACT_REGISTRY_BY_CHAIN = {
+    1: "0xBE9a129909EbCb954bC065536D2bfAfBd170d27A",
+    11155111: "0xCD828e691cA23b66291ae905491Bb89aEe3Abd82",
+}
+"""Where v3's fast-withdrawal facts were registered (the clients sign the address into the condition)."""
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -31,6 +37,7 @@ class EmulatorConfig:
     exchange_contract: str | None = None
     usdc_contract: str | None = None
     collateral_asset_id: int | None = None
+    fact_registry_contract: str | None = None
 
     @property
     def network_exchange_contract(self) -> str:
@@ -39,6 +46,16 @@ class EmulatorConfig:
     @property
     def network_usdc_contract(self) -> str:
         return (self.usdc_contract or _known(self.chain_id).usdc_contract).lower()
+
+    @property
+    def network_fact_registry_contract(self) -> str:
+        known = FACT_REGISTRY_BY_CHAIN.get(self.chain_id)
+        address = self.fact_registry_contract or known
+        if address is None:
+            raise ValueError(
+                f"chain id {self.chain_id} had no v3 fact registry; pass --fact-registry-contract"
+            )
+        return address.lower()
 
     @property
     def network_collateral_asset_id(self) -> int:

@@ -8,6 +8,10 @@ in dydx-v3-python #189).
 Known from v3 (shared/reference/dydx-v3-api.md):
 
 - 400 ``Invalid signature for onboarding request``
+- 400 ``Invalid signature for order`` (dydx-v3-python #75, #138, #140)
+- 400 ``Withdrawal would put account under collateralization minumum`` (sic; the
+  official clients' integration tests expect this text for an unfunded account)
+- 400 ``Order expiration cannot be less than 1 minute(s) in the future``
 - 400 ``User wallet has no transactions, Ethereum or USDC`` (only with ``--require-wallet-history``)
 - 401 ``Unauthorized``: bad HMAC signature or wrong passphrase
 - ``API key not found``: the message is v3's, the status 401 is our choice
@@ -29,7 +33,24 @@ Chosen here, where v3's answer is not on record:
 - 429 ``Too many requests``: rate limited (plus ``Retry-After``)
 - 503 ``Ethereum node unavailable``: the wallet-history check could not reach the chain
 - 400 ``Invalid value`` (with ``param``/``location``/``value``): malformed input
-- 201 for the creating POSTs (onboarding, api-keys); 200 for everything else
+- 400 ``Invalid signature for withdrawal`` / ``Invalid signature for fast withdrawal``:
+  the STARK signature of a withdrawal does not verify against the account's key
+- 400 ``Order would put account under collateralization minumum``: the order's
+  initial margin exceeds the account's free collateral (worded as v3's withdrawal error)
+- 400 ``Withdrawal expiration cannot be less than 7 day(s) in the future`` (both kinds;
+  checked after collateral, so the official clients' unfunded-account tests see the
+  collateral error whatever expiration they chose)
+- 400 ``Order size must be at least the market's minimum order size``, ``Order size
+  must be a multiple of the market's step size``, ``Order price must be a multiple of
+  the market's tick size``, ``Post-only orders cannot be IOC or FOK``, ``Market orders
+  must be IOC or FOK``, ``Fast withdrawal credit cannot exceed its debit``, ``Fast
+  withdrawal amount exceeds the maximum``
+- 400 ``Order is already canceled`` / ``Order is already filled``: cancelling it again
+- 404 ``Order not found``: an order id or client id the caller does not own
+- 409 ``Client id already in use``: a second order (or withdrawal) with one clientId
+- 409 ``Username already taken``: ``PUT /v3/users`` with another user's username
+- 201 for the creating POSTs (onboarding, api-keys, accounts, orders, withdrawals,
+  fast-withdrawals); 200 for everything else
 """
 
 from __future__ import annotations
@@ -55,6 +76,25 @@ METHOD_NOT_ALLOWED = "Method not allowed"
 RATE_LIMITED = "Too many requests"
 CHAIN_UNAVAILABLE = "Ethereum node unavailable"
 INVALID_VALUE = "Invalid value"
+INVALID_ORDER_SIGNATURE = "Invalid signature for order"
+INVALID_WITHDRAWAL_SIGNATURE = "Invalid signature for withdrawal"
+INVALID_FAST_WITHDRAWAL_SIGNATURE = "Invalid signature for fast withdrawal"
+WITHDRAWAL_UNDERCOLLATERALIZED = "Withdrawal would put account under collateralization minumum"
+ORDER_UNDERCOLLATERALIZED = "Order would put account under collateralization minumum"
+ORDER_EXPIRATION_TOO_SOON = "Order expiration cannot be less than 1 minute(s) in the future"
+WITHDRAWAL_EXPIRATION_TOO_SOON = "Withdrawal expiration cannot be less than 7 day(s) in the future"
+ORDER_SIZE_TOO_SMALL = "Order size must be at least the market's minimum order size"
+ORDER_SIZE_STEP = "Order size must be a multiple of the market's step size"
+ORDER_PRICE_TICK = "Order price must be a multiple of the market's tick size"
+POST_ONLY_TIME_IN_FORCE = "Post-only orders cannot be IOC or FOK"
+MARKET_ORDER_TIME_IN_FORCE = "Market orders must be IOC or FOK"
+FAST_WITHDRAWAL_CREDIT = "Fast withdrawal credit cannot exceed its debit"
+FAST_WITHDRAWAL_MAXIMUM = "Fast withdrawal amount exceeds the maximum"
+ORDER_ALREADY_CANCELED = "Order is already canceled"
+ORDER_ALREADY_FILLED = "Order is already filled"
+ORDER_NOT_FOUND = "Order not found"
+CLIENT_ID_IN_USE = "Client id already in use"
+USERNAME_TAKEN = "Username already taken"
 INJECTED_FAULT = "Injected fault"
 
 

@@ -12,7 +12,7 @@ from provisioner.sandbox.emulator.auth import SignedRequest
 from provisioner.sandbox.emulator.chain_follower import ChainFollower
 from provisioner.sandbox.emulator.config import EmulatorConfig
 from provisioner.sandbox.emulator.faults import FaultPlan
-from provisioner.sandbox.emulator.rate_limit import RateLimiter
+from provisioner.sandbox.emulator.rate_limit import GET_LIMIT, WRITE_LIMIT, Charge, RateLimiter
 from provisioner.sandbox.emulator.rpc import EthRpc
 from provisioner.sandbox.emulator.signatures import TypedSignature
 from provisioner.sandbox.emulator.stats import RequestStats
@@ -78,6 +78,7 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+ChargeRule = Callable[[Call], Charge]
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,11 @@ class Endpoint:
     path: str  # aiohttp route template, e.g. /v3/accounts/{id}
     auth: Auth
     handler: Handler
+    charge: ChargeRule | None = None  # None: v3's default limit for the method
+
+    def charge_for(self, call: Call) -> Charge:
+        if self.charge is not None:
+            return self.charge(call)
+        if self.method == "GET":
+            return Charge("get", GET_LIMIT)
+        return Charge("write", WRITE_LIMIT)

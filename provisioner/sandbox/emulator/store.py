@@ -2,8 +2,8 @@
 
 Two kinds of state live here:
 
-- what dYdX owned: users, their accounts (position ids) and API keys. ``reset``
-  wipes these;
+- what dYdX owned: users (and their profiles), accounts (position ids), API
+  keys, orders and withdrawals. ``reset`` wipes these;
 - what the chain said: ``LogUserRegistered`` and ``LogDeposit`` events and the
   follower's cursor. These are facts about the chain, kept across ``reset`` and
   dropped only when the chain itself is replaced (see chain_follower).
@@ -17,7 +17,8 @@ and position id it names.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 from provisioner.sandbox.emulator.config import MAX_API_KEYS_PER_USER
@@ -70,6 +71,56 @@ CREATE TABLE IF NOT EXISTS chain_deposits (
     confirmed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS deposits_by_position ON chain_deposits (stark_key, vault_id);
+CREATE TABLE IF NOT EXISTS user_profiles (
+    address TEXT PRIMARY KEY,
+    email TEXT,
+    username TEXT UNIQUE,
+    user_data TEXT NOT NULL,
+    is_sharing_username INTEGER NOT NULL,
+    is_sharing_address INTEGER NOT NULL,
+    language_code TEXT
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    market TEXT NOT NULL,
+    side TEXT NOT NULL,
+    type TEXT NOT NULL,
+    size TEXT NOT NULL,
+    remaining_size TEXT NOT NULL,
+    price TEXT NOT NULL,
+    trigger_price TEXT,
+    trailing_percent TEXT,
+    limit_fee TEXT NOT NULL,
+    time_in_force TEXT NOT NULL,
+    post_only INTEGER NOT NULL,
+    reduce_only INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    cancel_reason TEXT,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    unfillable_at TEXT,
+    margin_units TEXT NOT NULL,
+    UNIQUE (account_id, client_id)
+);
+CREATE INDEX IF NOT EXISTS orders_by_account ON orders (account_id, created_at);
+CREATE INDEX IF NOT EXISTS orders_by_expiry ON orders (status, expires_at);
+CREATE TABLE IF NOT EXISTS withdrawals (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    debit_units TEXT NOT NULL,
+    credit_asset TEXT NOT NULL,
+    credit_units TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    to_address TEXT NOT NULL,
+    lp_position_id INTEGER,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (account_id, client_id)
+);
+CREATE INDEX IF NOT EXISTS withdrawals_by_account ON withdrawals (account_id, created_at);
 CREATE INDEX IF NOT EXISTS deposits_pending ON chain_deposits (confirmed_at, block_number);
 """
 
@@ -91,6 +142,14 @@ class LastApiKey(Exception):
 
 
 class ApiKeyMissing(Exception):
+    pass
+
+
+class ClientIdInUse(Exception):
+    """An order or withdrawal whose clientId the account already used."""
+
+
+class UsernameTaken(Exception):
     pass
 
 
@@ -136,6 +195,59 @@ class Deposit:
     quantized: int
     created_at: str
     confirmed_at: str | None
+
+
+@dataclass(frozen=True)
+class Profile:
+    email: str | None
+    username: str | None
+    user_data: str  # a JSON object, as the client sent it
+    is_sharing_username: bool
+    is_sharing_address: bool
+    language_code: str | None
+
+
+EMPTY_PROFILE = Profile(None, None, "{}", False, False, None)
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    account_id: str
+    client_id: str
+    market: str
+    side: str
+    type: str
+    size: str
+    remaining_size: str
+    price: str
+    trigger_price: str | None
+    trailing_percent: str | None
+    limit_fee: str
+    time_in_force: str
+    post_only: bool
+    reduce_only: bool
+    status: str
+    cancel_reason: str | None
+    expires_at: str
+    created_at: str
+    unfillable_at: str | None
+    margin_units: int  # initial margin the order holds while open, USDC base units
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    id: str
+    account_id: str
+    type: str  # WITHDRAWAL or FAST_WITHDRAWAL
+    debit_units: int
+    credit_asset: str
+    credit_units: int
+    client_id: str
+    to_address: str
+    lp_position_id: int | None
+    status: str
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -242,6 +354,239 @@ class Store:
             (address, account_number),
         ).fetchone()
         return None if row is None else Account(*row)
+
+    def add_account(
+        self,
+        *,
+        address: str,
+        account_id_of: Callable[[int], str],
+        stark_key: str,
+        stark_key_y: str,
+        now: str,
+    ) -> Account:
+        """The user's next account (number max + 1) with a fresh position id."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM accounts WHERE stark_key = ?", (stark_key,)).fetchone():
+                raise StarkKeyInUse(stark_key)
+            (top,) = db.execute(
+                "SELECT MAX(account_number) FROM accounts WHERE address = ?", (address,)
+            ).fetchone()
+            number = 0 if top is None else int(top) + 1
+            position_id = int(self._meta("next_position_id") or POSITION_ID_BASE)
+            self._set_meta("next_position_id", str(position_id + 1))
+            account = Account(
+                account_id_of(number), address, number, position_id, stark_key, stark_key_y, now
+            )
+            db.execute(
+                "INSERT INTO accounts (id, address, account_number, position_id, stark_key, stark_key_y, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (account.id, address, number, position_id, stark_key, stark_key_y, now),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return account
+
+    # -- profiles ----------------------------------------------------------------------
+    def profile(self, address: str) -> Profile:
+        row = self._db.execute(
+            "SELECT email, username, user_data, is_sharing_username, is_sharing_address, language_code"
+            " FROM user_profiles WHERE address = ?",
+            (address,),
+        ).fetchone()
+        if row is None:
+            return EMPTY_PROFILE
+        return Profile(row[0], row[1], row[2], bool(row[3]), bool(row[4]), row[5])
+
+    def save_profile(self, address: str, profile: Profile, country: str | None) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if (
+                profile.username is not None
+                and db.execute(
+                    "SELECT 1 FROM user_profiles WHERE username = ? AND address != ?",
+                    (profile.username, address),
+                ).fetchone()
+            ):
+                raise UsernameTaken(profile.username)
+            db.execute(
+                "INSERT OR REPLACE INTO user_profiles (address, email, username, user_data,"
+                " is_sharing_username, is_sharing_address, language_code) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    address,
+                    profile.email,
+                    profile.username,
+                    profile.user_data,
+                    int(profile.is_sharing_username),
+                    int(profile.is_sharing_address),
+                    profile.language_code,
+                ),
+            )
+            db.execute("UPDATE users SET country = ? WHERE address = ?", (country, address))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- orders ------------------------------------------------------------------------
+    _ORDER_COLUMNS = (
+        "id, account_id, client_id, market, side, type, size, remaining_size, price, trigger_price,"
+        " trailing_percent, limit_fee, time_in_force, post_only, reduce_only, status, cancel_reason,"
+        " expires_at, created_at, unfillable_at, margin_units"
+    )
+
+    @staticmethod
+    def _order(row: tuple[object, ...]) -> Order:
+        values = list(row)
+        values[13], values[14] = bool(values[13]), bool(values[14])
+        values[20] = int(str(values[20]))
+        return Order(*values)  # type: ignore[arg-type]
+
+    def add_order(self, order: Order) -> None:
+        values = list(astuple(order))
+        values[13], values[14] = int(order.post_only), int(order.reduce_only)
+        values[20] = str(order.margin_units)
+        try:
+            self._db.execute(
+                f"INSERT INTO orders ({self._ORDER_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+        except sqlite3.IntegrityError:
+            raise ClientIdInUse(order.client_id) from None
+
+    def order(self, order_id: str) -> Order | None:
+        row = self._db.execute(
+            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else self._order(row)
+
+    def order_by_client_id(self, account_id: str, client_id: str) -> Order | None:
+        row = self._db.execute(
+            f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE account_id = ? AND client_id = ?",
+            (account_id, client_id),
+        ).fetchone()
+        return None if row is None else self._order(row)
+
+    def orders_of(
+        self,
+        account_id: str,
+        *,
+        filters: dict[str, str],
+        created_before_or_at: str | None,
+        limit: int,
+        latest_first: bool,
+    ) -> list[Order]:
+        sql = f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE account_id = ?"
+        args: list[object] = [account_id]
+        for column, value in filters.items():
+            assert column in ("market", "status", "side", "type")
+            sql += f" AND {column} = ?"
+            args.append(value)
+        if created_before_or_at is not None:
+            sql += " AND created_at <= ?"
+            args.append(created_before_or_at)
+        direction = "DESC" if latest_first else "ASC"
+        sql += f" ORDER BY created_at {direction}, rowid {direction} LIMIT ?"
+        args.append(limit)
+        return [self._order(row) for row in self._db.execute(sql, args).fetchall()]
+
+    def cancel_orders(
+        self, account_id: str, market: str | None, order_id: str | None, now: str
+    ) -> list[Order]:
+        """Cancel the account's open orders (all, one market's, or one); returns them as canceled."""
+        sql = f"SELECT {self._ORDER_COLUMNS} FROM orders WHERE account_id = ? AND status IN ('PENDING', 'OPEN', 'UNTRIGGERED')"
+        args: list[object] = [account_id]
+        if market is not None:
+            sql += " AND market = ?"
+            args.append(market)
+        if order_id is not None:
+            sql += " AND id = ?"
+            args.append(order_id)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            orders = [
+                self._order(row) for row in db.execute(sql + " ORDER BY created_at, rowid", args)
+            ]
+            db.executemany(
+                "UPDATE orders SET status = 'CANCELED', cancel_reason = 'USER_CANCELED', unfillable_at = ? WHERE id = ?",
+                [(now, o.id) for o in orders],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return [
+            replace(o, status="CANCELED", cancel_reason="USER_CANCELED", unfillable_at=now)
+            for o in orders
+        ]
+
+    def expire_orders(self, now: str) -> None:
+        active = "status IN ('PENDING', 'OPEN', 'UNTRIGGERED') AND expires_at <= ?"
+        # read first: most requests find nothing to expire and should not take the write lock
+        if self._db.execute(f"SELECT 1 FROM orders WHERE {active} LIMIT 1", (now,)).fetchone():
+            self._db.execute(
+                "UPDATE orders SET status = 'CANCELED', cancel_reason = 'EXPIRED',"
+                f" unfillable_at = expires_at WHERE {active}",
+                (now,),
+            )
+
+    def open_margin_units(self, account_id: str) -> int:
+        rows = self._db.execute(
+            "SELECT margin_units FROM orders WHERE account_id = ? AND status IN ('PENDING', 'OPEN', 'UNTRIGGERED')",
+            (account_id,),
+        ).fetchall()
+        return sum(int(row[0]) for row in rows)
+
+    # -- withdrawals -------------------------------------------------------------------
+    _WITHDRAWAL_COLUMNS = (
+        "id, account_id, type, debit_units, credit_asset, credit_units, client_id, to_address,"
+        " lp_position_id, status, created_at"
+    )
+
+    @staticmethod
+    def _withdrawal(row: tuple[object, ...]) -> Withdrawal:
+        values = list(row)
+        values[3], values[5] = int(str(values[3])), int(str(values[5]))
+        return Withdrawal(*values)  # type: ignore[arg-type]
+
+    def add_withdrawal(self, withdrawal: Withdrawal) -> None:
+        values = list(astuple(withdrawal))
+        values[3], values[5] = str(withdrawal.debit_units), str(withdrawal.credit_units)
+        try:
+            self._db.execute(
+                f"INSERT INTO withdrawals ({self._WITHDRAWAL_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+        except sqlite3.IntegrityError:
+            raise ClientIdInUse(withdrawal.client_id) from None
+
+    def withdrawals_of_account(self, account_id: str) -> list[Withdrawal]:
+        rows = self._db.execute(
+            f"SELECT {self._WITHDRAWAL_COLUMNS} FROM withdrawals WHERE account_id = ?",
+            (account_id,),
+        ).fetchall()
+        return [self._withdrawal(row) for row in rows]
+
+    def withdrawals_of_user(
+        self, address: str, types: tuple[str, ...], created_before_or_at: str | None, limit: int
+    ) -> list[Withdrawal]:
+        columns = ", ".join(f"w.{c.strip()}" for c in self._WITHDRAWAL_COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns} FROM withdrawals w JOIN accounts a ON w.account_id = a.id"
+            f" WHERE a.address = ? AND w.type IN ({', '.join('?' * len(types))})"
+        )
+        args: list[object] = [address, *types]
+        if created_before_or_at is not None:
+            sql += " AND w.created_at <= ?"
+            args.append(created_before_or_at)
+        sql += " ORDER BY w.created_at DESC, w.rowid DESC LIMIT ?"
+        args.append(limit)
+        return [self._withdrawal(row) for row in self._db.execute(sql, args).fetchall()]
 
     # -- API keys ----------------------------------------------------------------------
     def api_key(self, key: str) -> StoredApiKey | None:
@@ -398,10 +743,13 @@ class Store:
 
     # -- admin -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget every user, account and API key (chain facts and the position counter stay)."""
+        """Forget every user, account, API key, order and withdrawal (chain facts and the position counter stay)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         db.execute("DELETE FROM api_keys")
+        db.execute("DELETE FROM orders")
+        db.execute("DELETE FROM withdrawals")
+        db.execute("DELETE FROM user_profiles")
         db.execute("DELETE FROM accounts")
         db.execute("DELETE FROM users")
         db.execute("COMMIT")

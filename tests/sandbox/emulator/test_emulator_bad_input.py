@@ -11,6 +11,7 @@ from support.emulator import (
     EmulatorProcess,
     Wallet,
     api_key_headers,
+    compact,
     errors_of,
     eth_private_headers,
     fresh_wallet,
@@ -257,3 +258,77 @@ def test_random_garbage_never_gets_a_500(
         if response.status_code >= 400:
             errors_of(response)
     assert {200, 400, 401} <= set(statuses)
+
+
+TRADING_FIELDS = {
+    ("POST", "/v3/orders"): [
+        "market", "side", "type", "timeInForce", "postOnly", "reduceOnly", "size", "price",
+        "limitFee", "expiration", "clientId", "signature", "cancelId", "triggerPrice",
+        "trailingPercent",
+    ],
+    ("POST", "/v3/withdrawals"): ["amount", "asset", "expiration", "clientId", "signature"],
+    ("POST", "/v3/fast-withdrawals"): [
+        "creditAsset", "creditAmount", "debitAmount", "slippageTolerance", "toAddress",
+        "lpPositionId", "expiration", "clientId", "signature",
+    ],
+    ("POST", "/v3/accounts"): ["starkKey", "starkKeyYCoordinate"],
+    ("PUT", "/v3/users"): [
+        "email", "username", "userData", "isSharingUsername", "isSharingAddress", "country",
+        "languageCode",
+    ],
+}  # fmt: skip
+GOOD_VALUES = {
+    "market": "BTC-USD", "side": "BUY", "type": "LIMIT", "timeInForce": "GTT", "postOnly": True,
+    "size": "0.001", "price": "1000", "limitFee": "0.001", "expiration": "2030-01-01T00:00:00.000Z",
+    "clientId": "c1", "signature": "1" * 128, "amount": "1", "asset": "USDC",
+    "creditAsset": "USDC", "creditAmount": "1", "debitAmount": "1", "lpPositionId": "2",
+    "toAddress": "0x" + "a" * 40, "userData": "{}", "country": "CH", "languageCode": "en",
+}  # fmt: skip
+
+
+def test_garbage_in_signed_trading_bodies_and_queries_never_gets_a_500(
+    emulator: EmulatorProcess, member: tuple[Wallet, dict[str, Any]]
+) -> None:
+    _, data = member
+    rng = random.Random(18)
+    values: list[Any] = [
+        None, True, 0, -1, 1e308, "", "x", "-1", "0", "1e5", "0.0000001", "NaN", "Infinity",
+        "9" * 40, "2021-13-45", "f" * 128, "g" * 128, [], {}, [1], {"a": 1}, "²", "1_000",
+    ]  # fmt: skip
+    statuses = []
+    for _ in range(150):
+        (method, path), fields = rng.choice(list(TRADING_FIELDS.items()))
+        body = {f: GOOD_VALUES.get(f, "1") for f in fields if rng.random() < 0.8}
+        for name in rng.sample(fields, rng.randint(1, min(3, len(fields)))):
+            body[name] = rng.choice(values)
+        text = compact(body)
+        response = requests.request(
+            method,
+            emulator.url + path,
+            data=text.encode(),
+            headers=api_key_headers(data["apiKey"], method, path, text),
+            timeout=10,
+        )
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (method, path, text, response.text)
+        if response.status_code >= 400:
+            errors_of(response)
+    for _ in range(60):
+        path = rng.choice(
+            ["/v3/orders", "/v3/positions", "/v3/markets", "/v3/fast-withdrawals", "/v3/fills",
+             "/v3/orders/client/x", "/v3/orders/" + str(rng.choice(values))]
+        )  # fmt: skip
+        names = ["market", "status", "side", "type", "limit", "createdBeforeOrAt",
+                 "returnLatestOrders", "creditAsset", "creditAmount", "debitAmount"]  # fmt: skip
+        query = "&".join(
+            f"{rng.choice(names)}={rng.choice(values)}" for _ in range(rng.randint(1, 3))
+        )
+        target = f"{path}?{query}"
+        response = requests.get(
+            emulator.url + target,
+            headers=api_key_headers(data["apiKey"], "GET", target),
+            timeout=10,
+        )
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (target, response.text)
+    assert 400 in statuses

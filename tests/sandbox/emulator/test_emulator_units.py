@@ -24,7 +24,7 @@ from provisioner.sandbox.emulator.signatures import (
     parse_typed_signature,
     recover_signer,
 )
-from provisioner.sandbox.emulator.store import Store
+from provisioner.sandbox.emulator.store import ClientIdInUse, Order, Store
 
 KEY = keys.PrivateKey(
     bytes.fromhex("4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d")
@@ -257,3 +257,36 @@ def test_fault_plan_first_matching_rule_decides() -> None:
     assert plan.decide("GET", "/admin/stats").outcome == "pass"
     with pytest.raises(ValueError):
         plan.add({"drop_rate": True})
+
+
+# -- orders in the store --------------------------------------------------------------------
+def _stored_order(order_id: str, client_id: str, expires_at: str, margin: int) -> Order:
+    return Order(
+        id=order_id, account_id="acct", client_id=client_id, market="BTC-USD", side="BUY",
+        type="LIMIT", size="0.001", remaining_size="0.001", price="1000", trigger_price=None,
+        trailing_percent=None, limit_fee="0.001", time_in_force="GTT", post_only=True,
+        reduce_only=False, status="OPEN", cancel_reason=None, expires_at=expires_at,
+        created_at="2026-01-01T00:00:00.000Z", unfillable_at=None, margin_units=margin,
+    )  # fmt: skip
+
+
+def test_orders_expire_release_their_margin_and_keep_client_ids_unique(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite3")
+    store.add_order(_stored_order("o1", "c1", "2026-01-01T00:01:00.000Z", 50_000))
+    store.add_order(_stored_order("o2", "c2", "2026-01-01T00:05:00.000Z", 70_000))
+    with pytest.raises(ClientIdInUse):
+        store.add_order(_stored_order("o3", "c1", "2026-01-01T00:05:00.000Z", 1))
+    assert store.open_margin_units("acct") == 120_000
+
+    store.expire_orders("2026-01-01T00:02:00.000Z")
+    expired = store.order("o1")
+    assert expired is not None and (expired.status, expired.cancel_reason) == (
+        "CANCELED",
+        "EXPIRED",
+    )
+    assert expired.unfillable_at == "2026-01-01T00:01:00.000Z"
+    assert store.open_margin_units("acct") == 70_000
+    (canceled,) = store.cancel_orders("acct", "BTC-USD", None, "2026-01-01T00:03:00.000Z")
+    assert canceled.id == "o2" and canceled.cancel_reason == "USER_CANCELED"
+    assert store.open_margin_units("acct") == 0
+    assert store.cancel_orders("acct", None, None, "2026-01-01T00:04:00.000Z") == []
