@@ -4,6 +4,8 @@
 ``PROVISION_FAILPOINT`` names it (``PROVISION_FAILPOINT=after_broadcast:deposit``, or
 several, comma-separated); then the process kills itself with SIGKILL on the spot: no
 ``finally``, no lock release, no flush, exactly like a power cut or ``kill -9``.
+``NAME=SIGTERM`` (or ``=SIGINT``) sends that signal instead and goes on, as a CI cancel
+would arrive at that moment; ``NAME=SIGSTOP`` pauses the process there until a SIGCONT.
 ``tests/apply/test_crash_matrix.py`` runs apply once per point, then again without
 it, and checks that the second run converges without paying twice or losing a key.
 
@@ -57,15 +59,26 @@ POINTS: dict[str, str] = {
 }
 
 
-def active() -> frozenset[str]:
-    """The points named in the environment (read on every call, so tests can set it late)."""
-    raw = os.environ.get(ENV, "")
-    return frozenset(p.strip() for p in raw.split(",") if p.strip())
+_SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
+_SIGNALS["SIGSTOP"] = signal.SIGSTOP
+
+
+def active() -> dict[str, signal.Signals]:
+    """The points named in the environment, each with the signal it sends (read on every call,
+    so tests can set it late)."""
+    armed = {}
+    for item in os.environ.get(ENV, "").split(","):
+        name, _, sig = item.strip().partition("=")
+        if name:
+            armed[name] = _SIGNALS[sig or "SIGKILL"]
+    return armed
 
 
 def failpoint(name: str) -> None:
-    """Die by SIGKILL here if ``PROVISION_FAILPOINT`` names this point; otherwise nothing."""
+    """Die by SIGKILL here (or send the signal named) if ``PROVISION_FAILPOINT`` names this
+    point; otherwise nothing."""
     if name not in POINTS:
         raise ValueError(f"unknown failpoint {name!r}: declare it in provisioner.failpoints.POINTS")
-    if name in active():
-        os.kill(os.getpid(), signal.SIGKILL)
+    sig = active().get(name)
+    if sig is not None:
+        os.kill(os.getpid(), sig)

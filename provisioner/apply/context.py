@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from provisioner.apply.fence import FencedSigner
 from provisioner.apply.ports import ApplyConnections
 from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
 from provisioner.errors import ProvisionerError
@@ -23,6 +25,7 @@ class AccountContext:
     spec: AccountSpec
     conn: ApplyConnections
     journal: Journal
+    fence: Callable[[], None] = lambda: None  # before a signer's own broadcast (apply/fence.py)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
     _signer: EthSigner | None = None
@@ -38,7 +41,7 @@ class AccountContext:
         if self._signer is None:
             if self.spec.signer is None:
                 raise StepFailed(f"{self.spec.name} has no signer (import-only)")
-            self._signer = make_signer(
+            made = make_signer(
                 self.spec.signer,
                 self.spec.address,
                 self.conn.resolver,
@@ -46,6 +49,7 @@ class AccountContext:
                 redactor=self.conn.redactor,
                 transport=self.conn.transport,
             )
+            self._signer = FencedSigner(made, self.fence)
         return self._signer
 
     def stark(self) -> StarkKeyPair:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner.apply.lock import LockInfo
+from provisioner.apply.lease import LeaseRecord, Takeover
 from provisioner.plan.model import Plan, Step
 
 
@@ -28,10 +28,34 @@ class NothingToApply:
 
 @dataclass(frozen=True)
 class AccountBusy:
-    """Another apply holds this account's lock: left to it."""
+    """Another apply holds this account's lock: left to it. ``message`` says whose lease it
+    is, and what to do (wait, or, for a holder on another host only, ``--force-unlock``)."""
 
     account: str
-    holder: LockInfo
+    holder: LeaseRecord
+    message: str
+
+
+@dataclass(frozen=True)
+class LeaseTakenOver:
+    """This run took a lease (the run's or an account's) from a run that is gone."""
+
+    takeover: Takeover
+
+
+@dataclass(frozen=True)
+class LeaseWaiting:
+    """A live lease stands in the way: watched until it expires (taken) or is renewed."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class LeaseTrouble:
+    """A renewal of this run's lease failed; it is tried again, and the fence refuses to act
+    once the lease is lost."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class AccountResult:
     failed: str | None = None  # the step id, or "journal"
     error: str | None = None
     tx_hashes: tuple[str, ...] = ()
+    not_started: tuple[str, ...] = ()  # the run was stopped by a signal before these
+    in_flight: str | None = None  # abandoned mid-way at the drain deadline (journaled)
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,11 @@ class Finished:
         return tuple(r for r in self.results if r.failed)
 
     @property
+    def abandoned(self) -> bool:
+        """Calls were still in flight when a stopped run's drain ran out."""
+        return any(r.in_flight for r in self.results)
+
+    @property
     def steps_done(self) -> int:
         return sum(len(r.done) for r in self.results)
 
@@ -88,6 +119,9 @@ Event = (
     PlanReady
     | NothingToApply
     | AccountBusy
+    | LeaseTakenOver
+    | LeaseWaiting
+    | LeaseTrouble
     | StepStarted
     | StepDone
     | StepFailed

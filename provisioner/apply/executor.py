@@ -14,8 +14,8 @@ its turn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from provisioner.apply.context import AccountContext
@@ -27,7 +27,9 @@ from provisioner.apply.events import (
     StepStarted,
     discard,
 )
+from provisioner.apply.fence import Fence, FencedConnections
 from provisioner.apply.ports import ApplyConnections
+from provisioner.apply.signals import Drain
 from provisioner.apply.steps import RUNNERS, settle_journal
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
@@ -41,24 +43,53 @@ _DYDX_WRITES = frozenset({StepKind.ONBOARD, StepKind.REPLACE_API_KEY, StepKind.D
 _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 
 
+def _unfenced() -> None:
+    pass
+
+
 def execute(
-    conn: ApplyConnections, plan: Plan, *, parallelism: int = 8, report: Reporter = discard
+    conn: ApplyConnections,
+    plan: Plan,
+    *,
+    parallelism: int = 8,
+    report: Reporter = discard,
+    fence: Callable[[str], Fence] = lambda _account: _unfenced,
+    drain: Drain | None = None,
 ) -> list[AccountResult]:
-    """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens."""
-    journal = Journal(conn.vault, conn.manifest.vault.state_path)
+    """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens.
+    ``fence(account)`` guards every write of that account's steps (apply/fence.py). Once
+    ``drain`` is requested no step starts; the steps in flight are waited for until its
+    deadline, then abandoned (each result names what it did not start, and what it left)."""
+    state_path = conn.manifest.vault.state_path
     specs = {a.name: a for a in conn.manifest.accounts}
-    journaled = set(journal.accounts())  # one listing, not one per account
-    runs = [
-        _AccountRun(
-            AccountContext(specs[acc.name], conn, journal), acc, report, acc.name in journaled
-        )
-        for acc in plan.accounts
-        if any(not s.blocked for s in acc.steps) or acc.name in journaled
-    ]
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        list(pool.map(_AccountRun.open_window, runs))
-        list(pool.map(_AccountRun.finish, runs))
+    journaled = set(Journal(conn.vault, state_path).accounts())  # one listing, not one per account
+    runs = []
+    for acc in plan.accounts:
+        if not (any(not s.blocked for s in acc.steps) or acc.name in journaled):
+            continue
+        guard = fence(acc.name)
+        own = FencedConnections.around(conn, guard)
+        ctx = AccountContext(specs[acc.name], own, Journal(own.vault, state_path), fence=guard)
+        runs.append(_AccountRun(ctx, acc, report, acc.name in journaled, drain))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    finished = _all_done([pool.submit(r.open_window) for r in runs], drain) and _all_done(
+        [pool.submit(r.finish) for r in runs], drain
+    )
+    # abandoned calls keep their threads until the process exits, which then comes at once
+    pool.shutdown(wait=finished, cancel_futures=True)
     return [r.result() for r in runs]
+
+
+def _all_done(futures: list[Future[None]], drain: Drain | None) -> bool:
+    """Wait for ``futures``; False when the drain's deadline came first."""
+    pending = set(futures)
+    while pending:
+        _done, pending = wait(pending, timeout=None if drain is None else 0.2)
+        if drain is not None and pending and drain.left() <= 0:
+            return False
+    for f in futures:
+        f.result()
+    return True
 
 
 def _writes_at_dydx(step: Step) -> bool:
@@ -84,18 +115,27 @@ class _Progress:
     skipped: list[str] = field(default_factory=list)
     failed: str | None = None
     error: str | None = None
+    not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
+    current: str | None = None  # the step (or "journal") in flight
 
 
 class _AccountRun:
     """One account's steps in order, run in two parts (see the module's docstring)."""
 
     def __init__(
-        self, ctx: AccountContext, plan: AccountPlan, report: Reporter, journaled: bool
+        self,
+        ctx: AccountContext,
+        plan: AccountPlan,
+        report: Reporter,
+        journaled: bool,
+        drain: Drain | None,
     ) -> None:
         self.ctx = ctx
         self.journaled = journaled  # the run's one listing showed entries for this account
         self.plan = plan
         self.report = report
+        self.drain = drain
+        self.stopped = False  # stopped before its journal was settled
         self.progress = _Progress()
         self.failed_steps: set[str] = set()
         self.first, self.rest = _split(plan.steps)
@@ -109,13 +149,26 @@ class _AccountRun:
             failed=p.failed,
             error=p.error,
             tx_hashes=tuple(self.ctx.tx_hashes),
+            not_started=tuple(p.not_started),
+            in_flight=p.current,
         )
 
+    def _stopping(self) -> bool:
+        return self.drain is not None and self.drain.requested
+
     def open_window(self) -> None:
+        p = self.progress
+        if self._stopping():
+            p.not_started += [s.id for s in self.plan.steps if not s.blocked]
+            self.stopped = True
+            return
         try:
             if self.journaled:  # entries appear only under the account's lock, which we hold
+                p.current = "journal"
                 settle_journal(self.ctx)
+                p.current = None
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
+            p.current = None
             self.progress.failed, self.progress.error = "journal", _describe(self.ctx, exc)
             self.ctx.log(f"settling the journal failed: {self.progress.error}")
             self.report(StepFailed(self.plan.name, None, self.progress.error))
@@ -124,7 +177,7 @@ class _AccountRun:
         self._run(self.first)
 
     def finish(self) -> None:
-        if self.progress.failed != "journal":
+        if self.progress.failed != "journal" and not self.stopped:
             self._run(self.rest)
 
     def _run(self, steps: Sequence[Step]) -> None:
@@ -133,15 +186,22 @@ class _AccountRun:
             if step.blocked or any(d in self.failed_steps for d in step.depends_on) or p.failed:
                 p.skipped.append(step.id)
                 continue
+            if self._stopping():
+                p.not_started.append(step.id)
+                continue
             self.report(StepStarted(step))
+            p.current = step.id
             try:
+                self.ctx.fence()  # a run that lost its lease starts nothing
                 RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
+                p.current = None
                 self.failed_steps.add(step.id)
                 p.failed, p.error = step.id, _describe(self.ctx, exc)
                 self.ctx.log(f"{step.id} failed: {p.error}")
                 self.report(StepFailed(self.plan.name, step, p.error))
                 continue
+            p.current = None
             failpoint(f"after_step:{step.kind.value}")
             self.report(StepDone(step))
             p.done.append(step.id)

@@ -1,93 +1,47 @@
-"""Apply locks in Vault KV v2, taken with check-and-set: one per run, one per account it works on.
+"""Apply locks as leases in Vault KV v2, written with check-and-set: one per run, one per account.
 
-The run lock (``locks/manifest-<digest>``, ``-shard-I-of-N`` when sharded) keeps two
+The run lease (``locks/manifest-<digest>``, ``-shard-I-of-N`` when sharded) keeps two
 applies of one manifest and shard apart and says who is at it; each shard has its own,
 so the machines of a CI matrix or an Indexed Job never wait for each other. The account
 locks (``locks/accounts/<name>``) keep overlapping runs apart whatever they were started
-with (another shard count, ``--target``, a rerun elsewhere): a run takes one, under its
-run lock's id, for every account it has work for before it looks again and acts; an
-account another run holds is left alone and reported. Locks are taken only when there
-is work, so a converged apply writes nothing.
+with (another shard count, ``--target``, a rerun elsewhere): a run takes one for every
+account it has work for before it looks again and acts; an account another run holds is
+left alone and reported. Locks are taken only when there is work, so a converged apply
+writes nothing.
 
-A lock records who holds it (user, host, pid), since when and for how long (TTL). A
-lock past its TTL is stale: it is reported with its holder and taken over only by
-``apply --force-unlock ID``, never silently; the ID takes over the run lock and the
-account locks of the run it names (a run killed mid-way leaves both).
+A lease holds for a short duration (``--lock-ttl``, 60 s by default) and its holder
+renews it every third of that (``Heartbeat``), however long the apply takes. An account
+lock names the run lease it belongs to and lives as long as that lease does (etcd's keys
+attached to a session lease), so one renewal keeps all of a run's locks. A lease may be
+taken by another run once it has expired, or at once by a run on the same host when its
+holder's process no longer exists (host, boot, pid namespace, pid and the process's start
+time are recorded, so a reused pid is not mistaken for the holder). ``--force-unlock ID``
+takes over a live lease; it is meant for a holder on another host known to be gone.
+
+Fencing: ``Lease.check()`` (apply/lease.py) before every side effect. A holder acts only while its lease
+has at least a third of its duration left by its own monotonic clock, renewing first when
+less is left; a lease that lapsed is never renewed again, so a run paused past its expiry
+(SIGSTOP, a frozen VM) finds on waking that it lost it, raises ``LeaseLost`` and does
+nothing more. Takers judge expiry by their own wall clock against the expiry the holder
+wrote: the third of the duration is the room for clock skew between hosts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import os
-import socket
 import threading
-import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
+from provisioner.apply.lease import Lease, LeaseLost, LeaseRecord, Takeover, refusal, why_free
 from provisioner.clients.vault import CasConflict, VaultClient
-from provisioner.errors import ProvisionerError
-
-DEFAULT_TTL_SECONDS = 3600
-
-
-class LockHeld(ProvisionerError):
-    pass
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    id: str
-    holder: str
-    acquired_at: float
-    ttl_seconds: int
-
-    @property
-    def stale(self) -> bool:
-        return time.time() > self.acquired_at + self.ttl_seconds
-
-    def describe(self) -> str:
-        age = int(time.time() - self.acquired_at)
-        state = "stale (past its TTL)" if self.stale else "active"
-        return f"lock {self.id} held by {self.holder} for {age}s, {state}"
-
-    @classmethod
-    def new(cls, ttl_seconds: int) -> LockInfo:
-        return cls(
-            id=uuid.uuid4().hex[:12],
-            holder=f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
-            acquired_at=time.time(),
-            ttl_seconds=ttl_seconds,
-        )
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "holder": self.holder,
-            "acquired_at": str(self.acquired_at),
-            "ttl_seconds": str(self.ttl_seconds),
-        }
-
-    @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> LockInfo | None:
-        """None for a released lock (its data emptied)."""
-        if not data.get("id"):
-            return None
-        return cls(
-            id=str(data["id"]),
-            holder=str(data["holder"]),
-            acquired_at=float(data["acquired_at"]),
-            ttl_seconds=int(data["ttl_seconds"]),
-        )
 
 
 def lock_path(state_path: str, manifest_path: str, shard: tuple[int, int] | None = None) -> str:
-    """The run lock of a manifest (by absolute path) and, for ``--shard I/N``, of that shard."""
+    """The run lease of a manifest (by absolute path) and, for ``--shard I/N``, of that shard."""
     digest = hashlib.sha256(os.path.abspath(manifest_path).encode()).hexdigest()[:16]
     suffix = f"-shard-{shard[0]}-of-{shard[1]}" if shard is not None else ""
     return f"{state_path}/locks/manifest-{digest}{suffix}"
@@ -97,53 +51,22 @@ def account_lock_path(state_path: str, account: str) -> str:
     return f"{state_path}/locks/accounts/{account}"
 
 
-class ApplyLock:
-    """The run lock."""
+@dataclass(frozen=True)
+class Busy:
+    """An account another live run holds: that run's lease, and what to tell the user."""
 
-    def __init__(
-        self, vault: VaultClient, path: str, ttl_seconds: int = DEFAULT_TTL_SECONDS
-    ) -> None:
-        self.vault = vault
-        self.path = path
-        self.ttl = ttl_seconds
-        self.info: LockInfo | None = None
-
-    def current(self) -> tuple[LockInfo | None, int]:
-        found = self.vault.read_state(self.path)
-        if found is None:
-            return None, 0
-        data, version = found
-        return LockInfo.parse(data), version
-
-    def acquire(self, force_unlock: str | None = None) -> LockInfo:
-        held, version = self.current()
-        if held is not None and force_unlock != held.id:
-            hint = f"; if its holder is gone, run again with --force-unlock {held.id}"
-            raise LockHeld(f"another apply holds this manifest: {held.describe()}{hint}")
-        info = LockInfo.new(self.ttl)
-        try:
-            self.vault.write_state(self.path, info.record(), cas=version)
-        except CasConflict:
-            raise LockHeld("another apply took the lock at the same moment; try again") from None
-        self.info = info
-        return info
-
-    def release(self) -> None:
-        if self.info is None:
-            return
-        held, version = self.current()
-        if held is not None and held.id == self.info.id:
-            self.vault.write_state(self.path, {}, cas=version)
-        self.info = None
+    holder: LeaseRecord
+    message: str
 
 
 class AccountLocks:
-    """The account locks of one run, all under the run lock's id; thread-safe."""
+    """The account locks of one run, each naming its run lease; thread-safe."""
 
-    def __init__(self, vault: VaultClient, state_path: str, run: LockInfo) -> None:
+    def __init__(self, vault: VaultClient, state_path: str, run: Lease) -> None:
         self.vault = vault
         self.state_path = state_path
         self.run = run
+        self.takeovers: list[Takeover] = []
         self._held: dict[str, int] = {}  # account -> version of our lock record
         self._guard = threading.Lock()
 
@@ -152,43 +75,81 @@ class AccountLocks:
         with self._guard:
             return frozenset(self._held)
 
+    def check(self, account: str) -> None:
+        """The fence for one account: its lock is ours and our run lease holds (``Lease.check``)."""
+        self.run.check()
+        with self._guard:
+            if account not in self._held:
+                raise LeaseLost(f"this run does not hold the lock of account {account}")
+
     def acquire(
         self, accounts: Iterable[str], *, force_unlock: str | None = None, parallelism: int = 16
-    ) -> dict[str, LockInfo]:
-        """Take the lock of every account that is free, ours, or held by the run ``force_unlock``
-        names; return the others with their holders (those accounts must be left alone)."""
+    ) -> dict[str, Busy]:
+        """Take the lock of every account that is free, ours, or held by a run that is gone
+        (its lease expired, or its process on this host no longer exists) or that
+        ``force_unlock`` names; return the others (those accounts must be left alone)."""
         names = list(dict.fromkeys(accounts))
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(names) or 1))) as pool:
             outcomes = list(pool.map(lambda n: self._take(n, force_unlock), names))
-        return {name: other for name, other in zip(names, outcomes, strict=True) if other}
+        return {name: busy for name, busy in zip(names, outcomes, strict=True) if busy}
 
     def release(self, *, parallelism: int = 16) -> None:
-        """Release what this run holds; a lock taken over meanwhile (--force-unlock) is left."""
+        """Release what this run holds (before its run lease); a lock another run took
+        meanwhile is left to it, and a run that lost its lease writes nothing."""
         with self._guard:
             held, self._held = dict(self._held), {}
-        if not held:
+        if not held or self.run.lost() is not None:
             return
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(held)))) as pool:
             list(pool.map(lambda item: self._give_back(*item), held.items()))
 
-    def _take(self, account: str, force_unlock: str | None) -> LockInfo | None:
+    def _take(self, account: str, force_unlock: str | None) -> Busy | None:
         path = account_lock_path(self.state_path, account)
         found = self.vault.read_state(path)
         data, version = found if found is not None else ({}, 0)
-        other = LockInfo.parse(data)
-        if other is not None and other.id not in (self.run.id, force_unlock):
-            return other
+        other = LeaseRecord.parse(data)
+        now = self.run.clock.wall()
+        takeover = None
+        if other is not None and other.id != self.run.id:
+            why, live = self._why_free(other, now, force_unlock)
+            if why is None:
+                what = "left alone, another apply works on it"
+                return Busy(live, refusal(live, now, self.run.me, what))
+            takeover = Takeover(path, other, why)
+        run = self.run.record
+        if run is None:
+            raise LeaseLost("this run holds no lease to lock accounts under")
+        mine = LeaseRecord(run.id, run.holder, now, run.expires_at, run.ttl_seconds, self.run.path)
         try:
-            written = self.vault.write_state(path, self.run.record(), cas=version)
+            written = self.vault.write_state(path, mine.record(), cas=version)
         except CasConflict:  # another run took it between our read and our write
             found = self.vault.read_state(path)
-            taker = LockInfo.parse(found[0]) if found is not None else None
-            return taker or LockInfo("unknown", "another apply", time.time(), 0)
+            taker = LeaseRecord.parse(found[0]) if found is not None else None
+            what = "left alone, another apply took it at the same moment"
+            return Busy(taker or mine, f"{what}: {taker.describe(now)}" if taker else what)
         with self._guard:
             self._held[account] = written
+            if takeover is not None:
+                self.takeovers.append(takeover)
         return None
 
+    def _why_free(
+        self, other: LeaseRecord, now: float, force_unlock: str | None
+    ) -> tuple[str | None, LeaseRecord]:
+        """Why another run's account lock may be taken (None: it may not), and the lease it
+        lives by: its run lease, as that run keeps renewing it."""
+        if force_unlock is not None and force_unlock == other.id:
+            return "--force-unlock named its run", other
+        run = other
+        if other.run:
+            found = self.vault.read_state(other.run)
+            owner = LeaseRecord.parse(found[0]) if found is not None else None
+            if owner is None or owner.id != other.id:
+                return "its run no longer holds a lease", other
+            run = owner
+        why = why_free(run, now, self.run.me, None)
+        return (None if why is None else f"its run's lease {run.id}: {why}"), run
+
     def _give_back(self, account: str, version: int) -> None:
-        # a CasConflict: taken over by --force-unlock, no longer ours to release
         with contextlib.suppress(CasConflict):
             self.vault.write_state(account_lock_path(self.state_path, account), {}, cas=version)

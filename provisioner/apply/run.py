@@ -5,15 +5,16 @@ One way through, each phase a function of what the one before produced:
 1. look: observe the selected accounts, plan (``session.look``);
 2. refuse early: unusable signers, no one to approve, guardrails, missing Vault
    capabilities; all before the first write (taking a lock is one);
-3. lock: this run's lock, then one per account with work (``_locks``); accounts another
-   run holds are reported and left to it;
+3. lock: this run's lease, then one lock per account with work (``_locks``), renewed by a
+   heartbeat until the end; accounts another run holds are reported and left to it;
 4. look again under the locks, at the accounts held, and hold a saved plan to the facts
    it was made from (the stale-plan check);
-5. guardrails again, approval, execute, summary.
+5. guardrails again, approval, execute (every write fenced by the account's lock, no new
+   step once a signal asked to drain), summary.
 
 Nothing here prints: every outcome goes to the ``Reporter`` as an event
-(apply/events.py). Work that must run while the locks are held (renewing them, stopping
-between steps on a signal) belongs in ``_locks`` and ``_execute``.
+(apply/events.py). A run stopped by a signal raises ``Interrupted`` once its leases are
+released (apply/signals.py).
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from provisioner.apply.events import (
     AccountBusy,
     Cancelled,
     Finished,
+    LeaseTakenOver,
+    LeaseTrouble,
+    LeaseWaiting,
     NothingToApply,
     PlanReady,
     Reporter,
 )
 from provisioner.apply.executor import execute
-from provisioner.apply.lock import AccountLocks, ApplyLock, LockInfo, lock_path
+from provisioner.apply.lease import DEFAULT_TTL_SECONDS, Lease
+from provisioner.apply.lock import AccountLocks, Busy, lock_path
+from provisioner.apply.signals import Drain
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.failpoints import failpoint
@@ -71,6 +77,7 @@ class ApplyRequest:
     confirm_mainnet: bool = False
     force_unlock: str | None = None
     shard: Shard | None = None
+    lock_ttl: int = DEFAULT_TTL_SECONDS  # seconds a lease holds unless renewed (``--lock-ttl``)
 
 
 def targets(saved: Plan | None, asked: Collection[str]) -> list[str]:
@@ -81,11 +88,18 @@ def targets(saved: Plan | None, asked: Collection[str]) -> list[str]:
 
 
 def run_apply(
-    session: Session, request: ApplyRequest, *, report: Reporter, approve: Approve
+    session: Session,
+    request: ApplyRequest,
+    *,
+    report: Reporter,
+    approve: Approve,
+    drain: Drain | None = None,
 ) -> int:
     """Carry out the plan for ``session``'s accounts. The exit status: 0 when everything asked
     for is done (or nothing was to do); 1 when a step failed, the person declined, or accounts
-    were left to another run (they are not done yet)."""
+    were left to another run (they are not done yet). ``drain``: the run's stop flag, set by
+    SIGTERM / SIGINT (``Drain.installed``); a run it stopped raises ``Interrupted``."""
+    drain = drain or Drain()
     saved = request.saved
     facts, plan = look(session, request.options)
     guardrails.refuse_unusable_signers(facts, session.redactor)
@@ -103,15 +117,16 @@ def run_apply(
     manifest = session.manifest
     run_lock = lock_path(manifest.vault.state_path, manifest.path, request.shard)
     capabilities.check(session.conn.vault, manifest, plan, facts, run_lock)
-    with _locks(session, run_lock, with_work(plan, facts), request.force_unlock) as (busy, held):
-        for name, holder in sorted(busy.items()):
-            report(AccountBusy(name, holder))
+    with _locks(session, run_lock, with_work(plan, facts), request, report, drain) as locks:
+        busy = locks.busy
+        for name, other in sorted(busy.items()):
+            report(AccountBusy(name, other.holder, other.message))
         if busy and saved is not None:
             raise AccountsBusy(
                 f"{len(busy)} account(s) of the saved plan are being applied by another run; nothing was done"
             )
         failpoint("after_account_locks")
-        session = session.only({a.name for a in plan.accounts} if saved else held)
+        session = session.only({a.name for a in plan.accounts} if saved else locks.accounts.held)
         facts, plan = look(session, request.options, known=facts)
         if saved is not None:
             _same_facts(saved, plan, request.saved_name)
@@ -124,7 +139,9 @@ def run_apply(
         if saved is None and not request.auto_approve and not approve(plan):
             report(Cancelled())
             return 1
-        finished = _execute(session, plan, report, busy=len(busy))
+        finished = _execute(session, plan, report, locks.accounts, drain, busy=len(busy))
+    if drain.requested:
+        raise drain.interrupted(_remaining(finished), abandoned=finished.abandoned)
     return max(int(bool(finished.failed)), int(bool(busy)))
 
 
@@ -142,33 +159,83 @@ def with_work(plan: Plan, facts: WorldFacts) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class _Held:
+    accounts: AccountLocks
+    busy: dict[str, Busy]  # accounts another live run holds
+
+
 @contextlib.contextmanager
 def _locks(
-    session: Session, run_lock: str, accounts: list[str], force_unlock: str | None
-) -> Iterator[tuple[dict[str, LockInfo], frozenset[str]]]:
-    """This run's lock, then one per account it has work for, so that overlapping runs never
-    work the same account; yields (accounts another run holds, accounts held). Taken only
-    when there is work, so a converged apply writes nothing."""
+    session: Session,
+    run_lock: str,
+    accounts: list[str],
+    request: ApplyRequest,
+    report: Reporter,
+    drain: Drain,
+) -> Iterator[_Held]:
+    """This run's lease, then a lock per account it has work for, so that overlapping runs
+    never work the same account; renewed by a heartbeat until they are released. Taken only
+    when there is work, so a converged apply writes nothing. A live lease in the way is
+    watched until it expires or is renewed (``Lease.acquire``)."""
     vault = session.conn.vault
-    lock = ApplyLock(vault, run_lock)
-    mine = lock.acquire(force_unlock=force_unlock)
-    failpoint("after_lock")
-    account_locks = AccountLocks(vault, session.manifest.vault.state_path, mine)
+    lease = Lease(vault, run_lock, request.lock_ttl)
+    account_locks = AccountLocks(vault, session.manifest.vault.state_path, lease)
+    heartbeat = lease.heartbeat(lambda message: report(LeaseTrouble(message)))
     try:
-        busy = account_locks.acquire(
-            accounts, force_unlock=force_unlock, parallelism=session.parallelism
+        lease.acquire(
+            force_unlock=request.force_unlock,
+            wait=drain.wait,
+            on_wait=lambda message: report(LeaseWaiting(message)),
         )
-        yield busy, account_locks.held
+        heartbeat.start()
+        if lease.takeover is not None:
+            report(LeaseTakenOver(lease.takeover))
+        failpoint("after_lock")
+        busy = account_locks.acquire(
+            accounts, force_unlock=request.force_unlock, parallelism=session.parallelism
+        )
+        for took in account_locks.takeovers:
+            report(LeaseTakenOver(took))
+        yield _Held(account_locks, busy)
     finally:
+        heartbeat.stop()
         account_locks.release(parallelism=session.parallelism)
-        lock.release()
+        lease.release()
 
 
-def _execute(session: Session, plan: Plan, report: Reporter, *, busy: int) -> Finished:
-    results = execute(session.conn, plan, parallelism=session.parallelism, report=report)
+def _execute(
+    session: Session,
+    plan: Plan,
+    report: Reporter,
+    locks: AccountLocks,
+    drain: Drain,
+    *,
+    busy: int,
+) -> Finished:
+    drain.begin_steps()
+    results = execute(
+        session.conn,
+        plan,
+        parallelism=session.parallelism,
+        report=report,
+        fence=lambda account: lambda: locks.check(account),
+        drain=drain,
+    )
     finished = Finished(tuple(results), busy=busy)
     report(finished)
     return finished
+
+
+def _remaining(finished: Finished) -> str:
+    """What a stopped run leaves to the next, in a line."""
+    left = [res for res in finished.results if res.not_started or res.in_flight]
+    steps = sum(len(res.not_started) for res in left)
+    text = f"{steps} step(s) of {len(left)} account(s) not started"
+    flight = [f"{res.name} ({res.in_flight})" for res in finished.results if res.in_flight]
+    if flight:
+        text += f"; abandoned in flight, journaled for the next apply: {', '.join(flight)}"
+    return text
 
 
 def _same_facts(saved: Plan, now: Plan, name: str) -> None:

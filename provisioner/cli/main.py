@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-mainnet", action="store_true")
     p.add_argument("--force-unlock", default=None, metavar="LOCK_ID")
     p.add_argument(
+        "--lock-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="how long the locks hold unless renewed, every third of it, while the run works (default 60)",
+    )
+    p.add_argument(
         "--prune-api-keys",
         action="store_true",
         help="delete API keys at dYdX that the manifest no longer names (never the default key)",

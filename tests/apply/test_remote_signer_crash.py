@@ -108,17 +108,8 @@ def _write(
     return m.path, m.prefix, m.state_path
 
 
-def _apply(
-    sandbox: SandboxInfo, path: Path, failpoint: str | None = None, unlock: str | None = None
-) -> Run:
-    args = [
-        "-v",
-        "apply",
-        "-f",
-        str(path),
-        "--auto-approve",
-        *(("--force-unlock", unlock) if unlock else ()),
-    ]
+def _apply(sandbox: SandboxInfo, path: Path, failpoint: str | None = None) -> Run:
+    args = ["-v", "apply", "-f", str(path), "--auto-approve", "--lock-ttl", "3"]
     return provision(sandbox, *args, failpoint=failpoint)
 
 
@@ -135,11 +126,9 @@ def test_a_killed_remote_signer_run_never_deposits_twice(
         path, prefix, _state = _write(tmp_path, prefix, start + n * STEP, send_only_signer)
         killed = _apply(sandbox, path, failpoint=point)
         assert killed.rc == SIGKILL, killed.err
-        refused = _apply(sandbox, path)  # the dead run's lock is reported with its id
-        assert refused.rc == 1 and "--force-unlock" in refused.err
-        lock_id = refused.err.split("--force-unlock ", 1)[1].split()[0]
-        rerun = _apply(sandbox, path, unlock=lock_id)
+        rerun = _apply(sandbox, path)  # the dead run's leases are taken over at once
         assert rerun.rc == 0, rerun.err
+        assert "took over" in rerun.err and "no longer exists" in rerun.err, rerun.err
         assert "rebroadcasting" not in rerun.err  # no signed bytes: this signer only sends
         if point == "after_remote_send:deposit":  # sent, hash unknown: found by its nonce
             assert "journaled deposit with nonce" in rerun.err and "mined" in rerun.err, rerun.err

@@ -1,4 +1,4 @@
-"""Locks per shard and per account: shards never wait for each other, overlapping runs never share an account."""
+"""Leases per shard and per account: shards never wait for each other, overlapping runs never share an account."""
 
 from __future__ import annotations
 
@@ -6,13 +6,8 @@ import uuid
 
 import pytest
 
-from provisioner.apply.lock import (
-    AccountLocks,
-    ApplyLock,
-    LockHeld,
-    account_lock_path,
-    lock_path,
-)
+from provisioner.apply.lease import Lease, LockHeld
+from provisioner.apply.lock import AccountLocks, account_lock_path, lock_path
 from provisioner.clients.vault import VaultClient
 from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
 from provisioner.redact import Redactor
@@ -37,16 +32,22 @@ def state() -> str:
     return f"lock-scale-{uuid.uuid4().hex[:8]}"
 
 
-def test_each_shard_has_its_own_run_lock(vault: VaultClient, state: str) -> None:
+def _lease(
+    vault: VaultClient, state: str, name: str, shard: tuple[int, int] | None = None
+) -> Lease:
+    lease = Lease(vault, lock_path(state, name, shard), 60)
+    lease.acquire()
+    return lease
+
+
+def test_each_shard_has_its_own_run_lease(vault: VaultClient, state: str) -> None:
     paths = {lock_path(state, "provision.yaml", shard) for shard in (None, (0, 2), (1, 2), (0, 4))}
     assert len(paths) == 4
     assert lock_path(state, "provision.yaml") == lock_path(state, "./provision.yaml")
-    shard0 = ApplyLock(vault, lock_path(state, "provision.yaml", (0, 2)))
-    shard1 = ApplyLock(vault, lock_path(state, "provision.yaml", (1, 2)))
-    shard0.acquire()
-    shard1.acquire()  # not blocked by the other shard
+    shard0 = _lease(vault, state, "provision.yaml", (0, 2))
+    shard1 = _lease(vault, state, "provision.yaml", (1, 2))  # not blocked by the other shard
     with pytest.raises(LockHeld):
-        ApplyLock(vault, lock_path(state, "provision.yaml", (0, 2))).acquire()
+        _lease(vault, state, "provision.yaml", (0, 2))
     shard0.release()
     shard1.release()
 
@@ -54,18 +55,17 @@ def test_each_shard_has_its_own_run_lock(vault: VaultClient, state: str) -> None
 def test_an_account_held_by_one_run_is_left_alone_by_another(
     vault: VaultClient, state: str
 ) -> None:
-    first_run = ApplyLock(vault, lock_path(state, "a.yaml")).acquire()
-    second_run = ApplyLock(vault, lock_path(state, "b.yaml")).acquire()
-    first = AccountLocks(vault, state, first_run)
-    second = AccountLocks(vault, state, second_run)
+    first = AccountLocks(vault, state, _lease(vault, state, "a.yaml"))
+    second = AccountLocks(vault, state, _lease(vault, state, "b.yaml"))
     assert first.acquire(["mm-1", "mm-2"]) == {}
     busy = second.acquire(["mm-2", "mm-3"])
-    assert set(busy) == {"mm-2"} and busy["mm-2"].id == first_run.id
-    assert "pid" in busy["mm-2"].holder
+    assert set(busy) == {"mm-2"} and busy["mm-2"].holder.id == first.run.id
+    assert "pid" in busy["mm-2"].message and "left alone" in busy["mm-2"].message
     assert first.held == {"mm-1", "mm-2"} and second.held == {"mm-3"}
     assert first.acquire(["mm-1"]) == {}  # a run may ask again for what it holds
     first.release()
     assert second.acquire(["mm-2"]) == {}  # free once released
+    assert second.takeovers == []  # released, not taken over
     second.release()
     data = vault.read_state(account_lock_path(state, "mm-2"))
     assert data is not None and data[0] == {}
@@ -74,13 +74,16 @@ def test_an_account_held_by_one_run_is_left_alone_by_another(
 def test_force_unlock_takes_over_the_account_locks_of_the_run_it_names(
     vault: VaultClient, state: str
 ) -> None:
-    killed = ApplyLock(vault, lock_path(state, "a.yaml")).acquire()
-    AccountLocks(vault, state, killed).acquire(["mm-1", "mm-2"])  # never released: a crash
-    rerun = ApplyLock(vault, lock_path(state, "a.yaml")).acquire(force_unlock=killed.id)
-    locks = AccountLocks(vault, state, rerun)
-    assert set(locks.acquire(["mm-1", "mm-2"])) == {"mm-1", "mm-2"}  # not without the ID
-    assert locks.acquire(["mm-1", "mm-2"], force_unlock=killed.id) == {}
-    assert locks.held == {"mm-1", "mm-2"}
-    other = AccountLocks(vault, state, ApplyLock(vault, lock_path(state, "c.yaml")).acquire())
-    assert set(other.acquire(["mm-1"], force_unlock="not-the-holder")) == {"mm-1"}
+    alive = _lease(vault, state, "a.yaml")  # a live holder, believed gone by a person
+    AccountLocks(vault, state, alive).acquire(["mm-1", "mm-2"])
+    rescue = Lease(vault, lock_path(state, "a.yaml"), 60)
+    rescue.acquire(force_unlock=alive.id)
+    locks = AccountLocks(vault, state, rescue)
+    assert set(locks.acquire(["mm-1", "mm-2"])) == set()  # its run lease is no longer its own
     locks.release()
+    other = AccountLocks(vault, state, _lease(vault, state, "c.yaml"))
+    held = AccountLocks(vault, state, _lease(vault, state, "d.yaml"))
+    assert held.acquire(["mm-3"]) == {}
+    assert set(other.acquire(["mm-3"], force_unlock="not-the-holder")) == {"mm-3"}
+    assert other.acquire(["mm-3"], force_unlock=held.run.id) == {}
+    other.release()

@@ -19,10 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import hvac
-from support.apply_runs import MOUNT, PROVISION, REPO, Manifest, read_secret, secret_paths, vault
+from support.apply_runs import PROVISION, REPO, Manifest, read_secret, secret_paths
 
-from provisioner.apply.lock import lock_path
 from provisioner.clients.dydx import ApiCredentials, DydxClient
 from provisioner.clients.ratelimit import RateLimiter
 from provisioner.clients.retry import RetryPolicy
@@ -152,18 +150,6 @@ def provision(
         cwd=REPO,
     )
     return Run(tuple(args), failpoint, proc.returncode, proc.stdout, proc.stderr)
-
-
-def held_lock_id(sandbox: SandboxInfo, m: Manifest) -> str | None:
-    """The id of the apply lock a killed run left on this manifest, if any."""
-    path = lock_path(m.state_path, str(m.path))
-    try:
-        data = vault(sandbox).secrets.kv.v2.read_secret_version(
-            path=path, mount_point=MOUNT, raise_on_deleted_version=True
-        )["data"]["data"]
-    except hvac.exceptions.InvalidPath:
-        return None
-    return str(data["id"]) if data.get("id") else None
 
 
 def journal_keys(sandbox: SandboxInfo, m: Manifest) -> list[str]:

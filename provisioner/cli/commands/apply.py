@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 
@@ -11,12 +12,17 @@ from provisioner.apply.events import (
     Cancelled,
     Event,
     Finished,
+    LeaseTakenOver,
+    LeaseTrouble,
+    LeaseWaiting,
     NothingToApply,
     PlanReady,
     StepDone,
     StepStarted,
 )
+from provisioner.apply.lease import DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS
 from provisioner.apply.run import ApplyRequest, run_apply, targets
+from provisioner.apply.signals import Drain, Interrupted
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
@@ -30,6 +36,9 @@ from provisioner.session import parse_shard
 
 
 def run(args: argparse.Namespace) -> int:
+    ttl = DEFAULT_TTL_SECONDS if args.lock_ttl is None else args.lock_ttl
+    if ttl < MIN_TTL_SECONDS:
+        raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = load_saved_plan(args.plan_file) if args.plan_file else None
     request = ApplyRequest(
         options=PlanOptions(prune_api_keys=args.prune_api_keys),
@@ -41,9 +50,25 @@ def run(args: argparse.Namespace) -> int:
         confirm_mainnet=args.confirm_mainnet,
         force_unlock=args.force_unlock,
         shard=parse_shard(args.shard) if args.shard else None,
+        lock_ttl=ttl,
     )
-    session = session_from_args(args, targets(saved, args.target))
-    return run_apply(session, request, report=TextReporter(session.redactor), approve=_ask)
+    drain = Drain()
+    with drain.installed():
+        try:
+            session = session_from_args(args, targets(saved, args.target))
+            report = TextReporter(session.redactor)
+            return run_apply(session, request, report=report, approve=_ask, drain=drain)
+        except Interrupted as stop:
+            print(
+                f"Stopped on {drain.name} after {drain.since():.1f}s: {stop}; "
+                "the leases are released, the next apply does the rest.",
+                file=sys.stderr,
+                flush=True,
+            )
+            if stop.abandoned:  # threads are still in their calls: exit now, not when they return
+                sys.stdout.flush()
+                os._exit(stop.exit_code)
+            return stop.exit_code
 
 
 def _max_deposit(text: str | None) -> int | None:
@@ -61,6 +86,9 @@ def _ask(_plan: Plan) -> bool:
     return input("Apply these steps? Only 'yes' is accepted: ").strip() == "yes"
 
 
+_LISTED = 20  # accounts named one by one in a stopped run's summary
+
+
 class TextReporter:
     """The lines `provision apply` prints: the plan and results on stdout, progress on stderr."""
 
@@ -75,9 +103,13 @@ class TextReporter:
         elif isinstance(event, Cancelled):
             print("Apply cancelled.")
         elif isinstance(event, AccountBusy):
-            hint = f"; if its holder is gone, run again with --force-unlock {event.holder.id}"
-            line = f"  {event.account}: left alone, another apply works on it: {event.holder.describe()}{hint}"
-            print(self.redact(line), file=sys.stderr)
+            print(self.redact(f"  {event.account}: {event.message}"), file=sys.stderr)
+        elif isinstance(event, LeaseTakenOver):
+            self._progress(f"  {event.takeover.describe()}")
+        elif isinstance(event, LeaseWaiting):
+            self._progress(f"  {event.message}")
+        elif isinstance(event, LeaseTrouble):
+            self._progress(f"warning: {event.message}")
         elif isinstance(event, StepStarted):
             self._progress(f"  {event.step.account}: {event.step.summary} ...")
         elif isinstance(event, StepDone):
@@ -101,9 +133,14 @@ class TextReporter:
                 ),
                 file=sys.stderr,
             )
-        print(
-            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed."
-        )
+        stopped = [res for res in finished.results if res.not_started or res.in_flight]
+        for res in stopped[:_LISTED]:
+            flight = f"abandoned in flight: {res.in_flight}; " if res.in_flight else ""
+            self._progress(f"  {res.name}: {flight}not started: {len(res.not_started)} step(s)")
+        if len(stopped) > _LISTED:
+            self._progress(f"  ... and {len(stopped) - _LISTED} more account(s)")
+        verb = "stopped" if stopped else "complete"
+        print(f"Apply {verb}: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.")
         if failed:
             names = ", ".join(res.name for res in failed)
             print(
