@@ -13,7 +13,7 @@ from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.transport import HttpTransport, Transport
 from provisioner.clients.vault import VaultClient
 from provisioner.errors import ProvisionerError
-from provisioner.manifest.model import Manifest
+from provisioner.manifest.model import Manifest, RemoteSigner
 from provisioner.redact import Redactor, display_url
 from provisioner.secrets import SecretResolver
 
@@ -54,6 +54,19 @@ class Connections:
     dydx: DydxClient
     log: Log
     transport: Transport
+    # a plan of a manifest nobody reviewed: metadata-only Vault reads, no signer, no credential
+    untrusted: bool = False
+
+    def close(self) -> None:
+        """The end of the run: revoke a Vault login token (unless kept), close the transport."""
+        self.vault.close()
+        self.transport.close()
+
+
+def endpoint_urls(manifest: Manifest) -> list[str]:
+    """Every URL the manifest names: Vault, dYdX, the RPC and each remote signer."""
+    signers = [a.signer.url for a in manifest.accounts if isinstance(a.signer, RemoteSigner)]
+    return [manifest.vault.address, manifest.network.api_url, manifest.network.rpc_url, *signers]
 
 
 def connect(
@@ -63,18 +76,30 @@ def connect(
     env: Mapping[str, str] | None = None,
     log: Log = lambda _m: None,
     transport: Transport | None = None,
+    untrusted: bool = False,
+    allowed_env: frozenset[str] | None = None,
+    revoke_vault_token: bool = True,
 ) -> Connections:
     """Log in to Vault, reach the chain and check its id before anything else runs. Every
-    client sends through ``transport`` (by default one new ``HttpTransport``)."""
+    client sends through ``transport`` (by default one new ``HttpTransport``).
+
+    ``untrusted``: the manifest is a pull request's (see ``manifest.trust``); its endpoints
+    were checked against the pins at load, and ``allowed_env`` limits what its ``env``
+    references read. ``revoke_vault_token``: ``close`` revokes a token a login obtained.
+    """
     redactor = redactor or Redactor()
+    # an RPC provider's key sits in its URL's path, and library debug lines (-vv) print paths
+    for url in endpoint_urls(manifest):
+        redactor.register_url(url)
     transport = transport or HttpTransport()
-    resolver = SecretResolver(redactor, env)
+    resolver = SecretResolver(redactor, env, allowed_env=allowed_env if untrusted else None)
     vault = VaultClient.connect(
         manifest.vault,
         resolver,
         redactor,
         transport=transport,
         retry=LoggedRetry(RetryPolicy(), log),
+        revoke_on_close=revoke_vault_token,
     )
     resolver.attach_vault(vault)
     chain = ChainClient(
@@ -84,8 +109,13 @@ def connect(
         log=log,
         retry=CHAIN_RETRY,
     )
-    actual = chain.chain_id()
+    try:
+        actual = chain.chain_id()
+    except BaseException:
+        vault.close()  # a login token is revoked even when the run stops here
+        raise
     if actual != manifest.network.chain_id:
+        vault.close()
         raise GuardrailError(
             f"the RPC at {display_url(manifest.network.rpc_url)} serves chain {actual}, the manifest says {manifest.network.chain_id}; nothing was done"
         )
@@ -107,4 +137,5 @@ def connect(
         dydx=dydx,
         log=log,
         transport=transport,
+        untrusted=untrusted,
     )

@@ -95,6 +95,8 @@ class WorldFacts:
     chain_id: int | None
     accounts: tuple[AccountFacts, ...] = field(default_factory=tuple)
     errors: tuple[str, ...] = ()  # observation failures, e.g. an unreachable service
+    # checks an untrusted plan skipped (they need credentials or secret values), each a sentence
+    not_checked: tuple[str, ...] = ()
 
     def account(self, name: str) -> AccountFacts:
         try:

@@ -13,6 +13,11 @@ Vault and the chain are read again; each step still checks dYdX right before it 
 
 Whether an account's signer is checked (resolving its key) is the caller's call, made
 from the facts (``check_signer``): the planner decides what has work, observe only looks.
+
+An untrusted plan (``conn.untrusted``: a pull request's manifest) reads Vault metadata
+only (what apply records there, see ``content_metadata``), asks dYdX only public
+questions, resolves no signer and reads no journal entry; what it could not check is
+named in ``WorldFacts.not_checked``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ def observe(
     check_signer: SignerCheck = no_signer,
 ) -> WorldFacts:
     """``known``: facts of an earlier look in this run (see the module docstring)."""
+    if conn.untrusted:
+        return _observe_untrusted(conn, accounts, parallelism, check_signer)
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, (s.name for s in accounts)
     )
@@ -89,6 +96,87 @@ def observe(
                 accounts,
             )
         )
+    facts = _with_chain_facts(conn, partials)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        checked = list(
+            pool.map(
+                lambda pair: _check_signer(conn, *pair) if check_signer(*pair) else pair[1],
+                zip(accounts, facts, strict=True),
+            )
+        )
+    return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
+
+
+def _observe_untrusted(
+    conn: Connections,
+    accounts: Sequence[AccountSpec],
+    parallelism: int,
+    has_work: SignerCheck,
+) -> WorldFacts:
+    """Metadata, public dYdX reads and the chain: nothing that needs a credential or a secret.
+    ``has_work``: the accounts whose signer a trusted run would check (named as not checked)."""
+    undescribed: list[str] = []
+
+    def offchain(spec: AccountSpec) -> _Partial:
+        stark = conn.vault.read_metadata(spec.stark_key_path)
+        api = {key.name: conn.vault.read_metadata(key.secret_path) for key in spec.api_keys}
+        for record in (stark, *api.values()):
+            if record.entry.exists and record.entry.is_ours(spec.name) and not record.described:
+                undescribed.append(record.entry.path)
+        return _Partial(
+            spec,
+            SecretRecord(entry=stark.entry, data={}),
+            {name: SecretRecord(entry=r.entry, data={}) for name, r in api.items()},
+            conn.dydx.user_exists(spec.address),
+            None,
+            _int_or_none(stark.entry.get(POSITION_ID)),
+            _int_or_none(stark.entry.get(STARK_PUBLIC_KEY))
+            if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
+            else None,
+            (),
+            (),
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        partials = list(pool.map(offchain, accounts))
+    facts = _with_chain_facts(conn, partials)
+    selected = {a.name for a in accounts}
+    journaled = sorted(
+        set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
+    )
+    not_checked = [
+        "the API keys dYdX lists for each account: listing them needs the account's API "
+        "credentials, which an untrusted plan does not read",
+    ]
+    with_work = [
+        spec.name
+        for spec, fact in zip(accounts, facts, strict=True)
+        if spec.signer is not None and has_work(spec, fact)
+    ]
+    if with_work:
+        not_checked.append(
+            "the signers of the accounts with work ("
+            + ", ".join(with_work)
+            + "): resolving one reads a private key or calls a remote signer"
+        )
+    if journaled:
+        not_checked.append(
+            "what an interrupted apply left in the journal of " + ", ".join(journaled)
+        )
+    for path in sorted(undescribed):
+        not_checked.append(
+            f"the contents of {path}: its current version is not the one apply recorded "
+            "(written behind its back, or before it kept records)"
+        )
+    return WorldFacts(
+        chain_id=conn.manifest.network.chain_id,
+        accounts=tuple(facts),
+        not_checked=tuple(not_checked),
+    )
+
+
+def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
+    """The batched chain reads for every account, joined to what Vault and dYdX said."""
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
     deposits = conn.chain.deposits()
     facts = []
@@ -117,14 +205,7 @@ def observe(
                 api_key_intents=p.key_intents,
             )
         )
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        checked = list(
-            pool.map(
-                lambda pair: _check_signer(conn, *pair) if check_signer(*pair) else pair[1],
-                zip(accounts, facts, strict=True),
-            )
-        )
-    return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
+    return facts
 
 
 def _observe_offchain(

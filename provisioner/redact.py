@@ -1,53 +1,133 @@
-"""One redactor: secret values are registered where they enter, and masked in everything we print."""
+"""One redactor: secret values are registered where they enter, and masked in everything we print.
+
+What a registered value is masked as, wherever it appears in a line:
+
+- itself, and its JSON-escaped forms (quotes, backslashes, control and non-ASCII
+  characters escaped, ``/`` as ``\\/``), as it shows inside a logged request body;
+- a hex value also without ``0x``, without leading zeros, in any mix of letter case
+  (an EIP-55 checksummed address, a key a browser printed in upper case) and as the
+  decimal integer a library may print for it;
+- its base64 encodings (standard and URL-safe alphabets, padded or not, and the part
+  that does not depend on its neighbours when it is encoded inside a longer value, as
+  ``user:password`` is in a Basic auth header); for a hex value, those of its bytes.
+
+Very short values: a value of fewer than ``MIN_LENGTH`` (6) characters is not masked,
+and no derived form shorter than 8 characters is: masking them would blank ordinary
+words and numbers in every line while protecting nothing, since a credential that short
+is guessed faster than it is leaked. Every secret this tool handles is far longer (keys
+of 64 hex digits, API secrets of 40 characters, Vault tokens and JWTs of dozens), and
+a shorter password, passphrase or token must be replaced by a real one.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
-_MIN_LEN = 6  # shorter values would mask ordinary words and numbers
+MIN_LENGTH = 6  # shorter values would mask ordinary words and numbers
+_MIN_DERIVED = 8  # an encoded form shorter than this says too little to be worth masking
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_JSON_ESCAPED = re.compile(r'["\\/\x00-\x1f\x7f]')
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(text: str) -> str:
+    """ASCII letters to lower case, nothing else: the length never changes, so positions hold."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 class Redactor:
     def __init__(self) -> None:
         self._values: set[str] = set()
-        # values by their first _MIN_LEN characters, longest first: one dict lookup per text
-        # position, so registering stays O(1) and masking O(len(text)) however many secrets a
-        # run meets (one big regex alternation was rebuilt per value: quadratic at 1,000 accounts)
-        self._by_prefix: dict[str, tuple[str, ...]] = {}
+        # values by their first MIN_LENGTH characters (case-folded), longest first: one dict
+        # lookup per text position, so registering stays O(1) and masking O(len(text)) however
+        # many secrets a run meets. Each value says whether it matches in any letter case (hex).
+        self._by_prefix: dict[str, tuple[tuple[str, bool], ...]] = {}
         self._lock = threading.Lock()
 
     def register(self, value: object) -> None:
-        """Remember a secret. Hex values are also masked without 0x, in either case, and without leading zeros."""
+        """Remember a secret, with every form listed in the module docstring."""
         text = str(value).strip()
-        if len(text) < _MIN_LEN:
+        if len(text) < MIN_LENGTH or text in self._values:
             return
-        variants = {text}
+        exact: set[str] = {text}
+        folded: set[str] = set()
         body = text[2:] if text[:2].lower() == "0x" else text
-        if re.fullmatch(r"[0-9a-fA-F]+", body):
-            for v in (body, body.lower(), body.upper(), body.lstrip("0") or "0"):
-                if len(v) >= _MIN_LEN:
-                    variants.update({v, v.lower(), v.upper()})
+        if _HEX.fullmatch(body):
+            for v in (text, body, body.lstrip("0") or "0"):
+                if len(v) >= MIN_LENGTH:
+                    folded.add(_fold(v))
+            if len(body) >= 16:
+                exact.add(str(int(body, 16)))
+            # a hex key travels base64-encoded as bytes (a JWK, a protobuf dump), not as text
+            exact |= _base64_forms(bytes.fromhex(body if len(body) % 2 == 0 else "0" + body))
+        else:
+            exact |= _json_forms(text)
+            exact |= _base64_forms(text.encode())
+        entries = [(v, False) for v in exact - folded] + [(v, True) for v in folded]
         with self._lock:
-            for v in variants - self._values:
-                key = v[:_MIN_LEN]
-                same = (*self._by_prefix.get(key, ()), v)
-                self._by_prefix[key] = tuple(sorted(same, key=len, reverse=True))
-            self._values |= variants
+            for v, any_case in entries:
+                if v in self._values:
+                    continue
+                key = _fold(v[:MIN_LENGTH])
+                same = self._by_prefix.get(key)
+                if same is None:
+                    self._by_prefix[key] = ((v, any_case),)
+                else:
+                    self._by_prefix[key] = tuple(
+                        sorted((*same, (v, any_case)), key=lambda e: len(e[0]), reverse=True)
+                    )
+                self._values.add(v)
+
+    def register_url(self, url: str) -> None:
+        """The parts of a URL that may hold credentials: user info, path, query and fragment.
+
+        Scheme, host and port stay readable (``display_url`` prints only those anyway); a
+        provider key in the path (``/v2/<key>``) or the query is masked in every line,
+        library debug logs of the request line included.
+        """
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return
+        for piece in (parts.username, parts.password, parts.query, parts.fragment):
+            if piece:
+                self.register(piece)
+        path = parts.path.strip("/")
+        if path:
+            self.register(parts.path)
+            self.register(path)
+        for _, value in parse_qsl(parts.query, keep_blank_values=False):
+            self.register(value)
+
+    def register_interpolated(self, value: str) -> None:
+        """A value ``${VAR}`` put into the manifest: a URL's secret parts, or the whole value."""
+        try:
+            parts = urlsplit(value.strip())
+            is_url = bool(parts.scheme and parts.hostname)
+        except ValueError:
+            is_url = False
+        if is_url:
+            self.register_url(value.strip())
+        else:
+            self.register(value)
 
     def redact(self, text: str) -> str:
         """Every registered value masked; where several start at one place, the longest."""
         find = self._by_prefix.get
-        if not self._by_prefix or len(text) < _MIN_LEN:
+        if not self._by_prefix or len(text) < MIN_LENGTH:
             return text
+        low = _fold(text)
         parts: list[str] = []
         start = i = 0
-        last = len(text) - _MIN_LEN
+        last = len(text) - MIN_LENGTH
         while i <= last:
-            for value in find(text[i : i + _MIN_LEN], ()):
-                if text.startswith(value, i):
+            for value, any_case in find(low[i : i + MIN_LENGTH], ()):
+                if (low if any_case else text).startswith(value, i):
                     parts += (text[start:i], MASK)
                     i = start = i + len(value)
                     break
@@ -59,7 +139,28 @@ class Redactor:
         return "".join(parts)
 
     def __contains__(self, value: str) -> bool:
-        return value in self._values
+        return value in self._values or _fold(value) in self._values
+
+
+def _json_forms(text: str) -> set[str]:
+    if text.isascii() and not _JSON_ESCAPED.search(text):
+        return set()
+    forms = {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    forms |= {f.replace("/", "\\/") for f in forms}
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    """The value's own encodings, and for each of the three alignments inside a longer value,
+    the characters that only its bytes decide (whole 3-byte groups of its own)."""
+    whole = base64.b64encode(data).decode()
+    forms = {whole, whole.rstrip("="), whole[: 4 * (len(data) // 3)]}
+    for offset in (1, 2):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        # the first group mixes the neighbour's bytes with ours, and so may the last
+        forms.add(encoded[4 : 4 * ((offset + len(data)) // 3)])
+    forms |= {f.replace("+", "-").replace("/", "_") for f in forms}
+    return {f for f in forms if len(f) >= _MIN_DERIVED}
 
 
 def display_url(url: str) -> str:

@@ -2,7 +2,12 @@
 
 This is where secrecy is declared: a value leaves ``resolve`` only after the
 Redactor knows it, so every later output can mask it. Results are cached for
-the run, so nothing is fetched twice.
+the run, so nothing is fetched twice, except where a source changes under a
+running process (a CI job's or a pod's login token): ``resolve(ref, fresh=True)``.
+
+A ``file`` reference is read only if, symlinks resolved, it is still inside the
+manifest's directory; for an untrusted manifest ``env`` references read only the
+variables it was allowed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import SecretRef
+from provisioner.manifest.paths import is_inside
 from provisioner.redact import Redactor
 
 if TYPE_CHECKING:
@@ -26,9 +32,17 @@ class SecretError(ProvisionerError):
 
 
 class SecretResolver:
-    def __init__(self, redactor: Redactor, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        redactor: Redactor,
+        env: Mapping[str, str] | None = None,
+        *,
+        allowed_env: frozenset[str] | None = None,
+    ) -> None:
+        """``allowed_env``: the only variables ``env`` references may read (None: any)."""
         self._redactor = redactor
         self._env = os.environ if env is None else env
+        self._allowed_env = allowed_env
         self._vault: VaultClient | None = None
         self._values: dict[SecretRef, str] = {}
         self._vault_data: dict[str, Mapping[str, str]] = {}
@@ -40,11 +54,14 @@ class SecretResolver:
         with self._lock:
             self._vault = client
 
-    def resolve(self, ref: SecretRef) -> str:
+    def resolve(self, ref: SecretRef, *, fresh: bool = False) -> str:
+        """The value, registered with the redactor; ``fresh``: read the source again."""
         with self._lock:
-            cached = self._values.get(ref)
+            cached = None if fresh else self._values.get(ref)
             if cached is not None:
                 return cached
+            if fresh and ref.kind == "vault":
+                self._vault_data.pop(ref.target, None)
             if ref.kind == "env":
                 value = self._from_env(ref)
             elif ref.kind == "file":
@@ -58,6 +75,11 @@ class SecretResolver:
             return value
 
     def _from_env(self, ref: SecretRef) -> str:
+        if self._allowed_env is not None and ref.target not in self._allowed_env:
+            raise SecretError(
+                f"{ref.describe()}: an untrusted manifest may not read {ref.target}; "
+                f"expected --allow-env {ref.target}"
+            )
         value = self._env.get(ref.target)
         if value is None:
             raise SecretError(f"{ref.describe()}: environment variable {ref.target} is not set")
@@ -67,6 +89,10 @@ class SecretResolver:
 
     def _from_file(self, ref: SecretRef) -> str:
         path = Path(ref.target)
+        if ref.root is not None and not is_inside(ref.target, ref.root):
+            raise SecretError(
+                f"{ref.describe()}: leads out of the manifest's directory (a symlink); not read"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:

@@ -17,6 +17,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.facts import AccountFacts, WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
+from provisioner.manifest.trust import TRUSTED, LoadPolicy
 from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
@@ -60,11 +61,26 @@ def open_session(
     parallelism: int = DEFAULT_PARALLELISM,
     redactor: Redactor | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    policy: LoadPolicy = TRUSTED,
+    revoke_vault_token: bool = True,
 ) -> Session:
-    """Load the manifest, select the accounts, connect (which checks the chain id)."""
-    manifest = load_manifest(manifest_file)
+    """Load the manifest, select the accounts, connect (which checks the chain id).
+
+    ``policy``: how far the manifest is trusted (``manifest.trust``); an untrusted one is
+    observed without reading a secret. ``revoke_vault_token``: closing the connections
+    revokes a token a Vault login obtained.
+    """
+    redactor = redactor or Redactor()
+    manifest = load_manifest(manifest_file, policy=policy, on_value=redactor.register_interpolated)
     accounts = select_accounts(manifest, targets, shard)
-    conn = connect(manifest, redactor=redactor, log=log)
+    conn = connect(
+        manifest,
+        redactor=redactor,
+        log=log,
+        untrusted=policy.is_untrusted,
+        allowed_env=policy.allowed_env,
+        revoke_vault_token=revoke_vault_token,
+    )
     return Session(manifest, tuple(accounts), conn, parallelism)
 
 

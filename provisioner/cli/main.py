@@ -8,7 +8,9 @@ Each subcommand lives in ``provisioner.cli.commands.<name>`` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -29,6 +31,52 @@ def _manifest_arg(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MANIFEST,
         metavar="FILE",
         help=f"manifest to read (default: {DEFAULT_MANIFEST})",
+    )
+    p.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="accept plain http:// endpoints on hosts that are not loopback (Vault, RPC, dYdX, signers)",
+    )
+
+
+def _vault_token_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keep-vault-token",
+        action="store_true",
+        help="do not revoke, at the end of the run, the Vault token a login obtained",
+    )
+
+
+def _untrusted_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "untrusted manifests",
+        "for plans of pull requests nobody has reviewed yet: endpoints pinned outside the "
+        "manifest, only allowed variables, no signer resolved, no secret value read",
+    )
+    group.add_argument(
+        "--untrusted-manifest",
+        action="store_true",
+        default=os.environ.get("PROVISION_UNTRUSTED_MANIFEST") == "1",
+        help="treat the manifest as untrusted (also PROVISION_UNTRUSTED_MANIFEST=1)",
+    )
+    group.add_argument(
+        "--allow-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a variable the untrusted manifest may read, by ${NAME} or {env: NAME} (repeatable)",
+    )
+    group.add_argument(
+        "--vault-addr", metavar="URL", help="the Vault address (default: VAULT_ADDR)"
+    )
+    group.add_argument("--dydx-api-url", metavar="URL", help="the dYdX API (default: DYDX_API_URL)")
+    group.add_argument(
+        "--eth-rpc-url", metavar="URL", help="the Ethereum JSON-RPC (default: ETH_RPC_URL)"
+    )
+    group.add_argument(
+        "--chain-id",
+        metavar="ID",
+        help="the chain the RPC must serve (default: PROVISION_CHAIN_ID)",
     )
 
 
@@ -64,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plan deleting API keys the manifest no longer names",
     )
+    _vault_token_arg(p)
+    _untrusted_args(p)
 
     p = sub.add_parser("apply", help="perform the missing onboarding steps")
     _manifest_arg(p)
@@ -87,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
+    _vault_token_arg(p)
 
     p = sub.add_parser(
         "status", help="one line per account: onboarded, registered, deposited, keys"
@@ -95,11 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--target", action="append", default=[], metavar="NAME")
     p.add_argument("--shard", default=None, metavar="I/N")
+    _vault_token_arg(p)
 
     p = sub.add_parser("import", help="import keys exported from the dYdX web app's local storage")
     _manifest_arg(p)
     p.add_argument("--account", required=True, metavar="NAME")
     p.add_argument("--local-storage", required=True, metavar="EXPORT.json")
+    _vault_token_arg(p)
 
     p = sub.add_parser(
         "sandbox",
@@ -141,9 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and every error and log line below passes through it.
     redactor = Redactor()
     args.redactor = redactor
+    # what a command opened (a Vault login token to revoke, connection pools) is closed when
+    # it ends, however it ends; errors on the way out are as redacted as the rest
+    args.cleanup = contextlib.ExitStack()
     with redacted_logging(redactor, args.verbose):
         try:
-            return int(module.run(args))
+            with args.cleanup:
+                return int(module.run(args))
         except ProvisionerError as exc:
             print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)
             return exc.exit_code

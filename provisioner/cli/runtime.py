@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from provisioner.cli.trust import load_policy
 from provisioner.observe import DEFAULT_PARALLELISM
 from provisioner.redact import Redactor
 from provisioner.session import Session, open_session, parse_shard
@@ -27,11 +28,22 @@ def session_from_args(args: argparse.Namespace, targets: list[str] | None = None
     parallelism = getattr(args, "parallelism", None) or int(
         os.environ.get("PROVISION_PARALLELISM", DEFAULT_PARALLELISM)
     )
-    return open_session(
+    session = open_session(
         args.file,
         targets=targets if targets is not None else list(getattr(args, "target", []) or []),
         shard=parse_shard(shard) if shard else None,
         parallelism=parallelism,
         redactor=redactor,
         log=stderr_logger(getattr(args, "verbose", 0), redactor),
+        policy=load_policy(args),
+        revoke_vault_token=not getattr(args, "keep_vault_token", False),
     )
+    at_exit(args, session.conn.close)
+    return session
+
+
+def at_exit(args: argparse.Namespace, close: Callable[[], None]) -> None:
+    """Run ``close`` when the command ends, however it ends (main's ``args.cleanup``)."""
+    cleanup = getattr(args, "cleanup", None)
+    if cleanup is not None:
+        cleanup.callback(close)

@@ -1,4 +1,5 @@
-"""Load a manifest: YAML with positions -> interpolation -> inline-secret scan -> schema -> semantics.
+"""Load a manifest: YAML with positions -> interpolation -> inline-secret scan -> schema -> semantics
+-> endpoints (HTTPS, and for an untrusted manifest the pinned ones; see ``trust``).
 
 Every phase reports all it finds; a later phase skips values an earlier one
 already explained, so each mistake is reported once, at its own position.
@@ -15,19 +16,28 @@ from provisioner.manifest.builder import build_manifest
 from provisioner.manifest.diagnostics import Diagnostic, ManifestError
 from provisioner.manifest.findings import Findings
 from provisioner.manifest.inline_secrets import find_inline_secrets
-from provisioner.manifest.interpolate import interpolate_tree
+from provisioner.manifest.interpolate import ValueFn, interpolate_tree
 from provisioner.manifest.model import Location, Manifest
 from provisioner.manifest.positions import NodePath, decode, parse_yaml
 from provisioner.manifest.schema import schema_problems
+from provisioner.manifest.trust import TRUSTED, LoadPolicy, endpoint_problems
 
-__all__ = ["Diagnostic", "ManifestError", "load_manifest", "parse_manifest"]
+__all__ = ["Diagnostic", "LoadPolicy", "ManifestError", "load_manifest", "parse_manifest"]
 
 
-def load_manifest(path: str | Path, env: Mapping[str, str] | None = None) -> Manifest:
+def load_manifest(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    policy: LoadPolicy = TRUSTED,
+    on_value: ValueFn | None = None,
+) -> Manifest:
     """Read, check and type the manifest at ``path``; ``${VAR}`` reads ``env`` (default: os.environ).
 
-    Raises ``ManifestError`` with every problem found, or ``ProvisionerError``
-    if the file cannot be read. Reads no secret and touches no network.
+    ``policy`` says how far the manifest is trusted; every value ``${VAR}`` substitutes goes
+    to ``on_value`` (the run's redactor) before any message could quote it. Raises
+    ``ManifestError`` with every problem found, or ``ProvisionerError`` if the file cannot
+    be read. Reads no secret and touches no network.
     """
     file = str(path)
     try:
@@ -39,7 +49,14 @@ def load_manifest(path: str | Path, env: Mapping[str, str] | None = None) -> Man
     except OSError as exc:
         raise ProvisionerError(f"cannot read manifest {file}: {exc.strerror or exc}") from None
     text = decode(raw, file)
-    return parse_manifest(text, file, env, base_dir=os.path.dirname(os.path.abspath(file)))
+    return parse_manifest(
+        text,
+        file,
+        env,
+        base_dir=os.path.dirname(os.path.abspath(file)),
+        policy=policy,
+        on_value=on_value,
+    )
 
 
 def parse_manifest(
@@ -47,9 +64,12 @@ def parse_manifest(
     file: str = "<manifest>",
     env: Mapping[str, str] | None = None,
     base_dir: str | None = None,
+    *,
+    policy: LoadPolicy = TRUSTED,
+    on_value: ValueFn | None = None,
 ) -> Manifest:
     """Like ``load_manifest`` for text already in memory; ``{file: ...}`` paths resolve against ``base_dir``."""
-    environment = os.environ if env is None else env
+    environment, allowed = policy.environment(os.environ if env is None else env)
     directory = base_dir if base_dir is not None else os.getcwd()
     doc, yaml_problems = parse_yaml(text, file)
     findings = Findings(doc)
@@ -67,7 +87,9 @@ def parse_manifest(
     def report_interpolation(path: NodePath, message: str, expected: str) -> None:
         findings.report(path, message, expected)
 
-    doc.data = interpolate_tree(doc.data, environment, report_interpolation)
+    doc.data = interpolate_tree(
+        doc.data, environment, report_interpolation, allowed=allowed, on_value=on_value
+    )
 
     for secret in find_inline_secrets(doc.data):
         if not findings.explained(secret.path):
@@ -85,6 +107,9 @@ def parse_manifest(
         )
 
     manifest = build_manifest(doc.data, findings, environment, directory)
+    if manifest is not None and not findings:
+        for endpoint in endpoint_problems(doc.data, manifest, policy):
+            findings.report(endpoint.path, endpoint.message, endpoint.expected)
     if findings or manifest is None:
         if not findings:  # a builder gap; never leave the user without a reason
             findings.report_at(

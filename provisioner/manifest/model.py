@@ -39,6 +39,8 @@ class SecretRef:
     # where the reference is written, for messages when resolving fails; not part of its identity
     # (``dataclasses.field`` spelled out: the attribute ``field`` above shadows the name here)
     location: Location | None = dataclasses.field(default=None, compare=False)
+    # for ``file``: the manifest's directory, which the file must still be inside when read
+    root: str | None = dataclasses.field(default=None, compare=False)
 
     def describe(self) -> str:
         if self.kind == "vault":

@@ -177,6 +177,8 @@ class Plan:
     accounts: tuple[AccountPlan, ...]
     created_at: str = ""
     format_version: int = PLAN_FORMAT_VERSION
+    # what an untrusted plan (--untrusted-manifest) did not check; apply and the drift check do
+    not_checked: tuple[str, ...] = ()
 
     def steps(self) -> list[Step]:
         return [s for acc in self.accounts for s in acc.steps]
@@ -209,6 +211,7 @@ class Plan:
             ],
             "created_at": self.created_at,
             "format_version": self.format_version,
+            "not_checked": list(self.not_checked),
             "summary": {
                 "add": s.add,
                 "change": s.change,
@@ -244,4 +247,5 @@ class Plan:
             fingerprint=data["fingerprint"],
             accounts=accounts,
             created_at=data.get("created_at", ""),
+            not_checked=tuple(str(n) for n in data.get("not_checked", ())),
         )

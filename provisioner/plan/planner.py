@@ -60,6 +60,7 @@ def make_plan(
         fingerprint=fingerprint(facts),
         accounts=tuple(accounts),
         created_at=created_at,
+        not_checked=facts.not_checked,
     )
 
 

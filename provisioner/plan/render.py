@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from provisioner.plan.model import Plan, Summary
 
+NOT_CHECKED = "Not checked by this untrusted plan (apply and the drift check do)"
+
 
 def summary_line(s: Summary) -> str:
     line = f"Plan: {s.add} to add, {s.change} to change, {s.blocked} blocked."
@@ -33,6 +35,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         for note in acc.notes:
             lines.append(f"    # {note.level}: {note.message}")
     lines.append("")
+    if plan.not_checked:
+        lines.append(f"{NOT_CHECKED}:")
+        lines += [f"  - {item}" for item in plan.not_checked]
+        lines.append("")
     s = plan.summary()
     lines.append(
         summary_line(s) if s.has_changes else "No changes. Every account matches the manifest."
@@ -60,6 +66,10 @@ def render_markdown(plan: Plan) -> str:
                 )
             for note in acc.notes:
                 out.append(f"| `{acc.name}` | note ({note.level}) | {_md(note.message)} | |")
+        out.append("")
+    if plan.not_checked:
+        out += [f"**{NOT_CHECKED}:**", ""]
+        out += [f"- {_md(item)}" for item in plan.not_checked]
         out.append("")
     up_to_date = sum(1 for a in plan.accounts if a.converged)
     out.append(

@@ -73,10 +73,10 @@ class Planted:
 def _manifest_doc(p: Planted, key_file: Path, keystore: Path) -> dict[str, Any]:
     signers = {
         "can-env": {"private_key": {"env": "CANARY_SIGNER_KEY"}},
-        "can-file": {"private_key": {"file": str(key_file)}},
+        "can-file": {"private_key": {"file": key_file.name}},  # beside the manifest
         "can-vault": {"private_key": {"vault": f"{p.prefix}/signer#private_key"}},
         "can-keystore": {
-            "keystore": {"path": str(keystore), "password": {"env": "CANARY_KS_PASSWORD"}}
+            "keystore": {"path": keystore.name, "password": {"env": "CANARY_KS_PASSWORD"}}
         },
     }
     return {
@@ -237,20 +237,20 @@ def _failures(out: Seen, p: Planted, tmp: Path, mp: pytest.MonkeyPatch) -> None:
     bad = json.loads(json.dumps(doc))
     bad["accounts"][3]["signer"]["keystore"]["password"] = {"env": "CANARY_WRONG_PASSWORD"}
     bad["accounts"][2]["signer"]["private_key"]["vault"] = f"{p.prefix}/signer#nope"
-    bad_path = tmp / "bad-signers.yaml"
+    bad_path = p.manifest.with_name("bad-signers.yaml")  # beside the files it refers to
     bad_path.write_text(yaml.safe_dump(bad, sort_keys=False))
     mp.setenv("CANARY_WRONG_PASSWORD", p.keystore_password + "-wrong")
     out.add("bad signers plan", cli_captured("-v", "plan", "-f", str(bad_path)))
     # the signer of another address
     swapped = json.loads(json.dumps(doc))
     swapped["accounts"][0]["signer"] = doc["accounts"][1]["signer"]
-    swapped_path = tmp / "swapped.yaml"
+    swapped_path = p.manifest.with_name("swapped.yaml")
     swapped_path.write_text(yaml.safe_dump(swapped, sort_keys=False))
     out.add("swapped signer plan", cli_captured("-v", "plan", "-f", str(swapped_path)))
     # a bad address: the manifest is refused
     broken = json.loads(json.dumps(doc))
     broken["accounts"][0]["address"] = broken["accounts"][0]["address"].lower()[:-1] + "G"
-    broken_path = tmp / "broken.yaml"
+    broken_path = p.manifest.with_name("broken.yaml")
     broken_path.write_text(yaml.safe_dump(broken, sort_keys=False))
     out.add("bad address validate", cli_captured("validate", "-f", str(broken_path)))
     out.add("bad address plan", cli_captured("plan", "-f", str(broken_path)))

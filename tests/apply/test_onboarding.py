@@ -27,6 +27,7 @@ from support.apply_runs import (
     write_manifest,
 )
 
+from provisioner.content_metadata import matches_record, without_content_keys
 from provisioner.sandbox.control import SandboxInfo
 
 pytestmark = pytest.mark.sandbox
@@ -101,10 +102,14 @@ def test_dydx3_client_built_from_vault_alone_trades(applied: Applied, sandbox: S
         ):
             assert stark_data.get(field), f"{account.name}: STARK secret lacks {field}"
         assert stark_data["ethereum_address"].lower() == account.address.lower()
-        assert stark_meta["custom_metadata"] == {
+        assert without_content_keys(stark_meta["custom_metadata"]) == {
             "managed-by": "dydx-provisioner",
             "account": account.name,
         }
+        # the record a metadata-only plan reads describes exactly this version and data
+        assert matches_record(stark_meta["custom_metadata"], stark_meta["version"], stark_data), (
+            f"{account.name}: STARK secret record"
+        )
         stark_public = int(stark_data["public_key"], 16)
         key_ids = set()
         for key_name in account.api_keys:
@@ -113,10 +118,11 @@ def test_dydx3_client_built_from_vault_alone_trades(applied: Applied, sandbox: S
             api, meta = rec
             assert set(api) >= {"key", "secret", "passphrase", "ethereum_address", "network"}
             assert api["ethereum_address"].lower() == account.address.lower()
-            assert meta["custom_metadata"] == {
+            assert without_content_keys(meta["custom_metadata"]) == {
                 "managed-by": "dydx-provisioner",
                 "account": account.name,
             }
+            assert matches_record(meta["custom_metadata"], meta["version"], api)
             key_ids.add(api["key"])
             bot = dydx3_client(sandbox, api, stark_private_key_of(stark_data))
             accounts = bot.private.get_accounts().data["accounts"]

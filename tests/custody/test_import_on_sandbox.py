@@ -41,6 +41,7 @@ from support.custody import (
 )
 
 from provisioner.clients.dydx import StarkKeyPair
+from provisioner.content_metadata import matches_record, without_content_keys
 from provisioner.sandbox.control import SandboxInfo
 from provisioner.secrets import SecretResolver
 from provisioner.signers import keystore
@@ -78,9 +79,9 @@ def imported(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> 
         resolved: list[str] = []
         real_resolve = SecretResolver.resolve
 
-        def spy(self: SecretResolver, ref):  # type: ignore[no-untyped-def]
+        def spy(self: SecretResolver, ref, **kw):  # type: ignore[no-untyped-def]
             resolved.append(ref.describe())
-            return real_resolve(self, ref)
+            return real_resolve(self, ref, **kw)
 
         def no_local_key(*_args: object, **_kw: object) -> None:
             raise AssertionError("an Ethereum key was loaded")
@@ -105,8 +106,13 @@ def test_import_stores_the_web_app_keys(imported: Imported, sandbox: SandboxInfo
     api = read_secret(sandbox, m.api_path("mm-delta", "default"))
     assert stark is not None and api is not None
     (stark_data, stark_meta), (api_data, api_meta) = stark, api
-    for meta in (stark_meta, api_meta):
-        assert meta["custom_metadata"] == {"managed-by": "dydx-provisioner", "account": "mm-delta"}
+    for meta, data in ((stark_meta, stark_data), (api_meta, api_data)):
+        custom = meta["custom_metadata"]
+        assert without_content_keys(custom) == {
+            "managed-by": "dydx-provisioner",
+            "account": "mm-delta",
+        }
+        assert matches_record(custom, meta["version"], data)
     pair = StarkKeyPair.from_private_key(int(wallet.stark["private_key"], 16))
     assert stark_data["private_key"] == pair.private_key_hex  # one canonical form: 0x, no padding
     assert stark_data["public_key"] == pair.public_key_hex
@@ -353,3 +359,33 @@ def test_the_real_command_exits_1_with_one_line_for_an_unknown_account(
     assert res.err.strip() == (
         f"error: --account nobody: no such account in {target.manifest.path}; expected one of: mm-echo"
     )
+
+
+def test_an_unexpected_error_during_import_is_masked_by_the_runs_redactor(
+    env: SandboxInfo, target: Imported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """import shares the run's one redactor (issue 16): a bug whose message quotes a key the
+    export held, raised past every ProvisionerError handler, is still masked by main."""
+    from provisioner.clients.vault import VaultClient
+
+    w = target.wallet
+    export = write_export(
+        tmp_path / "good.json", whole_local_storage(stark_key_pairs(w), api_key_pairs(w))
+    )
+    leaked = " ".join(wallet_secrets(w))
+
+    def buggy_connect(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"a bug that quotes {leaked}")
+
+    monkeypatch.setattr(VaultClient, "connect", buggy_connect)
+    res = cli_captured(
+        "import",
+        "-f",
+        str(target.manifest.path),
+        "--account",
+        "mm-echo",
+        "--local-storage",
+        str(export),
+    )
+    assert res.rc == 1 and "unexpected RuntimeError" in res.err, res.text
+    assert_no_secret(res.text, wallet_secrets(w), "the unexpected error")

@@ -117,9 +117,9 @@ def test_remote_signer_onboards_and_no_private_key_is_ever_read(
     vault_reads: list[str] = []
     real_resolve, real_read = SecretResolver.resolve, VaultClient.read
 
-    def spy_resolve(self: SecretResolver, ref):  # type: ignore[no-untyped-def]
+    def spy_resolve(self: SecretResolver, ref, **kw):  # type: ignore[no-untyped-def]
         resolved.append(ref.describe())
-        return real_resolve(self, ref)
+        return real_resolve(self, ref, **kw)
 
     def spy_read(self: VaultClient, path: str):  # type: ignore[no-untyped-def]
         vault_reads.append(path)

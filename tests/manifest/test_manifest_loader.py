@@ -110,7 +110,7 @@ accounts:
     deposit: "1"
     secrets: {{stark_key: b/stark}}
     signer:
-      keystore: {{path: ../shared/beta.json, password: {{file: /run/secrets/ks-password}}}}
+      keystore: {{path: shared/beta.json, password: {{file: secrets/ks-password}}}}
 """
     )
     manifest_dir = tmp_path / "ops"
@@ -120,7 +120,8 @@ accounts:
     first, second = load_manifest(path, ENV).accounts  # none of these files exist: nothing is read
     assert first.signer == PrivateKeySigner(SecretRef("file", str(manifest_dir / "keys/alpha.key")))
     assert second.signer == KeystoreSigner(
-        str(tmp_path / "shared/beta.json"), SecretRef("file", "/run/secrets/ks-password")
+        str(manifest_dir / "shared/beta.json"),
+        SecretRef("file", str(manifest_dir / "secrets/ks-password")),
     )
 
 
@@ -213,8 +214,8 @@ def test_vault_defaults() -> None:
     ("auth", "expected"),
     [
         (
-            "{method: token, token: {file: /run/vault-token}}",
-            dict(method="token", token=SecretRef("file", "/run/vault-token")),
+            "{method: token, token: {file: run/vault-token}}",
+            dict(method="token", token=SecretRef("file", "/srv/manifests/run/vault-token")),
         ),
         (
             "{method: approle, role_id: prov, secret_id: {env: VAULT_SECRET_ID}}",

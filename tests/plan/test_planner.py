@@ -252,3 +252,36 @@ def test_approve_waits_for_registration_so_a_blocked_deposit_costs_no_allowance(
     approve = next(s for s in p.steps if s.kind is StepKind.APPROVE)
     assert set(approve.depends_on) == {"mm-alpha/onboard", "mm-alpha/register"}
     assert approve.blocked is not None and approve.blocked.startswith("waits for blocked step")
+
+
+def test_what_an_untrusted_plan_did_not_check_is_named_and_saved() -> None:
+    """Issue 16: skipped checks travel with the plan (text, markdown, JSON); not a change."""
+    manifest = Manifest(
+        path="provision.yaml",
+        version=1,
+        network=NetworkSpec(
+            "sandbox",
+            11155111,
+            "http://api",
+            "http://rpc",
+            "0x3D05aaCd0fED84f65dE0D91e4621298E702911E2",
+            "0x7fC9C132268E0E414991449c003DbdB3E73E2059",
+            1,
+        ),
+        vault=VaultSpec(address="http://vault", auth=VaultAuth(method="token")),
+        accounts=(spec(),),
+    )
+    skipped = ("the API keys dYdX lists for each account: needs credentials",)
+    facts = WorldFacts(
+        chain_id=11155111,
+        accounts=(replace(converged(), dydx_api_keys=None),),
+        not_checked=skipped,
+    )
+    plan = make_plan(manifest, facts)
+    assert plan.not_checked == skipped and not plan.summary().has_changes
+    assert Plan.from_dict(plan.to_dict()) == plan
+    text = render_text(plan)
+    assert "Not checked by this untrusted plan (apply and the drift check do):" in text
+    assert f"  - {skipped[0]}" in text and "No changes." in text
+    assert f"- {skipped[0]}" in render_markdown(plan)
+    assert "Not checked" not in render_text(make_plan(manifest, replace(facts, not_checked=())))

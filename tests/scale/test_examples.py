@@ -226,3 +226,22 @@ def test_the_configmap_holds_a_valid_manifest_with_kubernetes_auth(tmp_path: Pat
     )
     assert manifest.vault.auth.method == "kubernetes" and manifest.vault.auth.role
     assert len(manifest.accounts) >= 2
+
+
+def test_pull_request_plans_take_the_manifest_as_untrusted(workflow: dict[str, Any]) -> None:
+    """Issue 16: the PR's manifest is unreviewed; the endpoints are pinned in the workflow."""
+    plan = _step(workflow["jobs"]["plan"], "plan")
+    assert "--untrusted-manifest" in plan
+    assert re.findall(r"--allow-env (\w+)", plan) == ["VAULT_ROLE", "VAULT_JWT"]
+    pinned = workflow["env"]
+    for name in ("VAULT_ADDR", "DYDX_API_URL", "ETH_RPC_URL", "PROVISION_CHAIN_ID"):
+        assert pinned[name], name
+    assert pinned["VAULT_ADDR"].startswith("https://") and pinned["DYDX_API_URL"].startswith(
+        "https://"
+    )
+    for name in ("apply", "drift"):
+        assert "--untrusted-manifest" not in " ".join(_runs(workflow["jobs"][name]))
+    roles = {
+        name: workflow["jobs"][name]["env"]["VAULT_ROLE"] for name in ("plan", "apply", "drift")
+    }
+    assert len(set(roles.values())) == 3, roles

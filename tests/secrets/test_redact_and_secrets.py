@@ -220,3 +220,88 @@ def test_vault_failure_becomes_a_secret_error(redactor: Redactor) -> None:
         resolver.resolve(SecretRef("vault", "signers/0", "private_key"))
     assert str(err.value).startswith("vault:signers/0#private_key: Vault at")
     assert "permission denied" in str(err.value)
+
+
+# -- forms a secret takes on its way out (issue 16) --------------------------------------------
+
+
+def test_hex_in_mixed_case_is_masked(redactor: Redactor) -> None:
+    redactor.register(HEX_CANARY)
+    mixed = "".join(c.upper() if i % 3 else c for i, c in enumerate(HEX_CANARY[2:]))
+    out = redactor.redact(f"key {mixed} and 0X{mixed}")
+    assert HEX_CANARY[2:].lstrip("0").lower() not in out.lower()
+    assert out.count(MASK) == 2
+
+
+def test_a_checksummed_address_registered_in_lower_case_is_masked(redactor: Redactor) -> None:
+    redactor.register("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+    assert "F4ce6aB88" not in redactor.redact("to 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+
+
+def test_a_hex_secret_printed_as_a_decimal_integer_is_masked(redactor: Redactor) -> None:
+    redactor.register(HEX_CANARY)
+    assert str(int(HEX_CANARY, 16)) not in redactor.redact(f"k={int(HEX_CANARY, 16)}")
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 5])
+@pytest.mark.parametrize("urlsafe", [False, True])
+def test_base64_forms_are_masked_at_any_alignment(
+    redactor: Redactor, offset: int, urlsafe: bool
+) -> None:
+    import base64
+
+    secret = "canary-api-secret-Zm9v_bar/baz+qux"
+    redactor.register(secret)
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    # as in a Basic auth header: the secret inside a longer value, then encoded
+    encoded = encode(("u" * offset + ":" + secret + ":tail").encode()).decode()
+    out = redactor.redact(f"Authorization: Basic {encoded}")
+    assert out.count(MASK) == 1, out
+    # what is left readable: the neighbours' own bytes, and at most a group on either side
+    # where the secret's bytes share base64 characters with them
+    unmasked = len(out.split("Basic ")[1]) - len(MASK)
+    neighbours = len(encode(("u" * offset + ":").encode())) + len(encode(b":tail"))
+    assert unmasked <= neighbours + 8, out
+
+
+def test_base64_of_a_hex_secrets_bytes_is_masked(redactor: Redactor) -> None:
+    import base64
+
+    redactor.register(HEX_CANARY)
+    raw = (
+        bytes.fromhex(HEX_CANARY[2:] + "0")[:31]
+        if len(HEX_CANARY) % 2
+        else bytes.fromhex(HEX_CANARY[2:])
+    )
+    encoded = base64.b64encode(raw).decode()
+    assert encoded not in redactor.redact(f"blob {encoded}")
+
+
+@pytest.mark.parametrize(
+    "secret", ['pass"word\\with/slashes-and-more', "pässwörd-ünïcode-secret", "tab\tand\nnewline-x"]
+)
+def test_json_escaped_forms_are_masked(redactor: Redactor, secret: str) -> None:
+    import json
+
+    redactor.register(secret)
+    for dumped in (json.dumps({"v": secret}), json.dumps({"v": secret}, ensure_ascii=False)):
+        out = redactor.redact(dumped)
+        assert json.loads(out.replace(MASK, "")) == {"v": ""}, out
+    escaped_slash = json.dumps(secret)[1:-1].replace("/", "\\/")
+    assert redactor.redact(escaped_slash) == MASK
+
+
+def test_values_shorter_than_the_minimum_are_not_masked(redactor: Redactor) -> None:
+    from provisioner.redact import MIN_LENGTH
+
+    short = "ab1" + "x" * (MIN_LENGTH - 4)
+    redactor.register(short)
+    assert redactor.redact(f"word {short} stays") == f"word {short} stays"
+
+
+def test_url_credentials_and_path_secrets_are_registered(redactor: Redactor) -> None:
+    url = "https://user:canary-pw-123@eth.example:8545/v2/canary-key-abcdef?apikey=canary-q-987654"
+    redactor.register_url(url)
+    line = 'DEBUG urllib3.connectionpool: https://eth.example:8545 "POST /v2/canary-key-abcdef?apikey=canary-q-987654 HTTP/1.1" 200'
+    out = redactor.redact(line + " pw canary-pw-123")
+    assert "canary" not in out and "eth.example:8545" in out

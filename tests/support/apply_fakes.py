@@ -364,6 +364,7 @@ class FakeConnections:
     log: Callable[[str], None]
     lines: list[str] = field(default_factory=list)
     transport: FakeTransport = field(default_factory=FakeTransport)
+    untrusted: bool = False  # a trusted run: observe reads secrets as apply does
 
 
 @dataclass

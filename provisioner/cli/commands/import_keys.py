@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from provisioner.cli.runtime import stderr_logger
+from provisioner.cli.runtime import at_exit, stderr_logger
+from provisioner.cli.trust import load_policy
 from provisioner.connections import connect
 from provisioner.custody.importer import ImportResult, import_web_app_keys
 from provisioner.custody.local_storage import load_export
@@ -21,14 +22,21 @@ from provisioner.redact import Redactor
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.file)
+    # the run's one redactor (main's), so its unexpected-error path masks these secrets too
+    redactor: Redactor = getattr(args, "redactor", None) or Redactor()
+    manifest = load_manifest(
+        args.file, policy=load_policy(args), on_value=redactor.register_interpolated
+    )
     spec = _account(manifest, args.account)
-    redactor = Redactor()
     try:
         keys = load_export(args.local_storage, spec.address, redactor.register)
         conn = connect(
-            manifest, redactor=redactor, log=stderr_logger(getattr(args, "verbose", 0), redactor)
+            manifest,
+            redactor=redactor,
+            log=stderr_logger(getattr(args, "verbose", 0), redactor),
+            revoke_vault_token=not getattr(args, "keep_vault_token", False),
         )
+        at_exit(args, conn.close)
         result = import_web_app_keys(
             spec,
             keys,

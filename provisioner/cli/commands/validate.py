@@ -7,24 +7,29 @@ import json
 import sys
 from decimal import Decimal
 
+from provisioner.cli.trust import load_policy
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.diagnostics import ManifestError
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import Manifest
 from provisioner.money import format_usdc
+from provisioner.redact import Redactor
 
 
 def run(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
+    redactor: Redactor = getattr(args, "redactor", None) or Redactor()
     try:
-        manifest = load_manifest(args.file)
+        manifest = load_manifest(
+            args.file, policy=load_policy(args), on_value=redactor.register_interpolated
+        )
     except ManifestError as exc:
         if as_json:
             errors = [d.as_dict() for d in exc.diagnostics]
-            _print_json({"valid": False, "file": args.file, "errors": errors})
+            _print_json({"valid": False, "file": args.file, "errors": errors}, redactor)
         else:
             for diagnostic in exc.diagnostics:
-                print(diagnostic, file=sys.stderr)
+                print(redactor.redact(str(diagnostic)), file=sys.stderr)
             count = len(exc.diagnostics)
             print(f"{args.file}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
@@ -38,12 +43,16 @@ def run(args: argparse.Namespace) -> int:
             "message": str(exc),
             "expected": "",
         }
-        _print_json({"valid": False, "file": args.file, "errors": [{**error, "text": str(exc)}]})
+        _print_json(
+            {"valid": False, "file": args.file, "errors": [{**error, "text": str(exc)}]}, redactor
+        )
         return 1
     if as_json:
-        _print_json({"valid": True, "file": args.file, "summary": _summary_data(manifest)})
+        _print_json(
+            {"valid": True, "file": args.file, "summary": _summary_data(manifest)}, redactor
+        )
     else:
-        print(_summary_line(manifest))
+        print(redactor.redact(_summary_line(manifest)))
     return 0
 
 
@@ -73,5 +82,5 @@ def _summary_line(manifest: Manifest) -> str:
     return text
 
 
-def _print_json(document: dict[str, object]) -> None:
-    print(json.dumps(document, indent=2))
+def _print_json(document: dict[str, object], redactor: Redactor) -> None:
+    print(redactor.redact(json.dumps(document, indent=2)))

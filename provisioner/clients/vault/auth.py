@@ -24,7 +24,7 @@ REFRESH_MARGIN_SECONDS = 300.0  # renew when less than this (or a third of the T
 class SecretSource(Protocol):
     """Where login credentials come from (``provisioner.secrets.SecretResolver``)."""
 
-    def resolve(self, ref: SecretRef) -> str: ...
+    def resolve(self, ref: SecretRef, *, fresh: bool = False) -> str: ...
 
 
 Calls = Callable[..., AbstractContextManager[None]]
@@ -74,6 +74,7 @@ class TokenKeeper:
         self._calls = calls
         self._lease = _Lease(expires_at=None, ttl=0, renewable=False)
         self._lock = threading.Lock()
+        self._logged_in = False  # the token came from a login of ours, so it is ours to revoke
 
     def login(self) -> None:
         with self._lock:
@@ -124,8 +125,10 @@ class TokenKeeper:
         self._take_login(response, what)
 
     def _credential(self, ref: SecretRef, what: str) -> str:
+        """Read from its source at every login: a CI job's or a pod's token is rotated under a
+        long run, and the one read at start may have expired."""
         try:
-            return self._resolver.resolve(ref)
+            return self._resolver.resolve(ref, fresh=True)
         except ProvisionerError as exc:
             raise VaultError(f"Vault at {self._address}: {what}: {exc}") from None
 
@@ -136,9 +139,25 @@ class TokenKeeper:
             raise VaultError(f"Vault at {self._address}: {what}: the response carried no token")
         self._redactor.register(token)
         self._adapter.token = token
+        self._logged_in = True
         self._lease = _Lease.starting(
             self._clock(), float(auth.get("lease_duration") or 0), bool(auth.get("renewable"))
         )
+
+    def revoke(self) -> None:
+        """Revoke the token a login gave us; a token the caller handed over (method ``token``)
+        is theirs and is never revoked. Best effort: the run's outcome does not hang on it,
+        and the token expires anyway."""
+        with self._lock:
+            if not (self._logged_in and self._adapter.token):
+                return
+            self._logged_in = False
+            try:
+                with self._calls("revoking the login token"):
+                    self._adapter.post("/v1/auth/token/revoke-self", json={})
+            except VaultError:
+                return
+            self._adapter.token = ""
 
     def ensure_fresh(self) -> None:
         """Renew the token, or log in again, when little of its TTL is left; no request while

@@ -7,6 +7,7 @@ every error it raises is one line naming the address and what failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,12 +23,18 @@ from provisioner.clients.transport import HttpTransport, Transport
 from provisioner.clients.vault.adapter import TransportAdapter
 from provisioner.clients.vault.auth import SecretSource, TokenKeeper
 from provisioner.clients.vault.errors import (
+    CasConflict,
     CasMismatch,
     ForeignSecret,
     NotFound,
     VaultError,
     cas_conflict,
     translated,
+)
+from provisioner.content_metadata import (
+    content_metadata,
+    recorded_content,
+    without_content_keys,
 )
 from provisioner.facts import MANAGED_BY, VaultEntry
 from provisioner.manifest.model import VaultSpec
@@ -39,6 +46,14 @@ SECRET_FIELDS = frozenset({"private_key", "secret", "passphrase"})
 META_MANAGED_BY = "managed-by"
 META_ACCOUNT = "account"
 _CAPABILITY_PATHS_PER_REQUEST = 400  # OpenBao refuses JSON bodies of > 1,000 strings
+
+
+@dataclass(frozen=True)
+class MetadataRecord:
+    """One metadata read: the fact, and whether apply's record describes the current version."""
+
+    entry: VaultEntry
+    described: bool
 
 
 @dataclass(frozen=True)
@@ -75,15 +90,18 @@ class VaultClient:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         retry: Retrier | None = None,
+        revoke_on_close: bool = True,
     ) -> None:
         """Prefer ``connect``, which also logs in. ``transport``: the run's shared one; without
-        it the client makes (and closes) its own."""
+        it the client makes (and closes) its own. ``revoke_on_close``: ``close`` revokes a
+        token this client obtained by logging in (never one it was given)."""
         self.spec = spec
         self.address = spec.address.rstrip("/")
         self.mount = spec.mount.strip("/")
         self._redactor = redactor
         self._timeout = timeout
         self._retry = retry
+        self._revoke_on_close = revoke_on_close
         self._transport = transport or HttpTransport()
         self._closes_transport = transport is None
         # token="" keeps hvac from picking VAULT_TOKEN or ~/.vault-token up behind our back
@@ -112,15 +130,26 @@ class VaultClient:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         retry: Retrier | None = None,
+        revoke_on_close: bool = True,
     ) -> VaultClient:
         """A client logged in per ``spec.auth``; VaultError if Vault is unreachable or refuses."""
         client = cls(
-            spec, resolver, redactor, transport=transport, timeout=timeout, clock=clock, retry=retry
+            spec,
+            resolver,
+            redactor,
+            transport=transport,
+            timeout=timeout,
+            clock=clock,
+            retry=retry,
+            revoke_on_close=revoke_on_close,
         )
         client._token.login()
         return client
 
     def close(self) -> None:
+        """The end of the run: revoke a login token (unless told to keep it), then close."""
+        if self._revoke_on_close:
+            self._token.revoke()
         self._adapter.close()
         if self._closes_transport:
             self._transport.close()
@@ -133,7 +162,8 @@ class VaultClient:
     def ensure_fresh_token(self) -> None:
         """Renew the token, or log in again, when little of its TTL is left.
 
-        Called before every write: a long apply can outlive the token it started with.
+        Called before every read and write: a long run can outlive the token it started
+        with. Costs no request while the token has time left.
         """
         self._token.ensure_fresh()
 
@@ -143,6 +173,41 @@ class VaultClient:
         """One GET of ``<mount>/data/<path>``: data and custom_metadata together."""
         path = _clean(path)
         return self._record(path, self._get_current(path))
+
+    def read_metadata(self, path: str) -> MetadataRecord:
+        """One GET of ``<mount>/metadata/<path>``, for a role that may read no secret's data.
+
+        Whether the current version is live, who owns it, and, when apply's record in
+        custom_metadata describes that very version, its fields and public values
+        (``provisioner.content_metadata``). No secret value is read, so none is registered.
+        """
+        path = _clean(path)
+        self.ensure_fresh_token()
+        try:
+            with self._calls(f"reading the metadata of {self.mount}/{path}"):
+                response = self._idempotent(
+                    lambda: self._adapter.get(self._url("metadata", path)),
+                    f"read metadata {path}",
+                )
+        except NotFound:
+            return MetadataRecord(VaultEntry(path=path, exists=False), described=False)
+        meta = response.get("data") or {}
+        version = int(meta.get("current_version") or 0)
+        state = (meta.get("versions") or {}).get(str(version)) or {}
+        exists = version > 0 and not state.get("deletion_time") and not state.get("destroyed")
+        custom = {str(k): _text(v) for k, v in (meta.get("custom_metadata") or {}).items()}
+        recorded = recorded_content(custom, version) if exists else None
+        ours = custom.get(META_MANAGED_BY) == MANAGED_BY
+        entry = VaultEntry(
+            path=path,
+            exists=exists,
+            version=version,
+            managed_by=custom.get(META_MANAGED_BY),
+            account=custom.get(META_ACCOUNT),
+            fields=recorded.fields if recorded is not None else frozenset(),
+            public=recorded.public if recorded is not None and ours else (),
+        )
+        return MetadataRecord(entry, described=recorded is not None)
 
     def _record(self, path: str, current: _Current) -> SecretRecord:
         data = {k: _text(v) for k, v in current.data.items()} if current.data is not None else {}
@@ -184,7 +249,7 @@ class VaultClient:
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         self.ensure_fresh_token()
-        kept: Mapping[str, str] = {}
+        kept: Mapping[str, str] | None = None
         if current is None:
             found = self._get_current(path)
             current = self._record(path, found).entry
@@ -202,17 +267,44 @@ class VaultClient:
             )
         if current.version != expected_version:
             raise cas_conflict(self.address, where, expected_version, current.version)
-        if not current.is_ours(account):
-            # custom_metadata is replaced as a whole: keep the keys others put there, as far
-            # as the read showed them (a never-written path answers 404 without metadata)
-            custom = {**kept, META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
-            with self._calls(f"setting metadata on {where}"):
-                # what hvac's kv.v2.update_metadata sends, its default included
-                self._adapter.post(
-                    self._url("metadata", path),
-                    json={"delete_version_after": "0s", "custom_metadata": custom},
+        if kept is None:
+            # custom_metadata is replaced as a whole: keep the keys others put there. A path
+            # we never wrote (a caller's fresh read of it) has none; one of ours is read.
+            kept = self._custom_metadata(path) if current.exists or current.version else {}
+        # Ownership and the content record first, then the data with check-and-set: a crash
+        # in between leaves a record ahead of the data (version N+1 described, N current),
+        # which a metadata-only plan shows as work to do and the next apply redoes.
+        owned = {**without_content_keys(kept), META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
+        self._set_custom_metadata(
+            path, {**owned, **content_metadata(data, SECRET_FIELDS, expected_version + 1)}
+        )
+        try:
+            return self._put(path, dict(data), expected_version)
+        except CasConflict:
+            # someone else's write won: the record must not describe their version
+            with contextlib.suppress(VaultError):
+                self._set_custom_metadata(path, owned)
+            raise
+
+    def _custom_metadata(self, path: str) -> dict[str, str]:
+        try:
+            with self._calls(f"reading the metadata of {self.mount}/{path}"):
+                response = self._idempotent(
+                    lambda: self._adapter.get(self._url("metadata", path)),
+                    f"read metadata {path}",
                 )
-        return self._put(path, dict(data), expected_version)
+        except NotFound:
+            return {}
+        custom = (response.get("data") or {}).get("custom_metadata") or {}
+        return {str(k): _text(v) for k, v in custom.items()}
+
+    def _set_custom_metadata(self, path: str, custom: Mapping[str, str]) -> None:
+        with self._calls(f"setting metadata on {self.mount}/{path}"):
+            # what hvac's kv.v2.update_metadata sends, its default included
+            self._adapter.post(
+                self._url("metadata", path),
+                json={"delete_version_after": "0s", "custom_metadata": dict(custom)},
+            )
 
     # -- the tool's own state (locks, journal) -------------------------------------------
 
@@ -239,6 +331,7 @@ class VaultClient:
     def list_state(self, prefix: str) -> list[str]:
         """Keys directly under ``prefix`` (sub-folders end in "/"); [] when there are none."""
         prefix = _clean(prefix)
+        self.ensure_fresh_token()
         try:
             with self._calls(f"listing {self.mount}/{prefix}/"):
                 response = self._idempotent(
@@ -291,6 +384,7 @@ class VaultClient:
 
     def _get_current(self, path: str) -> _Current:
         where = f"{self.mount}/{path}"
+        self.ensure_fresh_token()
         try:
             with self._calls(f"reading {where}"):
                 response = self._idempotent(

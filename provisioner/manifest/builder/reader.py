@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from provisioner.manifest import paths
 from provisioner.manifest.addresses import AddressProblem, checksummed
 from provisioner.manifest.amounts import EXPECTED as AMOUNT_EXPECTED
 from provisioner.manifest.amounts import AmountProblem, parse_amount
@@ -58,8 +59,13 @@ class Reader:
         value: dict[str, Any] = obj[key]
         return value
 
-    def local_path(self, target: str) -> str:
-        """A file path as written in the manifest, relative to the manifest's directory."""
+    def local_file(self, target: str, path: NodePath) -> str | None:
+        """A file path as written in the manifest, relative to the manifest's directory, if it
+        stays inside it; else reported at ``path`` and None."""
+        problem = paths.local_file_problem(self.base_dir, target)
+        if problem is not None:  # the path itself is not quoted: it may hold anything
+            self.report(path, f"{format_path(path)} {problem}", paths.LOCAL_FILE_EXPECTED)
+            return None
         return os.path.normpath(os.path.join(self.base_dir, target))
 
     def amount(self, raw: Sourced) -> Decimal | None:

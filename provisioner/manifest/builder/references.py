@@ -42,7 +42,10 @@ def secret_ref(
             return None
         return SecretRef("env", target, location=location)
     if kind == "file":
-        return SecretRef("file", r.local_path(target), location=location)
+        local = r.local_file(target, where)
+        if local is None:
+            return None
+        return SecretRef("file", local, location=location, root=r.base_dir)
     return None
 
 

@@ -45,7 +45,8 @@ def _signer(r: Reader, block: dict[str, Any], path: NodePath, name: str) -> Sign
         if keystore_path is None or ref is None:
             return None
         expanded = expand(r, keystore_path.value, keystore_path.path, name)
-        return KeystoreSigner(r.local_path(expanded), ref) if expanded else None
+        local = r.local_file(expanded, keystore_path.path) if expanded else None
+        return KeystoreSigner(local, ref) if local else None
     if kind == "remote":
         url = r.get(body, "url", where)
         timeout = r.get(body, "timeout_seconds", where)

@@ -9,6 +9,7 @@ import pytest
 from support.vault import MOUNT
 
 from provisioner.clients.vault import CasConflict, ForeignSecret, VaultClient
+from provisioner.content_metadata import content_digest, without_content_keys
 from provisioner.facts import MANAGED_BY
 from provisioner.manifest.model import SecretRef
 from provisioner.redact import Redactor
@@ -62,7 +63,11 @@ def test_create_then_read_back(
     assert CANARY_KEY in redactor
 
     meta = root.secrets.kv.v2.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
-    assert meta["custom_metadata"] == {"managed-by": MANAGED_BY, "account": "mm-alpha"}
+    custom = meta["custom_metadata"]
+    assert (custom["managed-by"], custom["account"]) == (MANAGED_BY, "mm-alpha")
+    assert custom["content-version"] == str(meta["current_version"])
+    assert custom["content-sha256"] == content_digest(record.data)
+    assert all(CANARY_KEY not in value for value in custom.values())  # a record, no secret
 
 
 def test_update_with_expected_version(client: VaultClient, prefix: str) -> None:
@@ -161,11 +166,14 @@ def test_custom_metadata_of_others_is_kept(
 
     client.write_owned(path, stark_data(), account="mm-alpha", expected_version=1)
     meta = kv.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
-    assert meta["custom_metadata"] == {
+    assert without_content_keys(meta["custom_metadata"]) == {
         "team": "desk-3",
         "managed-by": MANAGED_BY,
         "account": "mm-alpha",
     }
+    client.write_owned(path, stark_data(), account="mm-alpha", expected_version=2)
+    meta = kv.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
+    assert meta["custom_metadata"]["team"] == "desk-3"  # rewriting our own keeps them too
 
 
 @pytest.mark.parametrize("how", ["delete", "destroy"])
@@ -202,7 +210,8 @@ def test_stats_count_reads_and_writes(client: VaultClient, prefix: str) -> None:
     assert after_create["reads"] == start["reads"] + 2  # the ownership check
 
     client.write_owned(path, stark_data(), account="mm-alpha", expected_version=1)
-    assert client.stats["writes"] == after_create["writes"] + 1  # metadata already ours
+    # the content record is rewritten with the data: metadata, then data
+    assert client.stats["writes"] == after_create["writes"] + 2
 
     converged = client.stats
     for _ in range(3):
