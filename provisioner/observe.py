@@ -22,7 +22,7 @@ from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
 from provisioner.connections import Connections
 from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, WorldFacts
-from provisioner.journal import Journal, KeyIntent, key_orphans
+from provisioner.journal import NOT_IN_EVENTS, Journal, KeyIntent, key_orphans, unexpected_keys
 from provisioner.manifest.model import AccountSpec
 from provisioner.plan.planner import API_FIELDS, STARK_FIELDS, plan_account
 from provisioner.secrets import SecretError
@@ -54,8 +54,9 @@ def observe(
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
 ) -> WorldFacts:
+    network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
-        conn.chain, (s.name for s in accounts)
+        conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
     )
     before = {a.name: a for a in known.accounts} if known is not None else {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -68,15 +69,14 @@ def observe(
             )
         )
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
-    deposits = conn.chain.deposits()
+    # A deposit counts as done only with `confirmations` blocks on top; younger ones count
+    # toward the target (no second deposit) but leave the account pending.
+    deposits, unconfirmed = conn.chain.deposit_totals(confirmations=network.confirmations)
     facts = []
     for p in partials:
         c = chain_state[p.spec.address]
-        deposited = (
-            deposits.get((p.stark_public, p.position_id), 0)
-            if p.stark_public is not None and p.position_id is not None
-            else 0
-        )
+        position = (p.stark_public, p.position_id)
+        located = p.stark_public is not None and p.position_id is not None
         facts.append(
             AccountFacts(
                 name=p.spec.name,
@@ -89,11 +89,12 @@ def observe(
                 usdc_balance=c.usdc_balance,
                 usdc_allowance=c.usdc_allowance,
                 eth_balance_wei=c.eth_balance_wei,
-                deposited=deposited,
+                deposited=deposits.get(position, 0) if located else 0,  # type: ignore[arg-type]
+                unconfirmed_deposits=unconfirmed.get(position, 0) if located else 0,  # type: ignore[arg-type]
                 pending_deposits=sum(
                     j.amount
                     for j in p.journal
-                    if j.intent == "deposit" and j.status in ("pending", "dropped")
+                    if j.intent == "deposit" and j.status in NOT_IN_EVENTS
                 ),
                 journal=p.journal,
                 api_key_intents=p.key_intents,
@@ -228,24 +229,42 @@ def _intent_fact(
         return ApiKeyIntentFact(intent.name, intent.created, None)
     ours = {n: r for n, r in api.items() if r.entry.is_ours(spec.name) and r.data.get("key")}
     stored = {r.data["key"] for r in ours.values()}
-    default = ours["default"].data["key"] if "default" in ours else None
-    orphans = key_orphans(intent, listed, stored, default)
-    return ApiKeyIntentFact(intent.name, intent.created, tuple(sorted(orphans)))
+    orphans = key_orphans(intent, listed, stored)
+    unexpected = unexpected_keys(intent, listed, stored)
+    return ApiKeyIntentFact(
+        intent.name, intent.created, tuple(sorted(orphans)), tuple(sorted(unexpected))
+    )
 
 
 def _check_signer_if_needed(
     conn: Connections, spec: AccountSpec, facts: AccountFacts
 ) -> AccountFacts:
-    """Resolve the signer only for accounts with work to do, so a converged run reads no key."""
-    if spec.signer is None or not plan_account(spec, facts).steps:
+    """Resolve the signer only for accounts with work to do, or API keys at dYdX that Vault
+    does not hold, so a converged run reads no key. With a signer, derive the default API
+    key's id (a signature, no request): the only source of that id the planner trusts."""
+    if spec.signer is None or not (plan_account(spec, facts).steps or _unstored_keys(facts)):
         return facts
     try:
-        make_signer(
+        signer = make_signer(
             spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor
         )
     except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))
-    return facts
+    if not facts.user_exists or not _unstored_keys(facts):
+        return facts  # every key dYdX lists is in a destination: nothing the default may hide as
+    try:
+        default = conn.dydx.recover_default_credentials(signer).key
+    except (SignerError, DydxError) as exc:
+        return replace(facts, signer_error=conn.redactor.redact(str(exc)))
+    return replace(facts, default_key_id=default)
+
+
+def _unstored_keys(facts: AccountFacts) -> bool:
+    """dYdX lists a key no destination holds (maybe the default key, under another's name)."""
+    if not facts.dydx_api_keys:
+        return False
+    stored = {e.get("key") for _, e in facts.api_secrets if e.exists}
+    return bool(facts.dydx_api_keys - stored)
 
 
 def _int_or_none(value: str | None) -> int | None:

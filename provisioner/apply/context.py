@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from provisioner.apply.budget import DepositBudget
 from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
 from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
-from provisioner.journal import Journal
+from provisioner.journal import Journal, StoredTx
 from provisioner.manifest.model import AccountSpec
 from provisioner.signers.base import EthSigner
 from provisioner.signers.factory import make_signer
@@ -22,6 +23,7 @@ class AccountContext:
     spec: AccountSpec
     conn: Connections
     journal: Journal
+    budget: DepositBudget = field(default_factory=DepositBudget)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
     _signer: EthSigner | None = None
@@ -31,6 +33,18 @@ class AccountContext:
 
     def log(self, message: str) -> None:
         self.conn.log(f"{self.spec.name}: {message}")
+
+    @property
+    def chain_id(self) -> int:
+        return self.conn.manifest.network.chain_id
+
+    @property
+    def confirmations(self) -> int:
+        return self.conn.manifest.network.confirmations
+
+    def transactions(self) -> list[StoredTx]:
+        """Every transaction journaled for this account's address (under any account name)."""
+        return self.journal.transactions(self.chain_id, self.spec.address, self.spec.name)
 
     @property
     def signer(self) -> EthSigner:

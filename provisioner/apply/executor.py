@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
 from provisioner.apply.steps import RUNNERS, settle_journal
 from provisioner.connections import Connections
@@ -49,17 +50,31 @@ _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 
 
 def execute(
-    conn: Connections, plan: Plan, *, parallelism: int = 8, on_step: StepHook = lambda _e, _s: None
+    conn: Connections,
+    plan: Plan,
+    *,
+    parallelism: int = 8,
+    on_step: StepHook = lambda _e, _s: None,
+    budget: DepositBudget | None = None,
 ) -> list[AccountResult]:
+    """``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts)."""
     journal = Journal(conn.vault, conn.manifest.vault.state_path)
+    budget = budget or DepositBudget()
     specs = {a.name: a for a in conn.manifest.accounts}
-    journaled = _journaled(journal)  # one listing, not one per account
+    named, senders = _journaled(journal, conn.manifest.network.chain_id)  # two listings in all
+
+    def journaled(name: str) -> bool:
+        return name in named or specs[name].address.lower() in senders
+
     runs = [
         _AccountRun(
-            AccountContext(specs[acc.name], conn, journal), acc, on_step, acc.name in journaled
+            AccountContext(specs[acc.name], conn, journal, budget=budget),
+            acc,
+            on_step,
+            journaled(acc.name),
         )
         for acc in plan.accounts
-        if any(not s.blocked for s in acc.steps) or acc.name in journaled
+        if any(not s.blocked for s in acc.steps) or journaled(acc.name)
     ]
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         list(pool.map(_AccountRun.open_window, runs))
@@ -67,8 +82,9 @@ def execute(
     return [r.result for r in runs]
 
 
-def _journaled(journal: Journal) -> set[str]:
-    return set(journal.accounts())
+def _journaled(journal: Journal, chain_id: int) -> tuple[set[str], set[str]]:
+    """Account names with entries of their own, and sender addresses with transactions."""
+    return set(journal.accounts()), journal.senders(chain_id)
 
 
 def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from provisioner import records
+from provisioner.apply.budget import OverBudget
 from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.clients.chain import ChainError
 from provisioner.clients.dydx import (
@@ -21,8 +24,25 @@ from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import ForeignSecret, VaultError
 from provisioner.facts import MANAGED_BY
 from provisioner.failpoints import failpoint
-from provisioner.journal import KeyIntent, StoredTx, key_orphans, tx_status
+from provisioner.journal import (
+    AWAITING,
+    CONFIRMED,
+    DROPPED,
+    FAILED,
+    MINED,
+    NOT_IN_EVENTS,
+    PENDING,
+    SUPERSEDED,
+    KeyIntent,
+    StoredTx,
+    key_orphans,
+    tx_status,
+    unexpected_keys,
+)
+from provisioner.money import format_usdc, from_base_units, to_base_units
 from provisioner.plan.model import Step, StepKind
+from provisioner.signers.base import SignerError
+from provisioner.signers.verify import SignerMismatch, check_sent, check_signed
 
 WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
 CREATE_ATTEMPTS = 3  # POST /v3/api-keys, each retry after settling the ambiguous one
@@ -190,6 +210,12 @@ def _delete_orphans(ctx: AccountContext, intent: KeyIntent, keep: set[str] | Non
     listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
     default = ctx.default_key_id()
     stored = ctx.stored_key_ids() | (keep or set())
+    others = unexpected_keys(intent, listed, stored, default) - (keep or set())
+    if others:
+        ctx.log(
+            f"API key(s) {', '.join(sorted(others))} appeared at dYdX while {intent.name} was being "
+            "created, and the journal does not say this tool created them: left alone"
+        )
     for key in sorted(key_orphans(intent, listed, stored, default)):
         ctx.conn.dydx.delete_api_key(ctx.signer, key, default_key=default)
         ctx.log(
@@ -224,7 +250,9 @@ def delete_api_key(ctx: AccountContext, step: Step) -> None:
     default = next((k for k in ctx.spec.api_keys if k.is_default), None)
     if default is None:
         raise StepFailed("the manifest names no default API key; refusing to delete keys")
-    default_id = ctx.conn.vault.read(default.secret_path).data.get("key", "")
+    default_id = ctx.default_key_id()  # derived from the onboarding signature, never read
+    if step.params["key"].strip().lower() == default_id.strip().lower():
+        raise StepFailed(f"{default_id} is the default API key: never deleted")
     if step.params["key"] not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
         ctx.log(f"API key {step.params['key']} is already gone at dYdX")
         return
@@ -242,6 +270,7 @@ def register(ctx: AccountContext, step: Step) -> None:
             raise StepFailed(f"STARK key is registered on L1 to {owner}")
         return
     signature = ctx.conn.dydx.registration_signature(ctx.spec.address, ctx.credentials())
+    _guard_sender(ctx)
     tx = ctx.conn.chain.build_register(
         ctx.spec.address, ctx.spec.address, pair.public_key, signature
     )
@@ -255,61 +284,123 @@ def approve(ctx: AccountContext, step: Step) -> None:
     ].usdc_allowance
     if current >= amount:
         return
+    _guard_sender(ctx)
     _send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
 
 
 def deposit(ctx: AccountContext, step: Step) -> None:
-    """Top up to the target, recomputed from fresh chain events and the journal: never pay twice."""
-    target = int(step.params["target"])
+    """Top up to the manifest's target, recomputed from the journal, then fresh chain events
+    (in that order: a deposit mined and forgotten in between is then in the events). Never
+    more than the plan showed, never past the run's ceiling: never pay twice."""
+    target = to_base_units(ctx.spec.deposit)  # the manifest's, never a plan file's
     pair = ctx.stark()
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    deposited = ctx.conn.chain.deposits(refresh=True).get((pair.public_key, account.position_id), 0)
+    journaled = [tx for tx in _guard_sender(ctx) if tx.intent == "deposit"]
     pending = sum(
         tx.amount
-        for tx in ctx.journal.entries(ctx.spec.name)
-        if tx.intent == "deposit" and tx_status(ctx.conn.chain, tx) in ("pending", "dropped")
+        for tx in journaled
+        if tx_status(ctx.conn.chain, tx, ctx.confirmations) in NOT_IN_EVENTS
     )
+    confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
+    position = (pair.public_key, account.position_id)
+    deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
     need = target - deposited - pending
     if need <= 0:
         ctx.log("deposit already covered")
         return
-    if need != int(step.params["amount"]):
-        ctx.log(f"deposit amount recomputed from fresh facts: {need} base units")
+    planned = int(step.params["amount"])
+    if need > planned:
+        raise StepFailed(
+            f"the deposit needed now ({_usdc(need)} USDC) is more than the plan showed "
+            f"({_usdc(planned)} USDC); nothing was sent: run plan again"
+        )
+    if need != planned:
+        ctx.log(
+            f"deposit amount recomputed from fresh facts: {_usdc(need)} USDC (planned {_usdc(planned)})"
+        )
     tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
+    _charge(ctx, need, f"the deposit of {ctx.spec.name}")
     _send(ctx, "deposit", tx, amount=need)
 
 
+def _usdc(base_units: int) -> str:
+    return format_usdc(from_base_units(base_units))
+
+
+def _charge(ctx: AccountContext, amount: int, what: str) -> None:
+    try:
+        ctx.budget.charge(amount, what)
+    except OverBudget as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def _guard_sender(ctx: AccountContext) -> list[StoredTx]:
+    """Before building a transaction: every nonce of this sender that is pending at the node
+    must be one the journal knows (under any account name), and no entry may be waiting for
+    its signer or a person. Otherwise another tool, another run (another state_path) or a
+    late signer is in flight, and a new transaction could pay twice."""
+    entries = ctx.transactions()
+    for tx in entries:
+        if tx.problem or tx.awaiting_signer:
+            raise StepFailed(_held(ctx, tx))
+    latest, pending = ctx.conn.chain.transaction_counts(ctx.spec.address)
+    known = {tx.nonce for tx in entries}
+    for nonce in range(latest, pending):
+        if nonce not in known:
+            raise StepFailed(
+                f"nonce {nonce} of {ctx.spec.address} is pending at the node and no journal entry "
+                "explains it (another tool, or a run with another state_path?); nothing is sent for "
+                f"{ctx.spec.name} until it is mined or dropped"
+            )
+    return entries
+
+
+def _held(ctx: AccountContext, tx: StoredTx) -> str:
+    if tx.problem:
+        why = f"journaled {tx.intent} with nonce {tx.nonce} is held for a person: {tx.problem}"
+    else:
+        why = (
+            f"journaled {tx.intent} with nonce {tx.nonce} is awaiting the signer (asked at "
+            f"{tx.recorded_at or 'an unknown time'}; it may still send it, with this nonce or another)"
+        )
+    return (
+        f"{why}; nothing new is sent from {ctx.spec.address} until its nonce is used, or a person "
+        f"who knows the signer refused it runs: provision journal resolve -f {ctx.conn.manifest.path} "
+        f"--account {ctx.spec.name} --nonce {tx.nonce}"
+    )
+
+
 def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> None:
-    """Sign, journal, broadcast, wait. The journal entry is written before the broadcast."""
+    """Sign, verify, journal, broadcast, wait for confirmations. The journal entry is written
+    before the broadcast and forgotten only once the transaction is final."""
     signer = ctx.signer
     nonce = int(str(tx["nonce"]))
+    base = StoredTx(
+        ctx.spec.name, intent, nonce, "", "", amount, ctx.spec.address, chain_id=ctx.chain_id
+    )
     try:
         if signer.can_sign_raw_transactions:
             raw = signer.sign_transaction(tx)
             failpoint(f"after_sign:{intent}")
+            check_signed(raw, tx)  # what is journaled and paid is what was asked
             tx_hash = ctx.conn.chain.hash_of_raw(raw)
-            ctx.journal.record(
-                StoredTx(
-                    ctx.spec.name,
-                    intent,
-                    nonce,
-                    tx_hash,
-                    "0x" + raw.hex(),
-                    amount,
-                    ctx.spec.address,
-                )
-            )
+            entry = replace(base, tx_hash=tx_hash, raw_tx="0x" + raw.hex())
+            ctx.journal.record(entry)
             failpoint(f"after_journal_record:{intent}")
             ctx.conn.chain.send_raw(raw)
         else:
-            # The signer broadcasts and only then tells the hash: journal the intent with its
-            # nonce first, so a run killed while the signer works cannot build a second one.
-            entry = StoredTx(ctx.spec.name, intent, nonce, "", "", amount, ctx.spec.address)
+            # The signer broadcasts and only then tells the hash: journal the request with its
+            # nonce first. Unanswered, it stays as awaiting the signer and blocks this sender.
+            entry = base
             ctx.journal.record(entry)
             failpoint(f"after_journal_record:{intent}")
-            tx_hash = signer.send_transaction(tx)
+            try:
+                tx_hash = signer.send_transaction(tx)
+            except SignerError as exc:
+                raise StepFailed(f"{exc}; {_held(ctx, entry)}") from None
             failpoint(f"after_remote_send:{intent}")
-            ctx.journal.note_hash(entry, tx_hash)
+            entry = ctx.journal.note_hash(entry, tx_hash)
+            _check_broadcast(ctx, entry, tx)
     except Exception:
         # The nonce handed out for this transaction may be unused now: re-read it from the
         # node so the next transaction does not leave a gap and get stuck.
@@ -319,64 +410,120 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
     try:
-        ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
+        _await_final(ctx, entry)
     except ChainError as exc:
         raise StepFailed(
             f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
             "the next apply looks it up by hash before anything else"
         ) from None
-    failpoint(f"after_receipt:{intent}")
-    ctx.journal.forget(ctx.spec.name, f"{intent}-{nonce}")
-    ctx.log(f"{intent} mined: {tx_hash}")
+    ctx.journal.forget_tx(entry)
+    ctx.log(f"{intent} confirmed: {tx_hash}")
+
+
+def _check_broadcast(ctx: AccountContext, entry: StoredTx, asked: dict[str, object]) -> None:
+    """Fetch what the remote signer broadcast and compare it with what it was asked to send;
+    a difference is kept in the journal for a person (it may have paid already)."""
+    found = _node_copy(ctx, entry.tx_hash)
+    if found is None:
+        raise StepFailed(
+            f"the remote signer answered {entry.tx_hash} for {entry.intent} with nonce {entry.nonce}, "
+            f"but the node does not know that transaction after {ctx.receipt_timeout:.0f}s; the journal "
+            "keeps it and the next apply looks again"
+        )
+    try:
+        check_sent(found, asked, ctx.spec.address)
+    except SignerMismatch as exc:
+        ctx.journal.note_problem(entry, str(exc))
+        raise StepFailed(f"{exc}; {_held(ctx, replace(entry, problem=str(exc)))}") from None
+
+
+def _node_copy(
+    ctx: AccountContext, tx_hash: str, poll_seconds: float = 0.25
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + ctx.receipt_timeout
+    while True:
+        found = ctx.conn.chain.transaction(tx_hash)
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(poll_seconds)
+
+
+def _await_final(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) -> None:
+    """Wait until ``tx`` is final: mined with ``confirmations`` blocks on top. If it leaves the
+    chain meanwhile (a reorg) or the node forgets it, the same signed bytes go out again; a
+    revert or a timeout fails the step and, but for the revert, the journal keeps the entry."""
+    deadline = time.monotonic() + ctx.receipt_timeout
+    what = f"{tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
+    seen_mined = False
+    while True:
+        status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
+        if status in (MINED, CONFIRMED) and not seen_mined:
+            seen_mined = True
+            ctx.log(f"{what} mined")
+            failpoint(f"after_receipt:{tx.intent}")
+        if status == CONFIRMED:
+            return
+        if status == FAILED:
+            ctx.journal.forget_tx(tx)
+            raise StepFailed(f"{what} reverted")
+        if status == SUPERSEDED:
+            raise StepFailed(
+                f"{what}: its nonce {tx.nonce} was used by another transaction; the next apply settles it"
+            )
+        if status == DROPPED and seen_mined:
+            seen_mined = False
+            ctx.log(f"{what} left the chain (a reorg?)")
+        if status == DROPPED and tx.raw_tx:
+            _rebroadcast(ctx, tx)
+        if time.monotonic() > deadline:
+            raise StepFailed(
+                f"{what} is {status}, not yet final ({ctx.confirmations} confirmations) after "
+                f"{ctx.receipt_timeout:.0f}s; the journal keeps it: the next apply looks it up "
+                "before anything else"
+            )
+        time.sleep(poll_seconds)
 
 
 def settle_journal(ctx: AccountContext) -> None:
     """Finish what a killed run left, before any step: orphaned API keys are deleted at dYdX;
-    journaled transactions are waited for, or rebroadcast (the same signed bytes) if the node
-    forgot them. An entry is forgotten only once its fate is known."""
+    journaled transactions are waited for until final, or rebroadcast (the same signed bytes)
+    if the node forgot them. An entry is forgotten only once its fate is final; one waiting
+    for its signer or a person stops the account."""
     for intent in ctx.journal.key_intents(ctx.spec.name):
         _delete_orphans(ctx, intent)
         ctx.journal.forget(ctx.spec.name, intent.key)
-    for tx in ctx.journal.entries(ctx.spec.name):
-        status = tx_status(ctx.conn.chain, tx)
-        if status == "dropped" and tx.raw_tx:
-            status = _rebroadcast(ctx, tx)
-        if status == "mined":
-            ctx.log(f"journaled {tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'} mined")
-        elif status == "unsent":
-            ctx.log(
-                f"journaled {tx.intent} with nonce {tx.nonce} was never sent; its step runs again if still needed"
-            )
-        elif status == "pending" and not tx.tx_hash:
-            _wait_for_nonce(ctx, tx)
-        elif status == "pending":
-            ctx.conn.chain.wait_for_receipt(tx.tx_hash, ctx.receipt_timeout)
-            ctx.log(f"journaled {tx.intent} {tx.tx_hash} mined")
-        elif status == "failed":
-            ctx.log(
-                f"journaled {tx.intent} {tx.tx_hash} reverted; the step runs again if still needed"
-            )
-        failpoint("settle:before_forget")
-        ctx.journal.forget(ctx.spec.name, tx.key)
-
-
-def _wait_for_nonce(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) -> None:
-    """A remote signer's transaction we know only by nonce: wait until that nonce is mined."""
-    deadline = time.monotonic() + ctx.receipt_timeout
-    while ctx.conn.chain.transaction_counts(tx.sender)[0] <= tx.nonce:
-        if time.monotonic() > deadline:
+    for tx in ctx.transactions():
+        if tx.problem:
+            raise StepFailed(_held(ctx, tx))
+        status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
+        what = f"journaled {tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
+        if status == AWAITING:
+            raise StepFailed(_held(ctx, tx))
+        if status == DROPPED and not tx.raw_tx:
             raise StepFailed(
-                f"journaled {tx.intent} with nonce {tx.nonce} is still pending after "
-                f"{ctx.receipt_timeout:.0f}s; the next apply looks again"
+                f"{what}: the remote signer said it sent it, the node does not know it and its "
+                f"nonce is still free (a private relay? a late broadcast?); {_held(ctx, tx)}"
             )
-        time.sleep(poll_seconds)
-    ctx.log(f"journaled {tx.intent} with nonce {tx.nonce} mined")
+        if status == DROPPED:
+            if tx.intent == "deposit":
+                _charge(ctx, tx.amount, f"the journaled deposit of {ctx.spec.name} ({tx.tx_hash})")
+            _rebroadcast(ctx, tx)
+            status = PENDING
+        if status in (PENDING, MINED):
+            _await_final(ctx, tx)
+            ctx.log(f"{what} confirmed")
+        elif status == CONFIRMED:
+            ctx.log(f"{what} mined and confirmed")
+        elif status == SUPERSEDED:
+            ctx.log(f"{what} can never be mined: its nonce went to another transaction")
+        elif status == FAILED:
+            ctx.log(f"{what} reverted; the step runs again if still needed")
+        failpoint("settle:before_forget")
+        ctx.journal.forget_tx(tx)
 
 
-def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> str:
-    """Send the journaled bytes again: "pending" when the node took them, "dropped" when their
-    nonce went to another transaction (then they can never land). Anything else is raised, and
-    the entry stays for the next run."""
+def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> None:
+    """Send the journaled bytes again (the same transaction: it can land once at most)."""
     ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
     try:
         ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
@@ -384,9 +531,8 @@ def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> str:
         if _NONCE_TAKEN not in str(exc):
             raise
         ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
-        return "dropped"
+        return
     failpoint("settle:after_rebroadcast")
-    return "pending"
 
 
 # what ChainClient.send_raw says when the nonce was used by another transaction

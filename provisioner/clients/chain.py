@@ -121,11 +121,27 @@ class ChainStats:
 
 @dataclass(frozen=True)
 class _DepositScan:
-    """Deposit totals from a scan: ``settled`` up to block ``final_to``, ``totals`` up to the head."""
+    """Deposit totals from a scan: ``settled`` up to block ``final_to``, then each recent event."""
 
     settled: dict[tuple[int, int], int]
     final_to: int
-    totals: dict[tuple[int, int], int]
+    recent: tuple[tuple[int, tuple[int, int], int], ...]  # (block, key, quantized) after final_to
+    head: int
+
+    def totals(
+        self, confirmations: int = 0
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        """(confirmed, unconfirmed): events with ``confirmations`` blocks on top, and the others."""
+        confirmed = dict(self.settled)
+        unconfirmed: dict[tuple[int, int], int] = {}
+        for block, key, quantized in self.recent:
+            into = confirmed if self.head - block >= confirmations else unconfirmed
+            into[key] = into.get(key, 0) + quantized
+        return confirmed, unconfirmed
+
+
+class FeeTooHigh(ChainError):
+    """The fee the node asks for now is over the network's ``max_fee_gwei``: nothing is signed."""
 
 
 class NonceManager:
@@ -367,7 +383,16 @@ class ChainClient:
 
     def transaction_known(self, tx_hash: str) -> bool:
         """True if the node has the transaction, mined or in its pool."""
-        return self._rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+        return self.transaction(tx_hash) is not None
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """The node's view of a transaction (from, nonce, to, input, value...), None if unknown."""
+        found = self._rpc.call("eth_getTransactionByHash", [tx_hash])
+        return found if isinstance(found, dict) else None
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        """How many transactions ``address`` had sent as of ``block``."""
+        return _quantity(self._rpc.call("eth_getTransactionCount", [address, hex(block)]), "nonce")
 
     def wait_for_receipt(
         self, tx_hash: str, timeout_seconds: float, *, poll_seconds: float = RECEIPT_POLL_S
@@ -478,12 +503,21 @@ class ChainClient:
 
         Scanned once per client (per ``from_block``) and cached; ``refresh`` reads the new blocks.
         """
+        confirmed, unconfirmed = self.deposit_totals(from_block, refresh=refresh, confirmations=0)
+        return confirmed
+
+    def deposit_totals(
+        self, from_block: int = 0, *, refresh: bool = False, confirmations: int | None = None
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        """(confirmed, unconfirmed) deposit totals: events with ``confirmations`` blocks on top
+        (default: the network's), and the younger ones, which a reorg may still take away."""
         with self._deposits_lock:
             scan = self._deposits.get(from_block)
             if scan is None or refresh:
                 scan = self._scan_deposits(from_block, scan)
                 self._deposits[from_block] = scan
-            return dict(scan.totals)
+        wanted = self.network.confirmations if confirmations is None else confirmations
+        return scan.totals(wanted)
 
     def _scan_deposits(self, from_block: int, previous: _DepositScan | None) -> _DepositScan:
         """A refresh scans only what is new since the previous scan's final blocks (every deposit
@@ -491,16 +525,16 @@ class ChainClient:
         and the number of accounts); blocks younger than ``FINAL_AFTER_BLOCKS`` are read again."""
         latest = self.block_number()
         start = from_block if previous is None else previous.final_to + 1
-        final_to = max(latest - FINAL_AFTER_BLOCKS, start - 1)
+        depth = max(FINAL_AFTER_BLOCKS, self.network.confirmations)
+        final_to = max(latest - depth, start - 1)
         settled = dict(previous.settled) if previous is not None else {}
-        recent: dict[tuple[int, int], int] = {}
+        recent: list[tuple[int, tuple[int, int], int]] = []
         for block, key, quantized in self._deposit_logs(start, latest):
-            into = settled if block <= final_to else recent
-            into[key] = into.get(key, 0) + quantized
-        totals = dict(settled)
-        for key, quantized in recent.items():
-            totals[key] = totals.get(key, 0) + quantized
-        return _DepositScan(settled=settled, final_to=final_to, totals=totals)
+            if block <= final_to:
+                settled[key] = settled.get(key, 0) + quantized
+            else:
+                recent.append((block, key, quantized))
+        return _DepositScan(settled=settled, final_to=final_to, recent=tuple(recent), head=latest)
 
     def _deposit_logs(self, first: int, latest: int) -> list[tuple[int, tuple[int, int], int]]:
         """(block, (starkKey, vaultId), quantized amount) of every USDC LogDeposit in the range."""
@@ -633,14 +667,31 @@ class ChainClient:
         gas = -(-_quantity(estimate, "eth_estimateGas") * 6 // 5)  # x1.2, rounded up
         tx: dict[str, Any] = {**call, "value": 0, "gas": gas, "chainId": node_chain}
         base_fee = block.get("baseFeePerGas") if isinstance(block, dict) else None
+        ceiling = self._fee_ceiling()
         if base_fee is not None and not isinstance(tip, RpcError):
             priority = _quantity(tip, "eth_maxPriorityFeePerGas")
+            base = _quantity(base_fee, "baseFeePerGas")
+            self._check_fee(what, base + priority, ceiling)
             tx["maxPriorityFeePerGas"] = priority
-            tx["maxFeePerGas"] = 2 * _quantity(base_fee, "baseFeePerGas") + priority
+            # room for the base fee to double, but never past the ceiling
+            tx["maxFeePerGas"] = min(2 * base + priority, ceiling or UINT256_MAX)
         else:
             tx["gasPrice"] = _quantity(gas_price, "eth_gasPrice")
+            self._check_fee(what, tx["gasPrice"], ceiling)
         tx["nonce"] = self.nonces.next(sender)  # last: a failed estimate must not use up a nonce
         return tx
+
+    def _fee_ceiling(self) -> int | None:
+        gwei = self.network.max_fee_gwei
+        return None if gwei is None else int(gwei * 10**9)
+
+    def _check_fee(self, what: str, wei: int, ceiling: int | None) -> None:
+        if ceiling is not None and wei > ceiling:
+            assert self.network.max_fee_gwei is not None
+            raise FeeTooHigh(
+                f"{what}: the fee now ({_gwei(wei)} gwei per gas) is over the network's "
+                f"max_fee_gwei of {self.network.max_fee_gwei:f} gwei; nothing was signed or sent"
+            )
 
     def _pending_count(self, address: str) -> int:
         return _quantity(self._rpc.call("eth_getTransactionCount", [address, "pending"]), "nonce")
@@ -676,6 +727,12 @@ class ChainClient:
         if self._log:
             self._log(f"broadcast {tx_hash}")
         return tx_hash
+
+
+def _gwei(wei: int) -> str:
+    from decimal import Decimal
+
+    return f"{(Decimal(wei) / 10**9).normalize():f}"
 
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> str:

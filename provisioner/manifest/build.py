@@ -62,6 +62,10 @@ SHORTHANDS = {
     "sepolia": _Shorthand(SEPOLIA, SEPOLIA.api_url, "${ETH_RPC_URL}", None),
     "sandbox": _Shorthand(SEPOLIA, "${DYDX_API_URL}", "${ETH_RPC_URL}", 2),
 }
+# Mainnet pays real fees: without a ceiling of its own a transaction may pay at most this much
+# per gas (a spike several times the usual; a network block's max_fee_gwei overrides it).
+DEFAULT_MAX_FEE_GWEI = {MAINNET.chain_id: Decimal(200)}
+GWEI_EXPECTED = 'a fee per gas in gwei such as 150 or "0.5" (> 0, at most 9 decimal places)'
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ class ManifestBuilder:
         )
         if short.confirmations is not None:
             spec = replace(spec, confirmations=short.confirmations)
-        return spec
+        return replace(spec, max_fee_gwei=DEFAULT_MAX_FEE_GWEI.get(known.chain_id))
 
     def _network_block(self, block: dict[str, Any], path: NodePath) -> NetworkSpec | None:
         values: dict[str, Any] = {}
@@ -197,6 +201,8 @@ class ManifestBuilder:
         if (raw := self._get(block, "collateral_asset_id", path)) is not None:
             value = raw.value
             values["collateral_asset_id"] = int(value, 16) if isinstance(value, str) else value
+        if (raw := self._get(block, "max_fee_gwei", path)) is not None:
+            values["max_fee_gwei"] = self._gwei(raw)
 
         chain_id = values.get("chain_id")
         if not isinstance(chain_id, int):
@@ -220,8 +226,11 @@ class ManifestBuilder:
             if key not in block and known is not None:
                 values[key] = getattr(known, key)
         required = ("name", "api_url", "rpc_url", *defaultable)
-        if any(values.get(k) is None for k in required):
+        if any(values.get(k) is None for k in required) or (
+            "max_fee_gwei" in block and values.get("max_fee_gwei") is None
+        ):
             return None
+        values.setdefault("max_fee_gwei", DEFAULT_MAX_FEE_GWEI.get(chain_id))
         return NetworkSpec(**values)
 
     # -- vault ---------------------------------------------------------------
@@ -354,6 +363,23 @@ class ManifestBuilder:
         except AmountProblem as problem:
             self._report(raw.path, f"{format_path(raw.path)} {problem}", AMOUNT_EXPECTED)
             return None
+
+    def _gwei(self, raw: _Sourced) -> Decimal | None:
+        value = raw.value
+        try:
+            gwei = (
+                Decimal(value)
+                if isinstance(value, str | int | Decimal) and not isinstance(value, bool)
+                else None
+            )
+        except ArithmeticError:
+            gwei = None
+        if gwei is None or not gwei.is_finite() or gwei <= 0 or (gwei * 10**9) % 1:
+            self._report(
+                raw.path, f"{format_path(raw.path)} {str(value)[:40]!r} is not a fee", GWEI_EXPECTED
+            )
+            return None
+        return gwei
 
     def _address(self, raw: _Sourced) -> str | None:
         if not isinstance(raw.value, str):

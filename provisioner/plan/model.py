@@ -57,10 +57,33 @@ class Step:
 
 @dataclass(frozen=True)
 class Note:
-    """Something the user should know that is not a change: drift, a lower target, keys left in place."""
+    """Something the user should know that is not a change: drift, a lower target, keys left in place.
 
-    level: str  # info | warning | drift
+    A ``pending`` note is a transaction not final yet (waiting for confirmations, for the node,
+    for a remote signer): the plan counts it as a change, so ``--detailed-exitcode`` exits 2."""
+
+    level: str  # info | warning | drift | pending
     message: str
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the plan was asked for; a saved plan is applied only with the same options."""
+
+    prune_api_keys: bool = False
+    targets: tuple[str, ...] = ()
+    shard: str | None = None
+
+    def differences(self, other: PlanOptions) -> list[str]:
+        """What differs from ``other``, as the command-line options that say it."""
+        out = []
+        if self.prune_api_keys != other.prune_api_keys:
+            out.append("--prune-api-keys")
+        if tuple(sorted(self.targets)) != tuple(sorted(other.targets)):
+            out.append("--target")
+        if self.shard != other.shard:
+            out.append("--shard")
+        return out
 
 
 @dataclass(frozen=True)
@@ -81,10 +104,11 @@ class Summary:
     change: int
     destroy: int
     blocked: int
+    pending: int = 0  # transactions not final yet (see Note)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.add or self.change or self.destroy or self.blocked)
+        return bool(self.add or self.change or self.destroy or self.blocked or self.pending)
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,7 @@ class Plan:
     accounts: tuple[AccountPlan, ...]
     created_at: str = ""
     format_version: int = PLAN_FORMAT_VERSION
+    options: PlanOptions = PlanOptions()
 
     def steps(self) -> list[Step]:
         return [s for acc in self.accounts for s in acc.steps]
@@ -108,6 +133,7 @@ class Plan:
             change=sum(1 for s in runnable if s.action is Action.UPDATE),
             destroy=sum(1 for s in runnable if s.action is Action.DELETE),
             blocked=sum(1 for s in steps if s.blocked),
+            pending=sum(1 for a in self.accounts for n in a.notes if n.level == "pending"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +144,7 @@ class Plan:
             "change": s.change,
             "destroy": s.destroy,
             "blocked": s.blocked,
+            "pending": s.pending,
         }
         return _jsonable(data)
 
@@ -161,6 +188,11 @@ class Plan:
             fingerprint=data["fingerprint"],
             accounts=accounts,
             created_at=data.get("created_at", ""),
+            options=PlanOptions(
+                prune_api_keys=bool(data["options"]["prune_api_keys"]),
+                targets=tuple(str(t) for t in data["options"]["targets"]),
+                shard=data["options"]["shard"],
+            ),
         )
 
 

@@ -10,13 +10,19 @@ from pathlib import Path
 from rich.console import Console
 
 from provisioner.cli.runtime import start_run
-from provisioner.plan.planner import PlanOptions
+from provisioner.plan.model import PlanOptions
 from provisioner.plan.render import render_json, render_markdown, render_text
 
 
 def run(args: argparse.Namespace) -> int:
     r = start_run(args)
-    plan = r.plan(PlanOptions(prune_api_keys=getattr(args, "prune_api_keys", False)))
+    plan = r.plan(
+        PlanOptions(
+            prune_api_keys=getattr(args, "prune_api_keys", False),
+            targets=tuple(args.target or ()),
+            shard=args.shard,
+        )
+    )
     if args.out:
         Path(args.out).write_text(r.redactor.redact(plan.to_json()))
     if args.format == "json":
