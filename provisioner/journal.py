@@ -214,7 +214,11 @@ class Journal:
                 data = found[0]
                 out.append(_entry(str(data.get("account", account)), data, chain_id))  # type: ignore[arg-type]
         if account:
-            out += [e for e in self.entries(account) if e.sender.lower() in ("", sender.lower())]
+            out += [
+                replace(e, sender=e.sender or sender)
+                for e in self.entries(account)
+                if e.sender.lower() in ("", sender.lower())
+            ]
         return sorted(out, key=lambda e: e.nonce)
 
     def key_intents(self, account: str) -> list[KeyIntent]:

@@ -35,6 +35,11 @@ class DepositBudget:
                     )
             self.spent = total
 
+    def refund(self, amount: int) -> None:
+        """A charged deposit that can never land (its nonce went to another transaction)."""
+        with self._lock:
+            self.spent -= amount
+
 
 def _usdc(base_units: int) -> str:
     return format_usdc(from_base_units(base_units))

@@ -247,9 +247,6 @@ def _unstored_key_deleted(
 
 
 def delete_api_key(ctx: AccountContext, step: Step) -> None:
-    default = next((k for k in ctx.spec.api_keys if k.is_default), None)
-    if default is None:
-        raise StepFailed("the manifest names no default API key; refusing to delete keys")
     default_id = ctx.default_key_id()  # derived from the onboarding signature, never read
     if step.params["key"].strip().lower() == default_id.strip().lower():
         raise StepFailed(f"{default_id} is the default API key: never deleted")
@@ -459,7 +456,7 @@ def _await_final(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) 
         status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
         if status in (MINED, CONFIRMED) and not seen_mined:
             seen_mined = True
-            ctx.log(f"{what} mined")
+            ctx.log(f"{tx.intent} mined: {tx.tx_hash}" if tx.tx_hash else f"journaled {what} mined")
             failpoint(f"after_receipt:{tx.intent}")
         if status == CONFIRMED:
             return
@@ -473,8 +470,9 @@ def _await_final(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) 
         if status == DROPPED and seen_mined:
             seen_mined = False
             ctx.log(f"{what} left the chain (a reorg?)")
-        if status == DROPPED and tx.raw_tx:
-            _rebroadcast(ctx, tx)
+        if status == DROPPED and tx.raw_tx and not _rebroadcast(ctx, tx):
+            ctx.journal.forget_tx(tx)
+            raise StepFailed(f"{what}: its nonce {tx.nonce} was used by another transaction")
         if time.monotonic() > deadline:
             raise StepFailed(
                 f"{what} is {status}, not yet final ({ctx.confirmations} confirmations) after "
@@ -505,10 +503,11 @@ def settle_journal(ctx: AccountContext) -> None:
                 f"nonce is still free (a private relay? a late broadcast?); {_held(ctx, tx)}"
             )
         if status == DROPPED:
-            if tx.intent == "deposit":
-                _charge(ctx, tx.amount, f"the journaled deposit of {ctx.spec.name} ({tx.tx_hash})")
-            _rebroadcast(ctx, tx)
-            status = PENDING
+            charged = tx.amount if tx.intent == "deposit" else 0
+            _charge(ctx, charged, f"the journaled deposit of {ctx.spec.name} ({tx.tx_hash})")
+            status = PENDING if _rebroadcast(ctx, tx) else SUPERSEDED
+            if status == SUPERSEDED:
+                ctx.budget.refund(charged)
         if status in (PENDING, MINED):
             _await_final(ctx, tx)
             ctx.log(f"{what} confirmed")
@@ -522,8 +521,9 @@ def settle_journal(ctx: AccountContext) -> None:
         ctx.journal.forget_tx(tx)
 
 
-def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> None:
-    """Send the journaled bytes again (the same transaction: it can land once at most)."""
+def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> bool:
+    """Send the journaled bytes again (the same transaction: it can land once at most); False
+    when their nonce went to another transaction (then they never can)."""
     ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
     try:
         ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
@@ -531,8 +531,9 @@ def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> None:
         if _NONCE_TAKEN not in str(exc):
             raise
         ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
-        return
+        return False
     failpoint("settle:after_rebroadcast")
+    return True
 
 
 # what ChainClient.send_raw says when the nonce was used by another transaction

@@ -68,7 +68,7 @@ SINGLE = [
 # The second kill lands in the rerun, on a path only a crash leaves behind.
 CHAINED = [
     ("after_onboard", "after_step:record_account"),  # STARK secret without its position id
-    ("after_create:api_key", "settle:after_orphan_delete"),  # orphaned key deleted at dYdX
+    ("after_intent_update:api_key", "settle:after_orphan_delete"),  # orphaned key deleted at dYdX
     ("after_journal_record:deposit", "settle:after_rebroadcast"),  # same signed bytes resent
     ("after_broadcast:deposit", "settle:before_forget"),  # journaled deposit mined
 ]
@@ -78,6 +78,10 @@ SCENARIOS: list[tuple[str, ...]] = [(p,) for p in SINGLE] + CHAINED
 NOT_IN_MATRIX = {"after_step:replace_api_key", "after_step:delete_api_key"}
 # Only a remote signer (eth_sendTransaction) reaches these: tests/apply/test_remote_signer_crash.py.
 NOT_IN_MATRIX |= {f"after_remote_send:{i}" for i in ("register", "approve", "deposit")}
+# Killed after dYdX answered POST /v3/api-keys but before the new key's id reached the
+# journal: that key cannot be told from one the desk made with its own tools meanwhile, so
+# it is reported and left at dYdX (its secret died with the process); the step makes another.
+LEFT_AT_DYDX = {("after_create:api_key",): "1 key(s) at dYdX without a secret in Vault"}
 # Most runs are forked from a fork server that imported the CLI once (see forkserver.py);
 # these scenarios run the installed ``provision`` executable itself, start to finish.
 REAL_BINARY = {("after_lock",), ("after_broadcast:deposit",), ("after_create:api_key",)}
@@ -197,7 +201,11 @@ def test_killed_apply_converges_on_the_next_run(
     name = outcome.manifest.accounts[0].name
     assert matrix.plan[name] == [], f"{name} not converged: {matrix.plan[name]}"
     assert matrix.unsettled_notes[name] == []
-    assert convergence_problems(sandbox, outcome.manifest, matrix.deposits) == []
+    problems = convergence_problems(sandbox, outcome.manifest, matrix.deposits)
+    expected = LEFT_AT_DYDX.get(scenario)
+    assert [p for p in problems if not (expected and expected in p)] == [], problems
+    if expected:
+        assert len(problems) == 1, problems
 
 
 def test_the_lock_left_by_a_killed_run_names_its_holder(matrix: Matrix) -> None:
@@ -218,11 +226,14 @@ def test_recovery_runs_say_what_they_settled(matrix: Matrix) -> None:
         return matrix.outcomes[scenario].runs
 
     # the plan shows the orphaned key, the run deletes it before creating a new one
-    for scenario in (("after_create:api_key",), ("after_intent_update:api_key",)):
-        final = runs(*scenario)[-1]
-        assert "interrupted apply created API key hedger" in final.out, final
-        assert "its secret never reached Vault" in final.err, final
-    settled = runs("after_create:api_key", "settle:after_orphan_delete")
+    final = runs("after_intent_update:api_key")[-1]
+    assert "interrupted apply created API key hedger" in final.out, final
+    assert "its secret never reached Vault" in final.err, final
+    # without its id in the journal, the new key is reported and left alone
+    final = runs("after_create:api_key")[-1]
+    assert "appeared at dYdX" in final.out and "left alone" in final.out, final
+    assert "deleted API key" not in final.err, final
+    settled = runs("after_intent_update:api_key", "settle:after_orphan_delete")
     assert "its secret never reached Vault" in settled[1].err
     assert "deleted API key" not in settled[2].err  # gone already: only the entry is cleared
     # a journaled transaction the node never saw goes out again as the same signed bytes
