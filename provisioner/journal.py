@@ -210,9 +210,13 @@ class Journal:
             if key.endswith("/"):
                 continue
             found = self.store.read_state(f"{folder}/{key}")
-            if found is not None and found[0]:
-                data = found[0]
-                out.append(_entry(str(data.get("account", account)), data, chain_id))  # type: ignore[arg-type]
+            entry = (
+                _entry(str(found[0].get("account", account)), found[0], chain_id)
+                if found and found[0]
+                else None
+            )
+            if isinstance(entry, StoredTx):
+                out.append(entry)
         if account:
             out += [
                 replace(e, sender=e.sender or sender)

@@ -75,8 +75,10 @@ def observe(
     facts = []
     for p in partials:
         c = chain_state[p.spec.address]
-        position = (p.stark_public, p.position_id)
-        located = p.stark_public is not None and p.position_id is not None
+        done = waiting = 0
+        if p.stark_public is not None and p.position_id is not None:
+            done = deposits.get((p.stark_public, p.position_id), 0)
+            waiting = unconfirmed.get((p.stark_public, p.position_id), 0)
         facts.append(
             AccountFacts(
                 name=p.spec.name,
@@ -89,8 +91,8 @@ def observe(
                 usdc_balance=c.usdc_balance,
                 usdc_allowance=c.usdc_allowance,
                 eth_balance_wei=c.eth_balance_wei,
-                deposited=deposits.get(position, 0) if located else 0,  # type: ignore[arg-type]
-                unconfirmed_deposits=unconfirmed.get(position, 0) if located else 0,  # type: ignore[arg-type]
+                deposited=done,
+                unconfirmed_deposits=waiting,
                 pending_deposits=sum(
                     j.amount
                     for j in p.journal
