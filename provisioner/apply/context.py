@@ -26,6 +26,7 @@ class AccountContext:
     budget: DepositBudget = field(default_factory=DepositBudget)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
+    unconfirmed: list[StoredTx] = field(default_factory=list)  # mined, confirmations to wait for
     _signer: EthSigner | None = None
     _stark: StarkKeyPair | None = None
     _creds: ApiCredentials | None = None

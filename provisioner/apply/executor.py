@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
-from provisioner.apply.steps import RUNNERS, settle_journal
+from provisioner.apply.steps import RUNNERS, await_confirmations, settle_journal
 from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
@@ -129,6 +129,12 @@ class _AccountRun:
     def finish(self) -> None:
         if self.result.failed != "journal":
             self._run(self.rest)
+        try:  # also after a failed step: what was sent is settled now, not left to the next run
+            await_confirmations(self.ctx)
+        except Exception as exc:  # noqa: BLE001 - the journal keeps what is not final
+            if not self.result.failed:
+                self.result.failed, self.result.error = "confirmations", _describe(self.ctx, exc)
+            self.ctx.log(f"waiting for confirmations failed: {_describe(self.ctx, exc)}")
         self.result.tx_hashes = list(self.ctx.tx_hashes)
 
     def _run(self, steps: Sequence[Step]) -> None:

@@ -406,15 +406,30 @@ def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: in
     failpoint(f"after_broadcast:{intent}")
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
+    # What later steps need is the transaction mined (an approve before the deposit's gas
+    # estimate); its confirmations accrue meanwhile and are waited for at the account's end.
     try:
-        _await_final(ctx, entry)
+        _await_final(ctx, entry, final=intent == "deposit")
     except ChainError as exc:
         raise StepFailed(
             f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
             "the next apply looks it up by hash before anything else"
         ) from None
+    if intent != "deposit":
+        ctx.unconfirmed.append(entry)
+        return
     ctx.journal.forget_tx(entry)
     ctx.log(f"{intent} confirmed: {tx_hash}")
+
+
+def await_confirmations(ctx: AccountContext) -> None:
+    """The account's transactions that later steps only needed mined: wait until final."""
+    while ctx.unconfirmed:
+        tx = ctx.unconfirmed[0]
+        _await_final(ctx, tx, seen_mined=True)
+        ctx.journal.forget_tx(tx)
+        ctx.unconfirmed.pop(0)
+        ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
 
 
 def _check_broadcast(ctx: AccountContext, entry: StoredTx, asked: dict[str, object]) -> None:
@@ -445,20 +460,27 @@ def _node_copy(
         time.sleep(poll_seconds)
 
 
-def _await_final(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) -> None:
-    """Wait until ``tx`` is final: mined with ``confirmations`` blocks on top. If it leaves the
-    chain meanwhile (a reorg) or the node forgets it, the same signed bytes go out again; a
-    revert or a timeout fails the step and, but for the revert, the journal keeps the entry."""
+def _await_final(
+    ctx: AccountContext,
+    tx: StoredTx,
+    *,
+    final: bool = True,
+    seen_mined: bool = False,
+    poll_seconds: float = 0.25,
+) -> None:
+    """Wait until ``tx`` is final: mined with ``confirmations`` blocks on top (or, not ``final``,
+    just mined). If it leaves the chain meanwhile (a reorg) or the node forgets it, the same
+    signed bytes go out again; a revert or a timeout fails the step and, but for the revert,
+    the journal keeps the entry."""
     deadline = time.monotonic() + ctx.receipt_timeout
     what = f"{tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
-    seen_mined = False
     while True:
         status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
         if status in (MINED, CONFIRMED) and not seen_mined:
             seen_mined = True
             ctx.log(f"{tx.intent} mined: {tx.tx_hash}" if tx.tx_hash else f"journaled {what} mined")
             failpoint(f"after_receipt:{tx.intent}")
-        if status == CONFIRMED:
+        if status == CONFIRMED or (status == MINED and not final):
             return
         if status == FAILED:
             ctx.journal.forget_tx(tx)
