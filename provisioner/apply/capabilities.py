@@ -57,6 +57,7 @@ def required(
         add(vault.data_path(entry), {"read", *WRITE})
         add(vault.metadata_path(entry), {"delete"})
         sent = sender_folder(state, manifest.network.chain_id, specs[acc.name].address)
+        add(vault.metadata_path(sent.rpartition("/")[0]), {"list"})  # the run's one listing
         add(vault.metadata_path(sent), {"list"})
         add(vault.data_path(f"{sent}/entry"), {"read", *WRITE})
         add(vault.metadata_path(f"{sent}/entry"), {"delete"})

@@ -242,4 +242,4 @@ def test_recovery_runs_say_what_they_settled(matrix: Matrix) -> None:
     assert "rebroadcasting journaled deposit" in journaled[1].err
     assert "journaled deposit" in runs("after_broadcast:deposit")[-1].out
     # killed before anything was sent: nothing journaled, the rerun signs afresh
-    assert "journaled" not in runs("after_sign:deposit")[-1].out
+    assert "journaled deposit" not in runs("after_sign:deposit")[-1].out
