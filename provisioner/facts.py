@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-MANAGED_BY = "dydx-provisioner"
+# Re-exported for the Vault client, which marks what it writes with it.
+from provisioner.records import MANAGED_BY as MANAGED_BY
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,8 @@ class VaultEntry:
     managed_by: str | None = None  # custom_metadata["managed-by"]
     account: str | None = None  # custom_metadata["account"]
     fields: frozenset[str] = frozenset()  # names of the data keys present
-    public: tuple[
-        tuple[str, str], ...
-    ] = ()  # non-secret data values (public key, key id, position id...)
+    # non-secret data values (public key, key id, position id...)
+    public: tuple[tuple[str, str], ...] = ()
 
     def is_ours(self, account: str) -> bool:
         return self.managed_by == MANAGED_BY and self.account == account
@@ -74,9 +74,8 @@ class AccountFacts:
     user_exists: bool | None = None  # None: could not tell
     dydx_api_keys: frozenset[str] | None = None  # key ids dYdX lists for the user; None: not read
     # chain
-    stark_key_owner: str | None = (
-        None  # getEthKey(stark public key) from the exchange, None if unregistered
-    )
+    # getEthKey(stark public key) from the exchange, None if unregistered
+    stark_key_owner: str | None = None
     usdc_balance: int = 0  # base units in the wallet
     usdc_allowance: int = 0  # to the exchange
     eth_balance_wei: int = 0
@@ -87,10 +86,8 @@ class AccountFacts:
     pending_deposits: int = 0  # journaled deposits not in the events (pool, dropped, awaiting)
     journal: tuple[JournalEntry, ...] = ()
     api_key_intents: tuple[ApiKeyIntentFact, ...] = ()
-    # signer
-    signer_error: str | None = (
-        None  # why the signer cannot sign for the address, None if fine or absent
-    )
+    # signer: why it cannot sign for the address, None if fine or absent
+    signer_error: str | None = None
     default_key_id: str | None = None  # derived from the onboarding signature; None: not derived
 
     def api_secret(self, name: str) -> VaultEntry | None:
@@ -116,5 +113,5 @@ class WorldFacts:
 
     @cached_property
     def _by_name(self) -> dict[str, AccountFacts]:
-        """Planning and status look every account up by name: a scan each was quadratic."""
+        """Planning and status look every account up by name, once per account."""
         return {acc.name: acc for acc in self.accounts}

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from provisioner.facts import JournalEntry
+from provisioner.records import journal_root
 
 API_KEY_INTENT = "api_key"
 SENDERS = "_senders"
@@ -130,7 +131,7 @@ def sender_folder(state_path: str, chain_id: int, sender: str) -> str:
 class Journal:
     def __init__(self, store: _StateStore, state_path: str) -> None:
         self.store = store
-        self.root = f"{state_path}/journal"
+        self.root = journal_root(state_path)
 
     def _path(self, account: str, key: str = "") -> str:
         return f"{self.root}/{account}" + (f"/{key}" if key else "")

@@ -10,11 +10,14 @@ account whose Vault records (versions, fields, journal) are exactly as before ha
 had no run of this tool at it in between, so its dYdX facts are taken over instead
 of asked for twice, which would spend the rate-limit budget its onboarding needs.
 Vault and the chain are read again; each step still checks dYdX right before it acts.
+
+Whether an account's signer is checked (resolving its key) is the caller's call, made
+from the facts (``check_signer``): the planner decides what has work, observe only looks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -22,14 +25,31 @@ from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
 from provisioner.connections import Connections
 from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, WorldFacts
-from provisioner.journal import NOT_IN_EVENTS, Journal, KeyIntent, key_orphans, unexpected_keys
+from provisioner.journal import Journal, KeyIntent, key_orphans, unexpected_keys
 from provisioner.manifest.model import AccountSpec
-from provisioner.plan.planner import API_FIELDS, STARK_FIELDS, plan_account
+from provisioner.money import in_flight
+from provisioner.records import (
+    API_FIELDS,
+    API_KEY,
+    DEFAULT_API_KEY,
+    POSITION_ID,
+    STARK_FIELDS,
+    STARK_PUBLIC_KEY,
+    api_credential_fields,
+)
 from provisioner.secrets import SecretError
 from provisioner.signers.base import SignerError
 from provisioner.signers.factory import make_signer
 
 DEFAULT_PARALLELISM = 16
+
+SignerCheck = Callable[[AccountSpec, AccountFacts], bool]
+"""Given what was seen, whether this account's signer must be resolved and checked."""
+
+
+def no_signer(_spec: AccountSpec, _facts: AccountFacts) -> bool:
+    """Check no signer: what ``status`` sees needs none."""
+    return False
 
 
 @dataclass
@@ -53,7 +73,9 @@ def observe(
     *,
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
+    check_signer: SignerCheck = no_signer,
 ) -> WorldFacts:
+    """``known``: facts of an earlier look in this run (see the module docstring)."""
     network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
@@ -93,11 +115,7 @@ def observe(
                 eth_balance_wei=c.eth_balance_wei,
                 deposited=done,
                 unconfirmed_deposits=waiting,
-                pending_deposits=sum(
-                    j.amount
-                    for j in p.journal
-                    if j.intent == "deposit" and j.status in NOT_IN_EVENTS
-                ),
+                pending_deposits=in_flight((j.intent, j.amount, j.status) for j in p.journal),
                 journal=p.journal,
                 api_key_intents=p.key_intents,
             )
@@ -105,7 +123,8 @@ def observe(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         checked = list(
             pool.map(
-                lambda pair: _check_signer_if_needed(conn, *pair), zip(accounts, facts, strict=True)
+                lambda pair: _check_signer(conn, *pair) if check_signer(*pair) else pair[1],
+                zip(accounts, facts, strict=True),
             )
         )
     return WorldFacts(chain_id=conn.manifest.network.chain_id, accounts=tuple(checked))
@@ -125,11 +144,11 @@ def _observe_offchain(
     else:
         user_exists, dydx_keys = _observe_dydx(conn, spec, api)
     stark_public = (
-        _int_or_none(stark.data.get("public_key"))
+        _int_or_none(stark.data.get(STARK_PUBLIC_KEY))
         if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
         else None
     )
-    position_id = _int_or_none(stark.data.get("position_id"))
+    position_id = _int_or_none(stark.data.get(POSITION_ID))
     return _Partial(
         spec,
         stark,
@@ -199,13 +218,12 @@ def _observe_dydx(
     """Whether dYdX knows the user, and the API keys it lists (None when no stored key works)."""
     user_exists: bool | None = None
     dydx_keys: frozenset[str] | None = None
-    for name in sorted(api, key=lambda n: n != "default"):  # the default key first
+    for name in sorted(api, key=lambda n: n != DEFAULT_API_KEY):  # the default key first
         rec = api[name]
         if not (rec.entry.is_ours(spec.name) and rec.entry.fields >= API_FIELDS):
             continue
-        creds = ApiCredentials(
-            key=rec.data["key"], secret=rec.data["secret"], passphrase=rec.data["passphrase"]
-        )
+        key, secret, passphrase = api_credential_fields(rec.data)
+        creds = ApiCredentials(key=key, secret=secret, passphrase=passphrase)
         try:
             dydx_keys = conn.dydx.list_api_keys(spec.address, creds)
             user_exists = True
@@ -229,8 +247,8 @@ def _intent_fact(
     """What an interrupted API key creation left: the keys dYdX has whose secret Vault lacks."""
     if listed is None:
         return ApiKeyIntentFact(intent.name, intent.created, None)
-    ours = {n: r for n, r in api.items() if r.entry.is_ours(spec.name) and r.data.get("key")}
-    stored = {r.data["key"] for r in ours.values()}
+    ours = {n: r for n, r in api.items() if r.entry.is_ours(spec.name) and r.data.get(API_KEY)}
+    stored = {r.data[API_KEY] for r in ours.values()}
     orphans = key_orphans(intent, listed, stored)
     unexpected = unexpected_keys(intent, listed, stored)
     return ApiKeyIntentFact(
@@ -238,13 +256,11 @@ def _intent_fact(
     )
 
 
-def _check_signer_if_needed(
-    conn: Connections, spec: AccountSpec, facts: AccountFacts
-) -> AccountFacts:
-    """Resolve the signer only for accounts with work to do, or API keys at dYdX that Vault
-    does not hold, so a converged run reads no key. With a signer, derive the default API
-    key's id (a signature, no request): the only source of that id the planner trusts."""
-    if spec.signer is None or not (plan_account(spec, facts).steps or _unstored_keys(facts)):
+def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> AccountFacts:
+    """``signer_error`` set when the account's signer cannot be made for its address. When dYdX
+    lists a key that no destination holds, the default API key's id is derived too (a
+    signature, no request): the only source of that id the planner trusts."""
+    if spec.signer is None:
         return facts
     try:
         signer = make_signer(
@@ -252,7 +268,7 @@ def _check_signer_if_needed(
         )
     except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))
-    if not facts.user_exists or not _unstored_keys(facts):
+    if not facts.user_exists or not unstored_keys(facts):
         return facts  # every key dYdX lists is in a destination: nothing the default may hide as
     try:
         default = conn.dydx.recover_default_credentials(signer).key
@@ -261,11 +277,11 @@ def _check_signer_if_needed(
     return replace(facts, default_key_id=default)
 
 
-def _unstored_keys(facts: AccountFacts) -> bool:
+def unstored_keys(facts: AccountFacts) -> bool:
     """dYdX lists a key no destination holds (maybe the default key, under another's name)."""
     if not facts.dydx_api_keys:
         return False
-    stored = {e.get("key") for _, e in facts.api_secrets if e.exists}
+    stored = {e.get(API_KEY) for _, e in facts.api_secrets if e.exists}
     return bool(facts.dydx_api_keys - stored)
 
 

@@ -17,6 +17,8 @@ from provisioner.facts import WorldFacts
 from provisioner.journal import sender_folder
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.plan.model import Plan, Step, StepKind
+from provisioner.plan.params import ApiKeyParams
+from provisioner.records import journal_path
 
 WRITE = frozenset({"create", "update"})
 
@@ -51,7 +53,7 @@ def required(
         if not runnable and acc.name not in unsettled:
             continue
         add(vault.data_path(account_lock_path(state, acc.name)), {"read", *WRITE})
-        journal = f"{state}/journal/{acc.name}"
+        journal = journal_path(state, acc.name)
         entry = f"{journal}/entry"  # any entry: policies grant the journal by prefix
         add(vault.metadata_path(journal), {"list"})
         add(vault.data_path(entry), {"read", *WRITE})
@@ -89,5 +91,5 @@ def _written(spec: AccountSpec, step: Step) -> list[str]:
     if step.kind is StepKind.ONBOARD:
         return [spec.stark_key_path, *(k.secret_path for k in spec.api_keys if k.is_default)]
     if step.kind in (StepKind.API_KEY, StepKind.REPLACE_API_KEY):
-        return [step.params["path"]]
+        return [step.params_as(ApiKeyParams).path]
     return []

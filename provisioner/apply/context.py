@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from provisioner.apply.budget import DepositBudget
+from provisioner.apply.ports import ApplyConnections
 from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
-from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
 from provisioner.journal import Journal, StoredTx
 from provisioner.manifest.model import AccountSpec
+from provisioner.records import API_FIELDS, API_KEY, api_credential_fields, stark_pair_fields
 from provisioner.signers.base import EthSigner
 from provisioner.signers.factory import make_signer
 
@@ -21,7 +22,7 @@ class StepFailed(ProvisionerError):
 @dataclass
 class AccountContext:
     spec: AccountSpec
-    conn: Connections
+    conn: ApplyConnections
     journal: Journal
     budget: DepositBudget = field(default_factory=DepositBudget)
     receipt_timeout: float = 180.0
@@ -65,12 +66,10 @@ class AccountContext:
         """The STARK key pair: Vault is the source of truth once it holds one; derive only before that."""
         if self._stark is None:
             rec = self.conn.vault.read(self.spec.stark_key_path)
-            if rec.entry.exists and rec.entry.is_ours(self.spec.name) and "private_key" in rec.data:
-                self._stark = StarkKeyPair(
-                    private_key=int(rec.data["private_key"], 16),
-                    public_key=int(rec.data["public_key"], 16),
-                    public_key_y=int(rec.data["public_key_y_coordinate"], 16),
-                )
+            stored = stark_pair_fields(rec.data) if rec.entry.is_ours(self.spec.name) else None
+            if rec.entry.exists and stored is not None:
+                private, public, y = stored
+                self._stark = StarkKeyPair(private_key=private, public_key=public, public_key_y=y)
             else:
                 raise StepFailed(
                     f"no STARK key for {self.spec.name} in Vault at {self.spec.stark_key_path}"
@@ -88,13 +87,10 @@ class AccountContext:
                 if (
                     rec.entry.exists
                     and rec.entry.is_ours(self.spec.name)
-                    and {"key", "secret", "passphrase"} <= rec.entry.fields
+                    and rec.entry.fields >= API_FIELDS
                 ):
-                    self._creds = ApiCredentials(
-                        key=rec.data["key"],
-                        secret=rec.data["secret"],
-                        passphrase=rec.data["passphrase"],
-                    )
+                    key_id, secret, passphrase = api_credential_fields(rec.data)
+                    self._creds = ApiCredentials(key=key_id, secret=secret, passphrase=passphrase)
                     break
             else:
                 self._creds = self.conn.dydx.recover_default_credentials(self.signer)
@@ -114,6 +110,6 @@ class AccountContext:
         ids = set()
         for key in self.spec.api_keys:
             rec = self.conn.vault.read(key.secret_path)
-            if rec.entry.is_ours(self.spec.name) and rec.data.get("key"):
-                ids.add(rec.data["key"])
+            if rec.entry.is_ours(self.spec.name) and rec.data.get(API_KEY):
+                ids.add(rec.data[API_KEY])
         return ids

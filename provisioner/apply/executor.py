@@ -14,34 +14,27 @@ its turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
+from provisioner.apply.events import (
+    AccountResult,
+    Reporter,
+    StepDone,
+    StepFailed,
+    StepStarted,
+    discard,
+)
+from provisioner.apply.ports import ApplyConnections
 from provisioner.apply.steps import RUNNERS, await_confirmations, settle_journal
-from provisioner.connections import Connections
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
 from provisioner.journal import Journal
 from provisioner.plan.model import AccountPlan, Plan, Step, StepKind
-
-
-@dataclass
-class AccountResult:
-    name: str
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: str | None = None
-    error: str | None = None
-    tx_hashes: list[str] = field(default_factory=list)
-
-
-StepHook = Callable[
-    [str, Step], None
-]  # (event, step): "start" / "done"; progress display and crash tests
-
+from provisioner.plan.params import ApiKeyParams
 
 # Steps that write at dYdX, spending the account's budget of 10 writes a minute
 # (the default API key's step only derives and stores it).
@@ -50,14 +43,15 @@ _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 
 
 def execute(
-    conn: Connections,
+    conn: ApplyConnections,
     plan: Plan,
     *,
     parallelism: int = 8,
-    on_step: StepHook = lambda _e, _s: None,
+    report: Reporter = discard,
     budget: DepositBudget | None = None,
 ) -> list[AccountResult]:
-    """``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts)."""
+    """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens.
+    ``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts)."""
     journal = Journal(conn.vault, conn.manifest.vault.state_path)
     budget = budget or DepositBudget()
     specs = {a.name: a for a in conn.manifest.accounts}
@@ -70,7 +64,7 @@ def execute(
         _AccountRun(
             AccountContext(specs[acc.name], conn, journal, budget=budget),
             acc,
-            on_step,
+            report,
             journaled(acc.name),
         )
         for acc in plan.accounts
@@ -79,7 +73,7 @@ def execute(
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         list(pool.map(_AccountRun.open_window, runs))
         list(pool.map(_AccountRun.finish, runs))
-    return [r.result for r in runs]
+    return [r.result() for r in runs]
 
 
 def _journaled(journal: Journal, chain_id: int) -> tuple[set[str], set[str]]:
@@ -87,73 +81,99 @@ def _journaled(journal: Journal, chain_id: int) -> tuple[set[str], set[str]]:
     return set(journal.accounts()), journal.senders(chain_id)
 
 
+def _writes_at_dydx(step: Step) -> bool:
+    if step.kind in _DYDX_WRITES:
+        return True
+    return isinstance(step.params, ApiKeyParams) and not step.params.is_default
+
+
 def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
     """The first pass: the steps through the account's first dYdX write, but for the chain
     steps among them, which nothing at dYdX depends on; the second pass: all the others."""
     for i, step in enumerate(steps):
-        writes = step.kind in _DYDX_WRITES or (
-            step.kind is StepKind.API_KEY and step.params.get("name") != "default"
-        )
-        if writes and not step.blocked:
+        if _writes_at_dydx(step) and not step.blocked:
             first = [s for s in steps[: i + 1] if s.kind not in _CHAIN]
             ids = {s.id for s in first}
             return first, [s for s in steps if s.id not in ids]
     return [], list(steps)
 
 
+@dataclass
+class _Progress:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: str | None = None
+    error: str | None = None
+
+
 class _AccountRun:
     """One account's steps in order, run in two parts (see the module's docstring)."""
 
     def __init__(
-        self, ctx: AccountContext, plan: AccountPlan, on_step: StepHook, journaled: bool
+        self, ctx: AccountContext, plan: AccountPlan, report: Reporter, journaled: bool
     ) -> None:
         self.ctx = ctx
         self.journaled = journaled  # the run's one listing showed entries for this account
         self.plan = plan
-        self.on_step = on_step
-        self.result = AccountResult(plan.name)
-        self.failed: set[str] = set()
+        self.report = report
+        self.progress = _Progress()
+        self.failed_steps: set[str] = set()
         self.first, self.rest = _split(plan.steps)
+
+    def result(self) -> AccountResult:
+        p = self.progress
+        return AccountResult(
+            name=self.plan.name,
+            done=tuple(p.done),
+            skipped=tuple(p.skipped),
+            failed=p.failed,
+            error=p.error,
+            tx_hashes=tuple(self.ctx.tx_hashes),
+        )
 
     def open_window(self) -> None:
         try:
             if self.journaled:  # entries appear only under the account's lock, which we hold
                 settle_journal(self.ctx)
         except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
-            self.result.failed, self.result.error = "journal", _describe(self.ctx, exc)
-            self.ctx.log(f"settling the journal failed: {self.result.error}")
+            self.progress.failed, self.progress.error = "journal", _describe(self.ctx, exc)
+            self.ctx.log(f"settling the journal failed: {self.progress.error}")
+            self.report(StepFailed(self.plan.name, None, self.progress.error))
             return
         failpoint("after_settle")
         self._run(self.first)
 
     def finish(self) -> None:
-        if self.result.failed != "journal":
+        if self.progress.failed != "journal":
             self._run(self.rest)
         try:  # also after a failed step: what was sent is settled now, not left to the next run
             await_confirmations(self.ctx)
         except Exception as exc:  # noqa: BLE001 - the journal keeps what is not final
-            if not self.result.failed:
-                self.result.failed, self.result.error = "confirmations", _describe(self.ctx, exc)
-            self.ctx.log(f"waiting for confirmations failed: {_describe(self.ctx, exc)}")
-        self.result.tx_hashes = list(self.ctx.tx_hashes)
+            p = self.progress
+            error = _describe(self.ctx, exc)
+            if not p.failed:
+                p.failed, p.error = "confirmations", error
+                self.report(StepFailed(self.plan.name, None, error))
+            self.ctx.log(f"waiting for confirmations failed: {error}")
 
     def _run(self, steps: Sequence[Step]) -> None:
-        result = self.result
+        p = self.progress
         for step in steps:
-            if step.blocked or any(d in self.failed for d in step.depends_on) or result.failed:
-                result.skipped.append(step.id)
+            if step.blocked or any(d in self.failed_steps for d in step.depends_on) or p.failed:
+                p.skipped.append(step.id)
                 continue
-            self.on_step("start", step)
+            self.report(StepStarted(step))
             try:
                 RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
-                self.failed.add(step.id)
-                result.failed, result.error = step.id, _describe(self.ctx, exc)
-                self.ctx.log(f"{step.id} failed: {result.error}")
+                self.failed_steps.add(step.id)
+                p.failed, p.error = step.id, _describe(self.ctx, exc)
+                self.ctx.log(f"{step.id} failed: {p.error}")
+                self.report(StepFailed(self.plan.name, step, p.error))
                 continue
             failpoint(f"after_step:{step.kind.value}")
-            self.on_step("done", step)
-            result.done.append(step.id)
+            self.report(StepDone(step))
+            p.done.append(step.id)
 
 
 def _describe(ctx: AccountContext, exc: Exception) -> str:

@@ -22,7 +22,6 @@ from provisioner.clients.dydx import (
 )
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import ForeignSecret, VaultError
-from provisioner.facts import MANAGED_BY
 from provisioner.failpoints import failpoint
 from provisioner.journal import (
     AWAITING,
@@ -30,7 +29,6 @@ from provisioner.journal import (
     DROPPED,
     FAILED,
     MINED,
-    NOT_IN_EVENTS,
     PENDING,
     SUPERSEDED,
     KeyIntent,
@@ -39,8 +37,16 @@ from provisioner.journal import (
     tx_status,
     unexpected_keys,
 )
-from provisioner.money import format_usdc, from_base_units, to_base_units
+from provisioner.money import deposit_need, format_usdc, from_base_units, in_flight, to_base_units
 from provisioner.plan.model import Step, StepKind
+from provisioner.plan.params import (
+    ApiKeyParams,
+    ApproveParams,
+    DeleteApiKeyParams,
+    DepositParams,
+    StarkKeyParams,
+)
+from provisioner.records import API_FIELDS, API_KEY, MANAGED_BY
 from provisioner.signers.base import SignerError
 from provisioner.signers.verify import SignerMismatch, check_sent, check_signed
 
@@ -109,7 +115,8 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
     # Looked at under this account's lock just now: no user at dYdX. Then the onboard step
     # that follows is the check (dYdX answers 409 if one appeared since, and the keys are
     # compared there), and the public users/exists budget is kept for the other accounts.
-    if step.params.get("dydx_user") != "absent" and ctx.conn.dydx.user_exists(ctx.spec.address):
+    absent = step.params_as(StarkKeyParams).dydx_user == "absent"
+    if not absent and ctx.conn.dydx.user_exists(ctx.spec.address):
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
     _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
@@ -149,16 +156,16 @@ def _same_stark_key(ctx: AccountContext, pair: StarkKeyPair, account: OnboardedA
 
 
 def api_key(ctx: AccountContext, step: Step) -> None:
-    name = step.params["name"]
-    path = step.params["path"]
-    if name == "default":  # recovered from the onboarding signature: nothing created at dYdX
+    params = step.params_as(ApiKeyParams)
+    name, path = params.name, params.path
+    if params.is_default:  # recovered from the onboarding signature: nothing created at dYdX
         creds = ctx.conn.dydx.recover_default_credentials(ctx.signer)
         _write(ctx, path, _api_record(ctx, creds), label="default_api_key")
         return
     listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
     stored = ctx.conn.vault.read(path)
-    complete = all(stored.data.get(f) for f in ("key", "secret", "passphrase"))
-    if complete and stored.entry.is_ours(ctx.spec.name) and stored.data["key"] in listed:
+    complete = all(stored.data.get(f) for f in API_FIELDS)
+    if complete and stored.entry.is_ours(ctx.spec.name) and stored.data[API_KEY] in listed:
         ctx.log(f"API key {name} is already at dYdX and in {path} (found by a fresh check)")
         return
     intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
@@ -248,13 +255,14 @@ def _unstored_key_deleted(
 
 def delete_api_key(ctx: AccountContext, step: Step) -> None:
     default_id = ctx.default_key_id()  # derived from the onboarding signature, never read
-    if step.params["key"].strip().lower() == default_id.strip().lower():
+    key_id = step.params_as(DeleteApiKeyParams).key_id
+    if key_id.strip().lower() == default_id.strip().lower():
         raise StepFailed(f"{default_id} is the default API key: never deleted")
-    if step.params["key"] not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
-        ctx.log(f"API key {step.params['key']} is already gone at dYdX")
+    if key_id not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
+        ctx.log(f"API key {key_id} is already gone at dYdX")
         return
-    ctx.conn.dydx.delete_api_key(ctx.signer, step.params["key"], default_key=default_id)
-    ctx.log(f"deleted API key {step.params['key']}")
+    ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=default_id)
+    ctx.log(f"deleted API key {key_id}")
 
 
 def register(ctx: AccountContext, step: Step) -> None:
@@ -275,7 +283,7 @@ def register(ctx: AccountContext, step: Step) -> None:
 
 
 def approve(ctx: AccountContext, step: Step) -> None:
-    amount = int(step.params["amount"])
+    amount = step.params_as(ApproveParams).amount_base_units
     current = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[
         ctx.spec.address
     ].usdc_allowance
@@ -289,23 +297,22 @@ def deposit(ctx: AccountContext, step: Step) -> None:
     """Top up to the manifest's target, recomputed from the journal, then fresh chain events
     (in that order: a deposit mined and forgotten in between is then in the events). Never
     more than the plan showed, never past the run's ceiling: never pay twice."""
+    planned = step.params_as(DepositParams).amount_base_units
     target = to_base_units(ctx.spec.deposit)  # the manifest's, never a plan file's
     pair = ctx.stark()
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    journaled = [tx for tx in _guard_sender(ctx) if tx.intent == "deposit"]
-    pending = sum(
-        tx.amount
-        for tx in journaled
-        if tx_status(ctx.conn.chain, tx, ctx.confirmations) in NOT_IN_EVENTS
+    pending = in_flight(
+        (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx, ctx.confirmations))
+        for tx in _guard_sender(ctx)
+        if tx.intent == "deposit"  # only their status is asked of the node
     )
     confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
     position = (pair.public_key, account.position_id)
     deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
-    need = target - deposited - pending
-    if need <= 0:
+    need = deposit_need(target, deposited, pending)
+    if not need:
         ctx.log("deposit already covered")
         return
-    planned = int(step.params["amount"])
     if need > planned:
         raise StepFailed(
             f"the deposit needed now ({_usdc(need)} USDC) is more than the plan showed "
@@ -313,7 +320,7 @@ def deposit(ctx: AccountContext, step: Step) -> None:
         )
     if need != planned:
         ctx.log(
-            f"deposit amount recomputed from fresh facts: {_usdc(need)} USDC (planned {_usdc(planned)})"
+            f"deposit amount recomputed from fresh facts: {_usdc(need)} USDC (planned {_usdc(planned)} USDC)"
         )
     tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
     _charge(ctx, need, f"the deposit of {ctx.spec.name}")

@@ -1,47 +1,15 @@
-"""What plan, apply and status share: load the manifest, pick accounts, connect, observe, plan."""
+"""From parsed arguments to an open session: what plan, apply and status read the same way."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from provisioner.connections import Connections, connect
-from provisioner.errors import ProvisionerError
-from provisioner.facts import WorldFacts
-from provisioner.manifest.loader import load_manifest
-from provisioner.manifest.model import AccountSpec, Manifest
-from provisioner.observe import DEFAULT_PARALLELISM, observe
-from provisioner.plan.model import Plan
-from provisioner.plan.planner import PlanOptions, make_plan
+from provisioner.observe import DEFAULT_PARALLELISM
 from provisioner.redact import Redactor
-
-
-@dataclass
-class Run:
-    manifest: Manifest
-    accounts: list[AccountSpec]
-    conn: Connections
-    redactor: Redactor
-    parallelism: int
-
-    def observe(self, known: WorldFacts | None = None) -> WorldFacts:
-        return observe(self.conn, self.accounts, parallelism=self.parallelism, known=known)
-
-    def plan(self, options: PlanOptions) -> Plan:
-        return self.observe_and_plan(options)[1]
-
-    def observe_and_plan(
-        self, options: PlanOptions, known: WorldFacts | None = None
-    ) -> tuple[WorldFacts, Plan]:
-        """``known``: facts of an earlier look in this run (see ``observe``)."""
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        facts = self.observe(known)
-        return facts, make_plan(self.manifest, facts, options, created_at=created)
+from provisioner.session import Session, open_session, parse_shard
 
 
 def stderr_logger(verbose: int, redactor: Redactor) -> Callable[[str], None]:
@@ -52,49 +20,18 @@ def stderr_logger(verbose: int, redactor: Redactor) -> Callable[[str], None]:
     return log
 
 
-def select_accounts(manifest: Manifest, targets: list[str], shard: str | None) -> list[AccountSpec]:
-    accounts = list(manifest.accounts)
-    if targets:
-        known = {a.name for a in accounts}
-        unknown = [t for t in targets if t not in known]
-        if unknown:
-            raise ProvisionerError(
-                f"--target {', '.join(unknown)}: no such account in {manifest.path}"
-            )
-        accounts = [a for a in accounts if a.name in targets]
-    if shard:
-        index, count = parse_shard(shard)
-        accounts = [a for a in accounts if shard_of(a.name, count) == index]
-    return accounts
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ProvisionerError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise ProvisionerError(f"--shard {text!r}: expected 0 <= I < N")
-    return i, n
-
-
-def shard_of(name: str, count: int) -> int:
-    """Stable across runs and machines: a hash of the account name, not its position in the file."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
-
-
-def start_run(args: argparse.Namespace) -> Run:
-    manifest = load_manifest(args.file)
+def session_from_args(args: argparse.Namespace, targets: list[str] | None = None) -> Session:
+    """``targets``: instead of ``--target`` (apply with a saved plan picks its accounts)."""
     redactor = getattr(args, "redactor", None) or Redactor()  # main's: it redacts our errors too
-    accounts = select_accounts(
-        manifest, list(getattr(args, "target", []) or []), getattr(args, "shard", None)
-    )
+    shard = getattr(args, "shard", None)
     parallelism = getattr(args, "parallelism", None) or int(
         os.environ.get("PROVISION_PARALLELISM", DEFAULT_PARALLELISM)
     )
-    conn = connect(
-        manifest, redactor=redactor, log=stderr_logger(getattr(args, "verbose", 0), redactor)
-    )
-    return Run(
-        manifest=manifest, accounts=accounts, conn=conn, redactor=redactor, parallelism=parallelism
+    return open_session(
+        args.file,
+        targets=targets if targets is not None else list(getattr(args, "target", []) or []),
+        shard=parse_shard(shard) if shard else None,
+        parallelism=parallelism,
+        redactor=redactor,
+        log=stderr_logger(getattr(args, "verbose", 0), redactor),
     )

@@ -3,27 +3,66 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from enum import Enum, StrEnum
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from provisioner.plan.params import (
+    ApiKeyParams,
+    ApproveParams,
+    DeleteApiKeyParams,
+    DepositParams,
+    OnboardParams,
+    RecordAccountParams,
+    RegisterParams,
+    StarkKeyParams,
+    StepParams,
+    from_wire,
+    to_wire,
+)
 
 PLAN_FORMAT_VERSION = 1
 
 
 class StepKind(StrEnum):
-    """The onboarding steps of DESIGN.md §2 that change something."""
+    """The onboarding steps that change something, in the order an account needs them.
 
-    STARK_KEY = "stark_key"  # derive the STARK key pair and store it in Vault
-    ONBOARD = "onboard"  # POST /v3/onboarding
-    RECORD_ACCOUNT = "record_account"  # complete the STARK secret with position/account id
-    REGISTER = "register"  # registration signature + registerUser on L1
-    APPROVE = "approve"  # ERC-20 approve to the exchange
-    DEPOSIT = "deposit"  # exchange deposit for the difference
-    API_KEY = "api_key"  # default: recover; named: POST /v3/api-keys; then store in Vault
-    REPLACE_API_KEY = (
-        "replace_api_key"  # the stored key is gone at dYdX: create a new one, update Vault
-    )
-    DELETE_API_KEY = "delete_api_key"  # only with --prune-api-keys, never the default key
+    - stark_key: derive the STARK key pair and store it in Vault
+    - onboard: POST /v3/onboarding
+    - record_account: complete the STARK secret with position and account id
+    - register: registration signature, then registerUser on L1
+    - approve: ERC-20 approve to the exchange
+    - deposit: exchange deposit for the difference
+    - api_key: the default key is recovered, a named one created (POST /v3/api-keys); then stored
+    - replace_api_key: the stored key is gone at dYdX: create a new one, update Vault
+    - delete_api_key: only with --prune-api-keys, never the default key
+    """
+
+    STARK_KEY = "stark_key"
+    ONBOARD = "onboard"
+    RECORD_ACCOUNT = "record_account"
+    REGISTER = "register"
+    APPROVE = "approve"
+    DEPOSIT = "deposit"
+    API_KEY = "api_key"
+    REPLACE_API_KEY = "replace_api_key"
+    DELETE_API_KEY = "delete_api_key"
+
+
+P = TypeVar("P", bound=StepParams)
+
+PARAMS: dict[StepKind, type[StepParams]] = {
+    StepKind.STARK_KEY: StarkKeyParams,
+    StepKind.ONBOARD: OnboardParams,
+    StepKind.RECORD_ACCOUNT: RecordAccountParams,
+    StepKind.REGISTER: RegisterParams,
+    StepKind.APPROVE: ApproveParams,
+    StepKind.DEPOSIT: DepositParams,
+    StepKind.API_KEY: ApiKeyParams,
+    StepKind.REPLACE_API_KEY: ApiKeyParams,
+    StepKind.DELETE_API_KEY: DeleteApiKeyParams,
+}
 
 
 class Action(StrEnum):
@@ -46,13 +85,55 @@ class Step:
     reason: str
     depends_on: tuple[str, ...] = ()
     blocked: str | None = None
-    params: dict[str, str] = field(
-        default_factory=dict
-    )  # non-secret: amounts in base units, paths, key names
+    # Non-secret, typed per kind (PARAMS): amounts in base units, paths, key names.
+    params: StepParams = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if type(self.params) is not PARAMS[self.kind]:
+            raise TypeError(
+                f"step {self.id}: {self.kind.value} takes {PARAMS[self.kind].__name__}, "
+                f"not {type(self.params).__name__}"
+            )
 
     @property
     def symbol(self) -> str:
         return "!" if self.blocked else self.action.symbol
+
+    def params_as(self, cls: type[P]) -> P:
+        """The params, typed for the caller that knows the kind (checked, not cast)."""
+        if not isinstance(self.params, cls):
+            raise TypeError(
+                f"step {self.id}: params are {type(self.params).__name__}, not {cls.__name__}"
+            )
+        return self.params
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "kind": self.kind.value,
+            "action": self.action.value,
+            "summary": self.summary,
+            "reason": self.reason,
+            "depends_on": list(self.depends_on),
+            "blocked": self.blocked,
+            "params": to_wire(self.params),
+        }
+
+    @classmethod
+    def from_dict(cls, s: Mapping[str, Any]) -> Step:
+        kind = StepKind(s["kind"])
+        return cls(
+            id=s["id"],
+            account=s["account"],
+            kind=kind,
+            action=Action(s["action"]),
+            summary=s["summary"],
+            reason=s["reason"],
+            depends_on=tuple(s.get("depends_on", ())),
+            blocked=s.get("blocked"),
+            params=from_wire(PARAMS[kind], s.get("params", {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,16 +218,36 @@ class Plan:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
         s = self.summary()
-        data["summary"] = {
-            "add": s.add,
-            "change": s.change,
-            "destroy": s.destroy,
-            "blocked": s.blocked,
-            "pending": s.pending,
+        return {
+            "manifest": self.manifest,
+            "network": self.network,
+            "chain_id": self.chain_id,
+            "fingerprint": self.fingerprint,
+            "accounts": [
+                {
+                    "name": a.name,
+                    "address": a.address,
+                    "steps": [step.to_dict() for step in a.steps],
+                    "notes": [{"level": n.level, "message": n.message} for n in a.notes],
+                }
+                for a in self.accounts
+            ],
+            "created_at": self.created_at,
+            "format_version": self.format_version,
+            "options": {
+                "prune_api_keys": self.options.prune_api_keys,
+                "targets": list(self.options.targets),
+                "shard": self.options.shard,
+            },
+            "summary": {
+                "add": s.add,
+                "change": s.change,
+                "destroy": s.destroy,
+                "blocked": s.blocked,
+                "pending": s.pending,
+            },
         }
-        return _jsonable(data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -161,20 +262,7 @@ class Plan:
             AccountPlan(
                 name=a["name"],
                 address=a["address"],
-                steps=tuple(
-                    Step(
-                        id=s["id"],
-                        account=s["account"],
-                        kind=StepKind(s["kind"]),
-                        action=Action(s["action"]),
-                        summary=s["summary"],
-                        reason=s["reason"],
-                        depends_on=tuple(s.get("depends_on", ())),
-                        blocked=s.get("blocked"),
-                        params=dict(s.get("params", {})),
-                    )
-                    for s in a.get("steps", ())
-                ),
+                steps=tuple(Step.from_dict(s) for s in a.get("steps", ())),
                 notes=tuple(
                     Note(level=n["level"], message=n["message"]) for n in a.get("notes", ())
                 ),
@@ -194,13 +282,3 @@ class Plan:
                 shard=data["options"]["shard"],
             ),
         )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

@@ -13,15 +13,25 @@ from dataclasses import replace
 
 from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
 from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
-from provisioner.money import format_usdc, from_base_units, to_base_units
+from provisioner.money import deposit_need, format_usdc, from_base_units, to_base_units
 from provisioner.plan.fingerprint import fingerprint
 from provisioner.plan.model import AccountPlan, Action, Note, Plan, PlanOptions, Step, StepKind
-
-STARK_FIELDS = frozenset(
-    {"private_key", "public_key", "public_key_y_coordinate", "ethereum_address"}
+from provisioner.plan.params import (
+    ApiKeyParams,
+    ApproveParams,
+    DeleteApiKeyParams,
+    DepositParams,
+    DydxUser,
+    OnboardParams,
+    RecordAccountParams,
+    RegisterParams,
+    StarkKeyParams,
+    StepParams,
 )
-API_FIELDS = frozenset({"key", "secret", "passphrase"})
+from provisioner.records import API_FIELDS, API_KEY, ETHEREUM_ADDRESS, POSITION_ID, STARK_FIELDS
+
 MAX_UINT256 = 2**256 - 1
+_DYDX_USER: dict[bool | None, DydxUser] = {True: "exists", False: "absent", None: "unknown"}
 _CREATE_KEY_NEEDS = "creating an API key is signed with the Ethereum key (POST /v3/api-keys)"
 
 
@@ -100,9 +110,9 @@ class _AccountPlanBuilder:
         reason: str,
         *,
         suffix: str = "",
+        params: StepParams,
         depends: tuple[str | None, ...] = (),
         blocked: str | None = None,
-        **params: str,
     ) -> str:
         step_id = f"{self.spec.name}/{kind.value}" + (f"/{suffix}" if suffix else "")
         self.steps.append(
@@ -115,7 +125,7 @@ class _AccountPlanBuilder:
                 reason=reason,
                 depends_on=tuple(d for d in depends if d),
                 blocked=blocked,
-                params=dict(params),
+                params=params,
             )
         )
         return step_id
@@ -138,11 +148,11 @@ class _AccountPlanBuilder:
                 f"store the STARK key at {entry.path}",
                 "destination holds foreign data",
                 blocked=self.foreign(entry),
-                path=entry.path,
+                params=StarkKeyParams(path=entry.path),
             )
             return
         if entry.exists and entry.fields >= STARK_FIELDS:
-            stored_for = entry.get("ethereum_address") or ""
+            stored_for = entry.get(ETHEREUM_ADDRESS) or ""
             if stored_for.lower() != self.spec.address.lower():
                 self.stark_step = self.add(
                     StepKind.STARK_KEY,
@@ -150,7 +160,7 @@ class _AccountPlanBuilder:
                     f"store the STARK key at {entry.path}",
                     "stored key belongs to another address",
                     blocked=f"conflict: {entry.path} holds a STARK key for {stored_for}, not {self.spec.address}",
-                    path=entry.path,
+                    params=StarkKeyParams(path=entry.path),
                 )
                 return
             self.stark_ready = True
@@ -166,9 +176,11 @@ class _AccountPlanBuilder:
                 "the STARK key is derived from an Ethereum signature; import the key pair "
                 f"from the web app instead: {self.import_hint()}"
             ),
-            path=entry.path,
-            version=str(entry.version),
-            dydx_user={True: "exists", False: "absent", None: "unknown"}[self.facts.user_exists],
+            params=StarkKeyParams(
+                path=entry.path,
+                version=entry.version,
+                dydx_user=_DYDX_USER[self.facts.user_exists],
+            ),
         )
 
     def onboarding(self) -> None:
@@ -185,6 +197,7 @@ class _AccountPlanBuilder:
                     "onboarding is signed with the Ethereum key; onboard in the dYdX web app, "
                     f"then {self.import_hint()}"
                 ),
+                params=OnboardParams(),
             )
         elif exists is None:
             self.notes.append(
@@ -193,15 +206,14 @@ class _AccountPlanBuilder:
                     "could not tell whether dYdX knows this user; onboarding status unknown",
                 )
             )
-        elif self.stark_ready and self.facts.stark_secret.get("position_id") is None:
+        elif self.stark_ready and self.facts.stark_secret.get(POSITION_ID) is None:
             self.add(
                 StepKind.RECORD_ACCOUNT,
                 Action.UPDATE,
                 f"record the account and position id in {path}",
                 "STARK secret lacks position_id",
                 depends=(self.stark_step,),
-                path=path,
-                version=str(self.facts.stark_secret.version),
+                params=RecordAccountParams(path=path, version=self.facts.stark_secret.version),
             )
 
     def api_keys(self, prune: bool) -> None:
@@ -214,7 +226,7 @@ class _AccountPlanBuilder:
             entry = self.facts.api_secret(key.name) or VaultEntry(
                 path=key.secret_path, exists=False
             )
-            key_id = entry.get("key") if entry.exists else None
+            key_id = entry.get(API_KEY) if entry.exists else None
             if key.is_default and default_id and key_id and key_id != default_id:
                 self._wrong_default(key, entry, key_id, default_id)
                 stored_ids.add(default_id)
@@ -253,7 +265,7 @@ class _AccountPlanBuilder:
                 suffix=key_id,
                 depends=(self.onboard_step,),
                 blocked=blocked,
-                key=key_id,
+                params=DeleteApiKeyParams(key_id=key_id),
             )
 
     def interrupted_key_creations(self) -> frozenset[str]:
@@ -372,9 +384,7 @@ class _AccountPlanBuilder:
                 "the default API key is recovered from an Ethereum signature; import it "
                 f"from the web app instead: {self.import_hint()}"
             ),
-            path=key.secret_path,
-            name=key.name,
-            version=str(entry.version),
+            params=ApiKeyParams(path=key.secret_path, name=key.name, version=entry.version),
         )
 
     def _api_key(
@@ -389,8 +399,7 @@ class _AccountPlanBuilder:
                 "destination holds foreign data",
                 suffix=key.name,
                 blocked=self.foreign(entry),
-                path=path,
-                name=key.name,
+                params=ApiKeyParams(path=path, name=key.name),
             )
             return
         if not entry.exists or not entry.fields >= API_FIELDS:
@@ -414,9 +423,7 @@ class _AccountPlanBuilder:
                 suffix=key.name,
                 depends=(self.onboard_step,),
                 blocked=self.needs_signer(needs),
-                path=path,
-                name=key.name,
-                version=str(entry.version),
+                params=ApiKeyParams(path=path, name=key.name, version=entry.version),
             )
             return
         if listed is not None and key_id not in listed:
@@ -433,8 +440,7 @@ class _AccountPlanBuilder:
                     "deleted at dYdX behind our back",
                     suffix=key.name,
                     blocked="a deleted default API key cannot be recreated (dYdX derives it from the onboarding signature); remove it from the manifest or use a named key",
-                    path=path,
-                    name=key.name,
+                    params=ApiKeyParams(path=path, name=key.name),
                 )
                 return
             self.notes.append(
@@ -451,9 +457,7 @@ class _AccountPlanBuilder:
                 suffix=key.name,
                 depends=(self.onboard_step,),
                 blocked=self.needs_signer(_CREATE_KEY_NEEDS),
-                path=path,
-                name=key.name,
-                version=str(entry.version),
+                params=ApiKeyParams(path=path, name=key.name, version=entry.version),
             )
 
     def registration(self) -> None:
@@ -466,6 +470,7 @@ class _AccountPlanBuilder:
                     "register the STARK key on L1",
                     "registered to another address",
                     blocked=f"conflict: the STARK key in {self.facts.stark_secret.path} is registered on L1 to {owner}, not {self.spec.address}",
+                    params=RegisterParams(),
                 )
             return
         self.add(
@@ -479,6 +484,7 @@ class _AccountPlanBuilder:
                 "configure one, or register from the web app"
             )
             or self._gas_block(),
+            params=RegisterParams(),
         )
 
     def _gas_block(self) -> str | None:
@@ -488,7 +494,9 @@ class _AccountPlanBuilder:
 
     def deposit(self) -> None:
         target = to_base_units(self.spec.deposit)
-        have = self.facts.deposited + self.facts.unconfirmed_deposits + self.facts.pending_deposits
+        waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
+        have = self.facts.deposited + waiting
+        need = deposit_need(target, self.facts.deposited, waiting)
         if target < have:
             self.notes.append(
                 Note(
@@ -496,10 +504,8 @@ class _AccountPlanBuilder:
                     f"manifest asks for {format_usdc(self.spec.deposit)} USDC, {format_usdc(from_base_units(have))} already deposited: nothing to do (withdrawals are never made)",
                 )
             )
+        if not need:
             return
-        if target == have:
-            return
-        need = target - have
         need_text = format_usdc(from_base_units(need))
         blocked = self.needs_signer(
             "a deposit needs an Ethereum signer (approve and deposit are sent from the wallet); "
@@ -521,7 +527,7 @@ class _AccountPlanBuilder:
                 # no allowance for a deposit that cannot happen: wait for what the deposit waits for
                 depends=(self.onboard_step, register_id),
                 blocked=blocked,
-                amount=str(amount),
+                params=ApproveParams(amount_base_units=amount),
             )
         waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
         pending = f" (+{format_usdc(from_base_units(waiting))} pending)" if waiting else ""
@@ -532,8 +538,7 @@ class _AccountPlanBuilder:
             f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
             depends=(self.onboard_step, register_id, approve_id),
             blocked=blocked,
-            amount=str(need),
-            target=str(target),
+            params=DepositParams(amount_base_units=need, target_base_units=target),
         )
 
 

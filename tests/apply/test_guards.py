@@ -192,18 +192,21 @@ def test_a_user_onboarded_after_the_look_is_found_by_dydxs_409(
 
     from provisioner.apply.executor import execute
     from provisioner.cli.main import build_parser
-    from provisioner.cli.runtime import start_run
+    from provisioner.cli.runtime import session_from_args
     from provisioner.networks import SEPOLIA
+    from provisioner.plan.params import StarkKeyParams
     from provisioner.plan.planner import PlanOptions
+    from provisioner.session import look
 
     for name, value in sandbox.env().items():
         monkeypatch.setenv(name, value)
     (racer,) = make_accounts(sandbox, [{"name": "racer", "deposit": "0"}])
     m = write_manifest(tmp_path, [racer])
-    run = start_run(build_parser().parse_args(["apply", "-f", str(m.path)]))
-    _, plan = run.observe_and_plan(PlanOptions())
+    run = session_from_args(build_parser().parse_args(["apply", "-f", str(m.path)]))
+    _, plan = look(run, PlanOptions())
     (stark_step,) = [s for s in plan.accounts[0].steps if s.kind.value == "stark_key"]
-    assert stark_step.params["dydx_user"] == "absent"
+    assert isinstance(stark_step.params, StarkKeyParams)
+    assert stark_step.params.dydx_user == "absent"
     assert any(s.kind.value == "onboard" for s in plan.accounts[0].steps)
 
     other = Client(

@@ -17,6 +17,7 @@ from provisioner.manifest.model import (
     VaultSpec,
 )
 from provisioner.plan.model import Action, Plan, StepKind
+from provisioner.plan.params import ApproveParams, DeleteApiKeyParams, DepositParams, StarkKeyParams
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.plan.render import render_markdown, render_text
 
@@ -111,10 +112,16 @@ def test_fresh_account_gets_every_step_in_dependency_order() -> None:
         "api_key/hedger",
     ]
     assert not any(s.blocked for s in p.steps)
-    assert p.steps[0].params["dydx_user"] == "absent"
+    assert p.steps[0].params == StarkKeyParams(
+        path=p.steps[0].params.path, version=0, dydx_user="absent"
+    )
     approve, deposit = p.steps[3], p.steps[4]
-    assert deposit.params["amount"] == "8200000"  # exact: 8.2 USDC, never 8199999
-    assert approve.params["amount"] == "8200000"  # approve exactly what is needed
+    assert deposit.params == DepositParams(
+        amount_base_units=8_200_000, target_base_units=8_200_000
+    )  # exact: 8.2 USDC, never 8199999
+    assert approve.params == ApproveParams(
+        amount_base_units=8_200_000
+    )  # approve exactly what is needed
     assert set(deposit.depends_on) == {"mm-alpha/onboard", "mm-alpha/register", "mm-alpha/approve"}
     assert set(approve.depends_on) == {"mm-alpha/onboard", "mm-alpha/register"}
 
@@ -127,7 +134,9 @@ def test_converged_account_plans_nothing() -> None:
 def test_raising_the_deposit_deposits_exactly_the_difference() -> None:
     p = plan_account(spec(deposit=Decimal("10.49")), replace(converged(), usdc_allowance=10**12))
     assert kinds(p.steps) == ["deposit"]
-    assert p.steps[0].params["amount"] == "2290000"
+    assert p.steps[0].params == DepositParams(
+        amount_base_units=2_290_000, target_base_units=10_490_000
+    )
 
 
 def test_pending_deposits_count_toward_the_target() -> None:
@@ -170,7 +179,7 @@ def test_not_enough_usdc_blocks_approve_and_deposit() -> None:
 def test_max_allowance_when_the_manifest_asks() -> None:
     p = plan_account(spec(allowance="max"), fresh())
     approve = next(s for s in p.steps if s.kind is StepKind.APPROVE)
-    assert approve.params["amount"] == str(2**256 - 1)
+    assert approve.params == ApproveParams(amount_base_units=2**256 - 1)
 
 
 def test_keys_removed_from_the_manifest_are_left_in_place_and_reported() -> None:
@@ -183,7 +192,9 @@ def test_keys_removed_from_the_manifest_are_left_in_place_and_reported() -> None
 def test_prune_deletes_unknown_keys_but_never_the_default() -> None:
     facts = replace(converged(), dydx_api_keys=frozenset({"k-default", "k-hedger", "k-old"}))
     p = plan_account(spec(), facts, PlanOptions(prune_api_keys=True))
-    assert [(s.kind, s.params["key"]) for s in p.steps] == [(StepKind.DELETE_API_KEY, "k-old")]
+    assert [(s.kind, s.params) for s in p.steps] == [
+        (StepKind.DELETE_API_KEY, DeleteApiKeyParams(key_id="k-old"))
+    ]
     assert p.steps[0].action is Action.DELETE
 
 

@@ -9,6 +9,7 @@ from test_planner import API, STARK, ours, spec
 
 from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, VaultEntry
 from provisioner.plan.model import Note, PlanOptions, StepKind
+from provisioner.plan.params import to_wire
 from provisioner.plan.planner import plan_account
 
 DERIVED = "11111111-0000-0000-0000-000000000001"
@@ -47,7 +48,9 @@ def test_a_default_destination_holding_another_key_is_drift_and_never_pruned() -
         )
         in plan.notes
     )
-    kinds = {(s.kind, s.params.get("key") or s.params.get("name")) for s in plan.steps}
+    kinds = {
+        (s.kind, to_wire(s.params).get("key") or to_wire(s.params).get("name")) for s in plan.steps
+    }
     assert (StepKind.API_KEY, "default") in kinds  # repaired by storing the derived key
     assert (StepKind.DELETE_API_KEY, DERIVED) not in kinds
     assert (StepKind.DELETE_API_KEY, HEDGER) in kinds  # what the manifest no longer names

@@ -30,9 +30,9 @@ from support.apply_runs import (
     write_manifest,
 )
 
-from provisioner.cli.runtime import shard_of
 from provisioner.money import to_base_units
 from provisioner.sandbox.control import SandboxInfo
+from provisioner.session import shard_of
 
 pytestmark = pytest.mark.sandbox
 

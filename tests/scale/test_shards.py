@@ -9,10 +9,10 @@ import pytest
 import yaml
 from eth_utils import keccak, to_checksum_address
 
-from provisioner.cli.runtime import parse_shard, select_accounts, shard_of
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import Manifest
+from provisioner.session import parse_shard, select_accounts, shard_of
 
 ENV = {"VAULT_ADDR": "http://127.0.0.1:8200", "ETH_RPC_URL": "http://127.0.0.1:8545"}
 
@@ -48,7 +48,8 @@ def test_shards_cover_every_account_exactly_once_and_are_balanced(tmp_path: Path
     manifest = _manifest(tmp_path, NAMES)
     for count in (1, 2, 4, 7, 16):
         shards = [
-            [a.name for a in select_accounts(manifest, [], f"{i}/{count}")] for i in range(count)
+            [a.name for a in select_accounts(manifest, [], parse_shard(f"{i}/{count}"))]
+            for i in range(count)
         ]
         flat = [name for shard in shards for name in shard]
         assert sorted(flat) == sorted(NAMES), f"{count} shards: an account missing or twice"
@@ -73,15 +74,15 @@ def test_the_split_is_a_hash_of_the_name_not_of_the_file(tmp_path: Path) -> None
     random.Random(7).shuffle(shuffled)
     after = _manifest(tmp_path, shuffled)  # reordered, two accounts added
     for i in range(4):
-        old = {a.name for a in select_accounts(before, [], f"{i}/4")}
-        new = {a.name for a in select_accounts(after, [], f"{i}/4")}
+        old = {a.name for a in select_accounts(before, [], (i, 4))}
+        new = {a.name for a in select_accounts(after, [], (i, 4))}
         assert old <= new and new - old <= {"mm-new-1", "mm-new-2"}
 
 
 def test_shard_and_target_combine(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, NAMES[:50])
     wanted = ["mm-0001", "mm-0002", "mm-0003", "mm-0004"]
-    picked = select_accounts(manifest, wanted, "1/2")
+    picked = select_accounts(manifest, wanted, (1, 2))
     assert {a.name for a in picked} == {n for n in wanted if shard_of(n, 2) == 1}
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from provisioner.cli.runtime import start_run
+from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
 from provisioner.journal import PENDING, Journal, tx_status
 
 
 def run(args: argparse.Namespace) -> int:
-    args.target, args.shard = [args.account], None
-    r = start_run(args)
+    args.shard = None
+    r = session_from_args(args, [args.account])
     spec = r.manifest.account(args.account)
     network = r.manifest.network
     journal = Journal(r.conn.vault, r.manifest.vault.state_path)

@@ -9,20 +9,20 @@ from pathlib import Path
 
 from rich.console import Console
 
-from provisioner.cli.runtime import start_run
+from provisioner.cli.runtime import session_from_args
 from provisioner.plan.model import PlanOptions
 from provisioner.plan.render import render_json, render_markdown, render_text
+from provisioner.session import look
 
 
 def run(args: argparse.Namespace) -> int:
-    r = start_run(args)
-    plan = r.plan(
-        PlanOptions(
-            prune_api_keys=getattr(args, "prune_api_keys", False),
-            targets=tuple(args.target or ()),
-            shard=args.shard,
-        )
+    r = session_from_args(args)
+    options = PlanOptions(
+        prune_api_keys=getattr(args, "prune_api_keys", False),
+        targets=tuple(args.target or ()),
+        shard=args.shard,
     )
+    _, plan = look(r, options)
     if args.out:
         Path(args.out).write_text(r.redactor.redact(plan.to_json()))
     if args.format == "json":
@@ -30,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(r.redactor.redact(render_markdown(plan)))
     else:
-        print_text(
-            r.redactor.redact(render_text(plan, color=_color())),
-        )
+        print_text(r.redactor.redact(render_text(plan, color=_color())))
     if args.out:
         print(
             f"Saved the plan to {args.out}; apply it with: provision apply -f {args.file} {args.out}",

@@ -5,46 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from provisioner.cli.runtime import start_run
-from provisioner.money import format_usdc, from_base_units
-from provisioner.plan.planner import API_FIELDS
+from provisioner.cli.runtime import session_from_args
+from provisioner.status import status_rows
 
 
 def run(args: argparse.Namespace) -> int:
-    r = start_run(args)
-    facts = r.observe()
-    rows: list[dict[str, Any]] = []
-    for spec in r.accounts:
-        f = facts.account(spec.name)
-        keys = {
-            name: bool(
-                e.exists
-                and e.fields >= API_FIELDS
-                and (f.dydx_api_keys is None or e.get("key") in f.dydx_api_keys)
-            )
-            for name, e in f.api_secrets
-        }
-        rows.append(
-            {
-                "account": spec.name,
-                "address": spec.address,
-                "onboarded": f.user_exists,
-                "registered": f.stark_key_owner is not None
-                and f.stark_key_owner.lower() == spec.address.lower(),
-                "deposited": format_usdc(from_base_units(f.deposited)),
-                "pending": format_usdc(
-                    from_base_units(f.pending_deposits + f.unconfirmed_deposits)
-                ),
-                "target": format_usdc(spec.deposit),
-                "stark_key_in_vault": f.stark_secret.exists,
-                "api_keys": keys,
-            }
-        )
+    r = session_from_args(args)
+    rows = [row.to_dict() for row in status_rows(r.accounts, r.observe())]
     if args.format == "json":
         sys.stdout.write(r.redactor.redact(json.dumps({"accounts": rows}, indent=2)) + "\n")
         return 0

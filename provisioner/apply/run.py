@@ -1,0 +1,209 @@
+"""``apply``: everything between a parsed command line and the rendered result.
+
+One way through, each phase a function of what the one before produced:
+
+1. look: observe the selected accounts, plan (``session.look``);
+2. refuse early: unusable signers, no one to approve, guardrails, missing Vault
+   capabilities; all before the first write (taking a lock is one);
+3. lock: this run's lock, then one per account with work (``_locks``); accounts another
+   run holds are reported and left to it;
+4. look again under the locks, at the accounts held, and hold a saved plan to the facts
+   it was made from (the stale-plan check);
+5. guardrails again, approval, execute, summary.
+
+Nothing here prints: every outcome goes to the ``Reporter`` as an event
+(apply/events.py). Work that must run while the locks are held (renewing them, stopping
+between steps on a signal) belongs in ``_locks`` and ``_execute``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+
+from provisioner.apply import capabilities, guardrails
+from provisioner.apply.budget import DepositBudget
+from provisioner.apply.events import (
+    AccountBusy,
+    Cancelled,
+    Finished,
+    NothingToApply,
+    PlanReady,
+    Reporter,
+)
+from provisioner.apply.executor import execute
+from provisioner.apply.lock import AccountLocks, ApplyLock, LockInfo, lock_path
+from provisioner.errors import ProvisionerError
+from provisioner.facts import WorldFacts
+from provisioner.failpoints import failpoint
+from provisioner.money import to_base_units
+from provisioner.plan.model import Plan, PlanOptions
+from provisioner.plan.saved import StalePlan, check_saved
+from provisioner.session import Session, Shard, look
+
+__all__ = ["StalePlan", "ApplyRequest", "run_apply"]
+
+Approve = Callable[[Plan], bool]
+"""Asks a person whether to apply ``plan``; only a clear yes is True."""
+
+
+class ApprovalUnavailable(ProvisionerError):
+    pass
+
+
+class AccountsBusy(ProvisionerError):
+    pass
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """What the command line asked for, parsed."""
+
+    options: PlanOptions = PlanOptions()
+    saved: Plan | None = None  # a plan saved by ``plan --out``: applied exactly, or refused
+    # (``options`` are then the plan's own: see plan/saved.py, saved_options)
+    saved_name: str = ""  # its file, for messages
+    auto_approve: bool = False
+    interactive: bool = False  # a person is there to answer (stdin is a terminal)
+    max_deposit: int | None = None  # base units (``--max-deposit``)
+    confirm_mainnet: bool = False
+    force_unlock: str | None = None
+    shard: Shard | None = None
+
+
+def targets(saved: Plan | None, asked: Collection[str]) -> list[str]:
+    """The accounts to select: those asked for, else all a saved plan names, else all."""
+    if asked or saved is None:
+        return list(asked)
+    return [a.name for a in saved.accounts]
+
+
+def run_apply(
+    session: Session, request: ApplyRequest, *, report: Reporter, approve: Approve
+) -> int:
+    """Carry out the plan for ``session``'s accounts. The exit status: 0 when everything asked
+    for is done (or nothing was to do); 1 when a step failed, the person declined, or accounts
+    were left to another run (they are not done yet)."""
+    saved = request.saved
+    facts, plan = look(session, request.options)
+    if saved is not None:  # before the first write: the lock is one
+        check_saved(request.saved_name, saved, plan)
+    guardrails.refuse_unusable_signers(facts, session.redactor)
+    if not has_work(plan, facts) and saved is None:
+        report(PlanReady(plan))
+        report(NothingToApply())
+        return 0
+    if saved is None and not request.auto_approve and not request.interactive:
+        report(PlanReady(plan))
+        raise ApprovalUnavailable(
+            "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'; nothing was done"
+        )
+    _check_guardrails(session, plan, request)
+    _import_signing_meanwhile()
+    manifest = session.manifest
+    run_lock = lock_path(manifest.vault.state_path, manifest.path, request.shard)
+    capabilities.check(session.conn.vault, manifest, plan, facts, run_lock)
+    with _locks(session, run_lock, with_work(plan, facts), request.force_unlock) as (busy, held):
+        for name, holder in sorted(busy.items()):
+            report(AccountBusy(name, holder))
+        if busy and saved is not None:
+            raise AccountsBusy(
+                f"{len(busy)} account(s) of the saved plan are being applied by another run; nothing was done"
+            )
+        failpoint("after_account_locks")
+        session = session.only({a.name for a in plan.accounts} if saved else held)
+        facts, plan = look(session, request.options, known=facts)
+        if saved is not None:  # what runs (and is shown) below is this fresh plan, equal to it
+            check_saved(request.saved_name, saved, plan)
+        report(PlanReady(plan))
+        if not has_work(plan, facts):
+            report(NothingToApply())
+            return int(bool(busy))
+        _check_guardrails(session, plan, request)
+        if saved is None and not request.auto_approve and not approve(plan):
+            report(Cancelled())
+            return 1
+        finished = _execute(session, plan, report, busy=len(busy), budget=_budget(session, request))
+    return max(int(bool(finished.failed)), int(bool(busy)))
+
+
+def has_work(plan: Plan, facts: WorldFacts) -> bool:
+    """A step to run, or a journal an interrupted run left to settle."""
+    s = plan.summary()
+    return bool(s.add or s.change or s.destroy) or any(a.unsettled for a in facts.accounts)
+
+
+def with_work(plan: Plan, facts: WorldFacts) -> list[str]:
+    """The accounts apply will touch: a step to run, or a journal to settle."""
+    unsettled = {a.name for a in facts.accounts if a.unsettled}
+    return [
+        a.name for a in plan.accounts if a.name in unsettled or any(not s.blocked for s in a.steps)
+    ]
+
+
+@contextlib.contextmanager
+def _locks(
+    session: Session, run_lock: str, accounts: list[str], force_unlock: str | None
+) -> Iterator[tuple[dict[str, LockInfo], frozenset[str]]]:
+    """This run's lock, then one per account it has work for, so that overlapping runs never
+    work the same account; yields (accounts another run holds, accounts held). Taken only
+    when there is work, so a converged apply writes nothing."""
+    vault = session.conn.vault
+    lock = ApplyLock(vault, run_lock)
+    mine = lock.acquire(force_unlock=force_unlock)
+    failpoint("after_lock")
+    account_locks = AccountLocks(vault, session.manifest.vault.state_path, mine)
+    try:
+        busy = account_locks.acquire(
+            accounts, force_unlock=force_unlock, parallelism=session.parallelism
+        )
+        yield busy, account_locks.held
+    finally:
+        account_locks.release(parallelism=session.parallelism)
+        lock.release()
+
+
+def _budget(session: Session, request: ApplyRequest) -> DepositBudget:
+    """The run's deposit ceilings, held by every deposit sent (rebroadcasts included)."""
+    ceilings = []
+    if session.manifest.max_deposit is not None:
+        ceilings.append(("the manifest's max_deposit", to_base_units(session.manifest.max_deposit)))
+    if request.max_deposit is not None:
+        ceilings.append(("--max-deposit", request.max_deposit))
+    return DepositBudget(tuple(ceilings))
+
+
+def _execute(
+    session: Session, plan: Plan, report: Reporter, *, busy: int, budget: DepositBudget
+) -> Finished:
+    results = execute(
+        session.conn, plan, parallelism=session.parallelism, report=report, budget=budget
+    )
+    finished = Finished(tuple(results), busy=busy)
+    report(finished)
+    return finished
+
+
+def _check_guardrails(session: Session, plan: Plan, request: ApplyRequest) -> None:
+    guardrails.check(
+        session.manifest,
+        plan,
+        max_deposit=request.max_deposit,
+        interactive=request.interactive,
+        confirm_mainnet=request.confirm_mainnet,
+    )
+
+
+def _import_signing_meanwhile() -> None:
+    """Import dydx3 (what the steps sign with) while the locks are taken and the accounts looked
+    at again: it takes about a second, mostly web3 and sympy, and otherwise the first steps of
+    every account would wait for it. A failure here is left to the step that imports it again."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the steps import it again, and report
+            importlib.import_module("provisioner.clients.dydx_eth")
+
+    threading.Thread(target=load, name="import-dydx3", daemon=True).start()

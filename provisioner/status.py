@@ -1,0 +1,69 @@
+"""``status``: one row per account from the observed facts (a pure function; the CLI renders it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from provisioner.facts import AccountFacts, WorldFacts
+from provisioner.manifest.model import AccountSpec
+from provisioner.money import format_usdc, from_base_units
+from provisioner.records import API_FIELDS, API_KEY
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    account: str
+    address: str
+    onboarded: bool | None  # None: could not tell
+    registered: bool
+    deposited: str  # USDC, formatted
+    pending: str
+    target: str
+    stark_key_in_vault: bool
+    api_keys: tuple[tuple[str, bool], ...]  # (name, present in Vault and, if known, at dYdX)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "address": self.address,
+            "onboarded": self.onboarded,
+            "registered": self.registered,
+            "deposited": self.deposited,
+            "pending": self.pending,
+            "target": self.target,
+            "stark_key_in_vault": self.stark_key_in_vault,
+            "api_keys": dict(self.api_keys),
+        }
+
+
+def account_status(spec: AccountSpec, f: AccountFacts) -> AccountStatus:
+    keys = tuple(
+        (
+            name,
+            bool(
+                e.exists
+                and e.fields >= API_FIELDS
+                and (f.dydx_api_keys is None or e.get(API_KEY) in f.dydx_api_keys)
+            ),
+        )
+        for name, e in f.api_secrets
+    )
+    return AccountStatus(
+        account=spec.name,
+        address=spec.address,
+        onboarded=f.user_exists,
+        registered=f.stark_key_owner is not None
+        and f.stark_key_owner.lower() == spec.address.lower(),
+        deposited=format_usdc(from_base_units(f.deposited)),
+        pending=format_usdc(from_base_units(f.pending_deposits + f.unconfirmed_deposits)),
+        target=format_usdc(spec.deposit),
+        stark_key_in_vault=f.stark_secret.exists,
+        api_keys=keys,
+    )
+
+
+def status_rows(
+    accounts: list[AccountSpec] | tuple[AccountSpec, ...], facts: WorldFacts
+) -> list[AccountStatus]:
+    return [account_status(spec, facts.account(spec.name)) for spec in accounts]
