@@ -12,7 +12,7 @@ SANDBOX_DIR ?= .sandbox
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[sandbox,dev]"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 

@@ -33,9 +33,8 @@ from provisioner.errors import ProvisionerError
 
 STARK_KEY_PAIRS = "STARK_KEY_PAIRS"
 API_KEY_PAIRS = "API_KEY_PAIRS"
-MAX_EXPORT_BYTES = (
-    16 * 1024 * 1024
-)  # a local-storage export is kilobytes; anything this big is another file
+# a local-storage export is kilobytes; anything this big is another file
+MAX_EXPORT_BYTES = 16 * 1024 * 1024
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]+")

@@ -8,9 +8,8 @@ from decimal import Decimal
 from provisioner.money import USDC_QUANTUM
 
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_LIMIT = (
-    Decimal(10) ** 15
-)  # far above any real deposit; keeps every amount exact in Decimal's context
+# far above any real deposit; keeps every amount exact in Decimal's context
+_LIMIT = Decimal(10) ** 15
 
 EXPECTED = 'a USDC amount such as "25000.50": at most 6 decimal places, >= 0'
 

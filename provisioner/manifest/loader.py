@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from provisioner.errors import ProvisionerError
-from provisioner.manifest.build import ManifestBuilder
+from provisioner.manifest.builder import build_manifest
 from provisioner.manifest.diagnostics import Diagnostic, ManifestError
 from provisioner.manifest.findings import Findings
 from provisioner.manifest.inline_secrets import find_inline_secrets
@@ -84,7 +84,7 @@ def parse_manifest(
             blocking=problem.blocking,
         )
 
-    manifest = ManifestBuilder(doc.data, findings, environment, directory).build()
+    manifest = build_manifest(doc.data, findings, environment, directory)
     if findings or manifest is None:
         if not findings:  # a builder gap; never leave the user without a reason
             findings.report_at(

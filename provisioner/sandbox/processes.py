@@ -78,9 +78,7 @@ def start_detached(
                 env=env,
             )
         except FileNotFoundError as exc:
-            raise StartupError(
-                f"cannot start {argv[0]}: binary not found (run 'make install')"
-            ) from exc
+            raise StartupError(f"cannot start {argv[0]}: binary not found") from exc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from support.apply_runs import (
@@ -203,10 +202,11 @@ def test_first_plan_outputs(applied: Applied) -> None:
 
 
 def _validate_plan_schema(plan: dict) -> None:  # type: ignore[type-arg]
+    from importlib.resources import files
+
     import jsonschema
 
-    schema_path = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
-    schema = json.loads(schema_path.read_text())
+    schema = json.loads(files("provisioner").joinpath("schemas", "plan.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(plan)
 

@@ -11,9 +11,10 @@ import yaml
 from jsonschema import Draft202012Validator
 from support.manifest import ENV, EXAMPLES
 
+import provisioner
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import KeystoreSigner, PrivateKeySigner, RemoteSigner, SecretRef
-from provisioner.manifest.schema import schema_path
+from provisioner.manifest.schema import schema_text
 from provisioner.sandbox.dev_accounts import DEV_ACCOUNTS
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
@@ -28,15 +29,27 @@ def test_the_examples_exist() -> None:
 def test_example_validates(path: Path) -> None:
     manifest = load_manifest(path, ENV)
     assert manifest.accounts
-    assert path.read_text(encoding="utf-8").startswith(
-        "# yaml-language-server: $schema=../schemas/manifest.schema.json\n"
-    )
+
+
+SCHEMA_LINE = "# yaml-language-server: $schema="
+
+
+@pytest.mark.parametrize(
+    "path", [*EXAMPLE_FILES, *sorted(EXAMPLES.glob("ci/*.yaml"))], ids=lambda p: p.name
+)
+def test_example_points_editors_at_the_packaged_schema(path: Path) -> None:
+    # One schema file: the one inside the package, which `provision schema` prints.
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith(SCHEMA_LINE)
+    target = (path.parent / first.removeprefix(SCHEMA_LINE)).resolve()
+    assert target == (Path(provisioner.__file__).parent / "schemas/manifest.schema.json").resolve()
+    assert target.read_text(encoding="utf-8") == schema_text()
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 def test_example_matches_the_raw_schema(path: Path) -> None:
     # What an editor sees: the file as YAML, before interpolation and our own checks.
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    schema = json.loads(schema_text())
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     errors = list(Draft202012Validator(schema).iter_errors(data))
     assert errors == []
@@ -56,9 +69,8 @@ def test_sandbox_example_uses_the_sandbox_dev_signers() -> None:
         ref = account.signer.key
         assert ref.kind == "vault" and ref.field == "private_key"
         n = int(ref.target.removeprefix("sandbox/signers/"))
-        assert (
-            account.address == DEV_ACCOUNTS[n].address
-        )  # the key at that path signs for this address
+        # the key at that path signs for this address
+        assert account.address == DEV_ACCOUNTS[n].address
         names = [k.name for k in account.api_keys]
         assert names[0] == "default"
     assert any(len(a.api_keys) > 1 for a in manifest.accounts)

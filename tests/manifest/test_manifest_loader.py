@@ -197,9 +197,8 @@ network:
     spec = load(one_account().replace("network: sandbox\n", block)).network
     assert spec.exchange_contract == BETA
     assert spec.usdc_contract == ALPHA
-    assert (
-        spec.collateral_asset_id == MAINNET.collateral_asset_id
-    )  # hex that looks like a key is fine here
+    # hex that looks like a key is fine here
+    assert spec.collateral_asset_id == MAINNET.collateral_asset_id
 
 
 def test_vault_defaults() -> None:

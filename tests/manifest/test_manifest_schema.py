@@ -9,17 +9,17 @@ from jsonschema import Draft202012Validator
 
 from provisioner.manifest.diagnostics import ManifestError
 from provisioner.manifest.loader import parse_manifest
-from provisioner.manifest.schema import INTERPOLATION_ALTERNATIVE, schema_path
+from provisioner.manifest.schema import INTERPOLATION_ALTERNATIVE, schema_text
 
 
 def test_schema_is_valid_2020_12() -> None:
-    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    schema = json.loads(schema_text())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
 
 
 def test_every_definition_is_used() -> None:
-    text = schema_path().read_text(encoding="utf-8")
+    text = schema_text()
     defined = set(json.loads(text)["$defs"])
     used = set(re.findall(r'"\$ref": "#/\$defs/([a-z_]+)"', text))
     assert used == defined
@@ -27,7 +27,7 @@ def test_every_definition_is_used() -> None:
 
 def test_patterns_are_portable_between_python_and_editors() -> None:
     # Python's re and ECMA-262 (editors) must read each pattern the same way: no Python-only syntax.
-    text = schema_path().read_text(encoding="utf-8")
+    text = schema_text()
     for pattern in re.findall(r'"pattern": "((?:[^"\\]|\\.)*)"', text):
         source = json.loads(f'"{pattern}"')
         assert "(?P" not in source and "\\A" not in source and "\\Z" not in source
@@ -35,7 +35,7 @@ def test_patterns_are_portable_between_python_and_editors() -> None:
 
 
 def test_every_pattern_lets_editors_accept_interpolation() -> None:
-    text = schema_path().read_text(encoding="utf-8")
+    text = schema_text()
     patterns = [json.loads(f'"{p}"') for p in re.findall(r'"pattern": "((?:[^"\\]|\\.)*)"', text)]
     assert patterns
     for pattern in patterns:

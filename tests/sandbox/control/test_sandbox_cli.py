@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -117,3 +118,34 @@ def test_a_part_that_dies_at_start_names_its_log(box: Path, tmp_path: Path) -> N
     assert result.returncode == 1
     assert f"error: anvil exited during start-up; see {box / 'logs' / 'anvil.log'}" in result.stderr
     assert "cannot bind" in (box / "logs" / "anvil.log").read_text()
+
+
+def test_a_failed_up_leaves_nothing_running(box: Path, tmp_path: Path) -> None:
+    # Vault starts first; when anvil then fails, the Vault this `up` started must not linger.
+    fake = tmp_path / "fake-anvil"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    result = run("sandbox", "up", "--dir", str(box), env=dict(os.environ, ANVIL_BIN=str(fake)))
+    assert result.returncode == 1
+    assert "vault: started" in result.stderr
+    assert sorted(p.name for p in box.glob("*.pid")) == []
+    vault_port = json.loads((box / "sandbox.json").read_text())["ports"]["vault"]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", vault_port)) != 0
+    status = run("sandbox", "status", "--dir", str(box))
+    assert status.returncode == 1 and "ready" not in status.stdout
+
+
+def test_an_up_that_fails_leaves_parts_it_did_not_start(box: Path, tmp_path: Path) -> None:
+    assert run("sandbox", "up", "--dir", str(box)).returncode == 0
+    vault_pid = (box / "vault.pid").read_text()
+    anvil_pid = int((box / "anvil.pid").read_text())
+    os.kill(anvil_pid, 9)
+    fake = tmp_path / "fake-anvil"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    result = run("sandbox", "up", "--dir", str(box), env=dict(os.environ, ANVIL_BIN=str(fake)))
+    assert result.returncode == 1
+    assert "vault: already running" in result.stderr
+    assert (box / "vault.pid").read_text() == vault_pid
+    os.kill(int(vault_pid), 0)  # still there: its in-memory secrets are kept
