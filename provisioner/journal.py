@@ -125,7 +125,7 @@ def unexpected_keys(
 
 def sender_folder(state_path: str, chain_id: int, sender: str) -> str:
     """Where the transactions of ``sender`` on ``chain_id`` are journaled."""
-    return f"{state_path}/journal/{SENDERS}/{chain_id}/{sender.lower()}"
+    return f"{journal_root(state_path)}/{SENDERS}/{chain_id}/{sender.lower()}"
 
 
 class Journal:
@@ -287,8 +287,6 @@ PENDING = "pending"  # in the node's pool
 DROPPED = "dropped"  # unknown to the node; signed bytes (if any) can be sent again
 AWAITING = "awaiting"  # a remote signer was asked to send it and never said what it did
 FINAL = frozenset({CONFIRMED, FAILED, SUPERSEDED})
-# Deposits of these statuses are not in the chain's events (yet): they count as pending.
-NOT_IN_EVENTS = frozenset({PENDING, DROPPED, AWAITING})
 
 
 def tx_status(chain: _ChainView, tx: StoredTx, confirmations: int = 0) -> str:

@@ -1,6 +1,6 @@
 """Typed parameters of each step kind, and their one wire form (``params`` in a plan file).
 
-A plan file keeps params as a flat object of strings (schemas/plan.schema.json): amounts
+A plan file keeps params as a flat object of strings (provisioner/schemas/plan.schema.json): amounts
 in USDC base units as decimal strings, Vault paths, versions, key names and ids. This
 module is the only place that turns those strings into values and back; steps, the
 executor and the CLI read typed attributes.
