@@ -10,6 +10,7 @@ from provisioner.clients.chain import ChainClient
 from provisioner.clients.dydx import DydxClient
 from provisioner.clients.ratelimit import RateLimiter
 from provisioner.clients.retry import RetryPolicy
+from provisioner.clients.transport import HttpTransport, Transport
 from provisioner.clients.vault import VaultClient
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import Manifest
@@ -52,6 +53,7 @@ class Connections:
     chain: ChainClient
     dydx: DydxClient
     log: Log
+    transport: Transport
 
 
 def connect(
@@ -60,15 +62,28 @@ def connect(
     redactor: Redactor | None = None,
     env: Mapping[str, str] | None = None,
     log: Log = lambda _m: None,
+    transport: Transport | None = None,
 ) -> Connections:
-    """Log in to Vault, reach the chain and check its id before anything else runs."""
+    """Log in to Vault, reach the chain and check its id before anything else runs. Every
+    client sends through ``transport`` (by default one new ``HttpTransport``)."""
     redactor = redactor or Redactor()
+    transport = transport or HttpTransport()
     resolver = SecretResolver(redactor, env)
     vault = VaultClient.connect(
-        manifest.vault, resolver, redactor, retry=LoggedRetry(RetryPolicy(), log)
+        manifest.vault,
+        resolver,
+        redactor,
+        transport=transport,
+        retry=LoggedRetry(RetryPolicy(), log),
     )
     resolver.attach_vault(vault)
-    chain = ChainClient(manifest.network.rpc_url, manifest.network, log=log, retry=CHAIN_RETRY)
+    chain = ChainClient(
+        manifest.network.rpc_url,
+        manifest.network,
+        transport=transport,
+        log=log,
+        retry=CHAIN_RETRY,
+    )
     actual = chain.chain_id()
     if actual != manifest.network.chain_id:
         raise GuardrailError(
@@ -80,6 +95,7 @@ def connect(
         redactor=redactor,
         retry=RetryPolicy(),
         limiter=RateLimiter(),
+        transport=transport,
         log=log,
     )
     return Connections(
@@ -90,4 +106,5 @@ def connect(
         chain=chain,
         dydx=dydx,
         log=log,
+        transport=transport,
     )

@@ -264,7 +264,12 @@ def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> 
         return facts
     try:
         signer = make_signer(
-            spec.signer, spec.address, conn.resolver, account=spec.name, redactor=conn.redactor
+            spec.signer,
+            spec.address,
+            conn.resolver,
+            account=spec.name,
+            redactor=conn.redactor,
+            transport=conn.transport,
         )
     except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))

@@ -59,6 +59,7 @@ class AccountContext:
                 self.conn.resolver,
                 account=self.spec.name,
                 redactor=self.conn.redactor,
+                transport=self.conn.transport,
             )
         return self._signer
 

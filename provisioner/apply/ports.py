@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from provisioner.clients.chain import ChainAccount, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
+from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
 from provisioner.facts import VaultEntry
 from provisioner.manifest.model import Manifest
@@ -108,3 +109,5 @@ class ApplyConnections(Protocol):
     def chain(self) -> ChainPort: ...
     @property
     def log(self) -> Callable[[str], None]: ...
+    @property
+    def transport(self) -> Transport: ...

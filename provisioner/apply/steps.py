@@ -12,7 +12,7 @@ from typing import Any
 from provisioner import records
 from provisioner.apply.budget import OverBudget
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.clients.chain import ChainError
+from provisioner.clients.chain import ChainError, NonceTaken
 from provisioner.clients.dydx import (
     AlreadyOnboarded,
     ApiCredentials,
@@ -556,17 +556,11 @@ def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> bool:
     ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
     try:
         ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
-    except ChainError as exc:
-        if _NONCE_TAKEN not in str(exc):
-            raise
+    except NonceTaken as exc:
         ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
         return False
     failpoint("settle:after_rebroadcast")
     return True
-
-
-# what ChainClient.send_raw says when the nonce was used by another transaction
-_NONCE_TAKEN = "nonce was already used"
 
 
 RUNNERS: dict[StepKind, Callable[[AccountContext, Step], None]] = {

@@ -1,1 +1,1 @@
-"""The only modules that talk to the outside: Vault, the chain and dYdX."""
+"""The only modules that talk to the outside: Vault, the chain, dYdX, all through ``transport``."""

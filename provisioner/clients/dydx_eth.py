@@ -2,7 +2,7 @@
 
 Imported only when a request or a key derivation needs an Ethereum signature
 (onboarding, STARK key, default API key, POST/DELETE /v3/api-keys), because dydx3
-pulls in web3 and sympy, about a second of start-up that a converged plan never
+pulls in web3 and sympy, a second of start-up that a converged plan never
 needs. (It imports safely: ``provisioner/__init__`` applies the Python 3.11 fix first.)
 """
 
@@ -21,7 +21,7 @@ from dydx3.eth_signing import util as eth_util
 from dydx3.modules.onboarding import Onboarding
 from web3 import Web3
 
-from provisioner.clients.dydx import SignatureMismatch
+from provisioner.clients.dydx.errors import SignatureMismatch
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner
 
@@ -78,8 +78,8 @@ class Replay:
 
 class _OnboardingAction(SignOnboardingAction):  # type: ignore[misc]  # dydx3 is untyped
     """dydx3's onboarding action, its digest remembered: the two onboarding messages name no
-    address, so their digests depend on the network alone (dydx3 hashed them again for every
-    signature, with web3's slow ABI packing: a third of an account's onboarding CPU)."""
+    address, so their digests depend on the network alone, and dydx3 would hash them again
+    (with web3's slow ABI packing) for every signature."""
 
     def get_hash(self, action: str) -> Any:
         return _onboarding_digest(self.network_id, action)

@@ -1,8 +1,7 @@
 """v3's request details that need no Ethereum key: HMAC signatures, paths, ids, timestamps.
 
 Plain standard library on purpose: a converged ``plan`` only makes HMAC-signed reads,
-and importing dydx3 for them (it pulls in web3 and sympy) took about a second, a
-quarter of planning 1,000 accounts. Each function gives what dydx3 2.1.0 gives for the
+and importing dydx3 for them would pull in web3 and sympy, a second of start-up. Each function gives what dydx3 2.1.0 gives for the
 same input; ``tests/clients/dydx/test_wire_and_curve.py`` holds them to dydx3 and to the
 reference vectors.
 """

@@ -10,8 +10,9 @@ What is retried:
   when its caller has made repeating it harmless;
 - a connection that was never made (refused, connect timeout): always, nothing was sent.
 
-Errors name their status through a ``status`` attribute, and may carry the server's
-hint as ``retry_after`` (seconds from now) or ``retry_at`` (epoch seconds); each client
+A ``TransportError`` says which of the last two it is (``maybe_sent``). Errors name
+their status through a ``status`` attribute, and may carry the server's hint as
+``retry_after`` (seconds from now) or ``retry_at`` (epoch seconds); each client
 converts its server's headers (v3 sends ``Retry-After`` in milliseconds).
 """
 
@@ -24,8 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
 
-import requests
-from urllib3.exceptions import NewConnectionError
+from provisioner.clients.transport import TransportError
 
 T = TypeVar("T")
 Log = Callable[[str], None]
@@ -50,23 +50,17 @@ def classify(error: BaseException) -> tuple[Retryability, str]:
         if status >= 500:
             return Retryability.IF_IDEMPOTENT, f"HTTP {status}"
         return Retryability.NEVER, f"HTTP {status}"
-    if _never_sent(error):
-        return Retryability.ALWAYS, f"could not connect ({type(error).__name__})"
-    if isinstance(error, requests.Timeout | TimeoutError):
+    if isinstance(error, TransportError):
+        if not error.maybe_sent:
+            return Retryability.ALWAYS, f"could not connect ({error.reason})"
+        return Retryability.IF_IDEMPOTENT, error.reason
+    if isinstance(error, TimeoutError):
         return Retryability.IF_IDEMPOTENT, f"timeout ({type(error).__name__})"
-    if isinstance(error, requests.ConnectionError | ConnectionError):
+    if isinstance(error, ConnectionRefusedError):
+        return Retryability.ALWAYS, f"could not connect ({type(error).__name__})"
+    if isinstance(error, ConnectionError):
         return Retryability.IF_IDEMPOTENT, f"connection dropped ({type(error).__name__})"
     return Retryability.NEVER, type(error).__name__
-
-
-def _never_sent(error: BaseException) -> bool:
-    if isinstance(error, requests.ConnectTimeout | ConnectionRefusedError):
-        return True
-    if isinstance(error, requests.ConnectionError):
-        # requests wraps a refused connection as urllib3's MaxRetryError(reason=NewConnectionError)
-        reason = getattr(error.args[0], "reason", None) if error.args else None
-        return isinstance(reason, NewConnectionError)
-    return False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Plan renderers: Terraform-like text, stable JSON (schemas/plan.schema.json) and markdown for PR comments."""
+"""Plan renderers: Terraform-like text, stable JSON (provisioner/schemas/plan.schema.json) and markdown for PR comments."""
 
 from __future__ import annotations
 

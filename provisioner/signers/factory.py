@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from provisioner.ethaddress import to_checksum
 from provisioner.manifest.model import (
@@ -14,6 +14,9 @@ from provisioner.manifest.model import (
 )
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner, SignerError
+
+if TYPE_CHECKING:
+    from provisioner.clients.transport import Transport
 
 # The signer modules are imported when a signer is made: eth_account costs a quarter of a
 # second to import, and a converged plan makes no signer at all.
@@ -32,11 +35,13 @@ def make_signer(
     *,
     account: str | None = None,
     redactor: Redactor | None = None,
+    transport: Transport | None = None,
 ) -> EthSigner:
     """A signer for ``spec``, refused unless it signs for ``address``.
 
     ``account`` (the manifest name) goes into error messages. ``redactor`` learns the
-    private key decrypted from a keystore, which the resolver never sees.
+    private key decrypted from a keystore, which the resolver never sees. ``transport``
+    is what a remote signer sends through (the run's shared one).
     """
     who = account or address
     try:
@@ -62,7 +67,7 @@ def make_signer(
     elif isinstance(spec, RemoteSigner):
         from provisioner.signers.remote import RemoteSigner as RemoteJsonRpcSigner
 
-        remote = RemoteJsonRpcSigner(spec.url, expected, spec.timeout_seconds)
+        remote = RemoteJsonRpcSigner(spec.url, expected, spec.timeout_seconds, transport=transport)
         remote.check_address()
         signer = remote
     else:

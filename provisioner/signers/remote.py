@@ -11,16 +11,17 @@ import json
 import threading
 from typing import Any
 
-import requests
 from eth_account import Account
 from eth_account.messages import encode_structured_data
 from eth_utils import is_address, to_checksum_address
 
+from provisioner.clients.transport import HttpTransport, Transport, TransportError
 from provisioner.redact import display_url
 from provisioner.signers.base import SignerError
 
 CONNECT_TIMEOUT_S = 5.0
 SIGNATURE_HEX_LEN = 130
+_HEADERS = {"Content-Type": "application/json"}
 _METHOD_MISSING_HINTS = (
     "method not found",
     "not supported",
@@ -51,8 +52,9 @@ class RemoteSigner:
         timeout_seconds: float = 120.0,
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport``: the run's shared one; without it the signer makes its own."""
         if not is_address(address):
             raise SignerError(f"remote signer: {address!r} is not an Ethereum address")
         if timeout_seconds <= 0:
@@ -60,8 +62,9 @@ class RemoteSigner:
         self._url = url
         self._where = display_url(url)
         self._address = to_checksum_address(address)
-        self._timeouts = (min(connect_timeout, timeout_seconds), timeout_seconds)
-        self._session = session or requests.Session()
+        self._connect_timeout = min(connect_timeout, timeout_seconds)
+        self._timeout = timeout_seconds
+        self._transport = transport or HttpTransport()
         self._ids = itertools.count(1)
         self._probe_lock = threading.Lock()
         self._raw_signing: bool | None = None
@@ -162,26 +165,31 @@ class RemoteSigner:
     def _call(self, method: str, params: list[Any], *, may_have_acted: bool = False) -> Any:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
-            response = self._session.post(self._url, json=body, timeout=self._timeouts)
-        except requests.ConnectTimeout:
-            raise SignerError(
-                f"remote signer at {self._where} is unreachable (connect timeout)"
-            ) from None
-        except requests.Timeout:
-            after = (
-                "; it may still sign and broadcast: look the transaction up by nonce before retrying"
-                if may_have_acted
-                else ""
+            response = self._transport.request(
+                "POST",
+                self._url,
+                body=json.dumps(body),
+                headers=_HEADERS,
+                timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
             )
+        except TransportError as exc:
+            if not exc.maybe_sent:
+                raise SignerError(
+                    f"remote signer at {self._where} is unreachable ({exc.reason})"
+                ) from None
+            if exc.timeout:
+                after = (
+                    "; it may still sign and broadcast: look the transaction up by nonce before retrying"
+                    if may_have_acted
+                    else ""
+                )
+                raise SignerError(
+                    f"remote signer at {self._where} did not answer {method} within {self._timeout:g}s{after}"
+                ) from None
             raise SignerError(
-                f"remote signer at {self._where} did not answer {method} within {self._timeouts[1]:g}s{after}"
+                f"remote signer at {self._where} is unreachable ({exc.reason})"
             ) from None
-        except requests.ConnectionError:
-            raise SignerError(
-                f"remote signer at {self._where} is unreachable (connection refused or reset)"
-            ) from None
-        except requests.RequestException as exc:
-            raise SignerError(f"remote signer at {self._where}: {type(exc).__name__}") from None
         try:
             answer = response.json()
         except ValueError:

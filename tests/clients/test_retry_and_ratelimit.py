@@ -8,11 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from provisioner.clients.ratelimit import Bucket, Limit, RateLimiter, RateLimits
 from provisioner.clients.retry import Retryability, RetryPolicy, classify
+from provisioner.clients.transport import TransportError
 
 ALICE = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
 BOB = "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"
@@ -66,10 +65,20 @@ def policy(clock: FakeClock, **kwargs: object) -> RetryPolicy:
     return RetryPolicy(sleep=clock.sleep, clock=clock, **settings)  # type: ignore[arg-type]
 
 
-def refused() -> requests.ConnectionError:
-    return requests.ConnectionError(
-        MaxRetryError(None, "/v3/x", reason=NewConnectionError(None, "refused"))  # type: ignore[arg-type]
-    )
+def refused() -> TransportError:
+    return TransportError("connection refused", maybe_sent=False)
+
+
+def connect_timeout() -> TransportError:
+    return TransportError("connect timeout", maybe_sent=False, timeout=True)
+
+
+def read_timeout() -> TransportError:
+    return TransportError("no answer in time", maybe_sent=True, timeout=True)
+
+
+def dropped() -> TransportError:
+    return TransportError("connection dropped (ProtocolError)", maybe_sent=True)
 
 
 # ---- retry
@@ -136,7 +145,7 @@ def test_a_server_delay_beyond_the_limit_is_not_waited_for() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [requests.ReadTimeout("t"), requests.ConnectionError("reset"), TimeoutError(), HttpError(500)],
+    [read_timeout(), dropped(), TimeoutError(), HttpError(500)],
     ids=["read-timeout", "dropped", "builtin-timeout", "500"],
 )
 def test_ambiguous_failures_are_not_retried_for_non_idempotent_calls(error: Exception) -> None:
@@ -149,7 +158,7 @@ def test_ambiguous_failures_are_not_retried_for_non_idempotent_calls(error: Exce
 
 @pytest.mark.parametrize(
     "error",
-    [requests.ReadTimeout("t"), requests.ConnectionError("reset"), HttpError(502), HttpError(503)],
+    [read_timeout(), dropped(), HttpError(502), HttpError(503)],
     ids=["read-timeout", "dropped", "502", "503"],
 )
 def test_ambiguous_failures_are_retried_for_idempotent_calls(error: Exception) -> None:
@@ -160,7 +169,7 @@ def test_ambiguous_failures_are_retried_for_idempotent_calls(error: Exception) -
 
 
 @pytest.mark.parametrize(
-    "error", [refused(), requests.ConnectTimeout("t")], ids=["refused", "connect-timeout"]
+    "error", [refused(), connect_timeout()], ids=["refused", "connect-timeout"]
 )
 def test_requests_that_never_left_are_retried_even_when_not_idempotent(error: Exception) -> None:
     clock = FakeClock()
@@ -205,11 +214,12 @@ def test_every_retry_is_logged_and_the_last_error_is_raised_unchanged() -> None:
 def test_log_lines_carry_no_urls() -> None:
     lines: list[str] = []
     secret_url = "http://127.0.0.1:9/v3/api-keys?apiKey=canary-canary-canary"
-    fn, _ = failing(
-        requests.ReadTimeout(f"HTTPConnectionPool: Read timed out. (url: {secret_url})")
-    )
+    fn, _ = failing(TimeoutError(f"Read timed out. (url: {secret_url})"), read_timeout())
     policy(FakeClock()).call(fn, idempotent=True, describe="x", log=lines.append)
-    assert lines == ["x: timeout (ReadTimeout); retry 1/4 in 0.50s"]
+    assert lines == [
+        "x: timeout (TimeoutError); retry 1/4 in 0.50s",
+        "x: no answer in time; retry 2/4 in 1.00s",
+    ]
 
 
 def test_classify() -> None:
@@ -217,7 +227,8 @@ def test_classify() -> None:
     assert classify(HttpError(500))[0] is Retryability.IF_IDEMPOTENT
     assert classify(HttpError(404))[0] is Retryability.NEVER
     assert classify(refused())[0] is Retryability.ALWAYS
-    assert classify(requests.ReadTimeout())[0] is Retryability.IF_IDEMPOTENT
+    assert classify(read_timeout())[0] is Retryability.IF_IDEMPOTENT
+    assert classify(ConnectionRefusedError())[0] is Retryability.ALWAYS
 
 
 @pytest.mark.parametrize(

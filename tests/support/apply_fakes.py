@@ -18,8 +18,9 @@ from typing import Any
 import rlp
 from eth_account import Account
 from eth_utils import keccak
+from support.transport import FakeTransport
 
-from provisioner.clients.chain import ChainAccount, ChainError, Receipt
+from provisioner.clients.chain import ChainAccount, ChainError, NonceTaken, Receipt
 from provisioner.clients.dydx import (
     ApiCredentials,
     DydxError,
@@ -311,7 +312,7 @@ class FakeChain:
         tx_hash = self.hash_of_raw(raw)
         with self._lock:
             if (sender, nonce) in self.taken_nonces and tx_hash not in self.mined:
-                raise ChainError(f"nonce was already used: {nonce} for {sender}")
+                raise NonceTaken(tx_hash)
             self.raw_sent.append(raw)
             self.log.append(f"chain send {tx_hash[:10]}")
             self.pool[tx_hash] = raw
@@ -379,6 +380,7 @@ class FakeConnections:
     chain: FakeChain
     log: Callable[[str], None]
     lines: list[str] = field(default_factory=list)
+    transport: FakeTransport = field(default_factory=FakeTransport)
 
 
 @dataclass

@@ -172,7 +172,7 @@ def journal_entries(sandbox: SandboxInfo, state_path: str) -> dict[str, dict[str
 
 def deposit_logs(sandbox: SandboxInfo, stark_public: int) -> list[dict[str, Any]]:
     """The chain's LogDeposit events for this STARK key (any position)."""
-    from provisioner.clients.chain import LOG_DEPOSIT_TOPIC
+    from provisioner.clients.chain.abi import LOG_DEPOSIT_TOPIC
     from provisioner.networks import SEPOLIA
 
     logs = rpc(

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from support.chain_client import RECEIPT_TIMEOUT_S, random_stark_key, sign_and_send
 
-from provisioner.clients.chain import ChainClient, ChainError, RevertError
+from provisioner.clients.chain import ChainClient, ChainError, NonceTaken, RevertError
 from provisioner.clients.retry import RetryPolicy
 from provisioner.manifest.model import NetworkSpec
 from provisioner.money import to_base_units
@@ -104,7 +104,7 @@ def test_a_reverting_estimate_is_an_error_and_uses_no_nonce(chain: ChainClient) 
         chain.build_deposit(DEPOSITOR.address, random_stark_key(), 1, 1)
     assert caught.value.reason == "INVALID_STARK_KEY"
     assert "deposit" in str(caught.value) and "INVALID_STARK_KEY" in str(caught.value)
-    pending = chain._pending_count(DEPOSITOR.address)
+    pending = chain.pending_count(DEPOSITOR.address)
     assert chain.nonces.next(DEPOSITOR.address) == pending
 
 
@@ -121,7 +121,7 @@ def test_a_different_transaction_with_a_used_nonce_is_refused(chain: ChainClient
     signer = LocalKeySigner(PAYER.private_key)
     tx = chain.build_approve(PAYER.address, 1)
     sign_and_send(chain, signer, tx)
-    with pytest.raises(ChainError, match="nonce was already used by another transaction"):
+    with pytest.raises(NonceTaken, match="nonce was already used by another transaction"):
         chain.send_raw(signer.sign_transaction({**tx, "gas": tx["gas"] + 1}))
 
 

@@ -15,7 +15,7 @@ ADDRESS = DEV_ACCOUNTS[6].address
 
 
 def test_five_threads_get_distinct_consecutive_nonces(chain: ChainClient) -> None:
-    start = chain._pending_count(ADDRESS)
+    start = chain.pending_count(ADDRESS)
     with ThreadPoolExecutor(max_workers=5) as pool:
         nonces = list(pool.map(lambda _: [chain.nonces.next(ADDRESS) for _ in range(20)], range(5)))
     flat = sorted(n for per_thread in nonces for n in per_thread)
@@ -25,7 +25,7 @@ def test_five_threads_get_distinct_consecutive_nonces(chain: ChainClient) -> Non
 
 
 def test_resync_takes_the_node_count_again(chain: ChainClient) -> None:
-    start = chain._pending_count(ADDRESS)
+    start = chain.pending_count(ADDRESS)
     assert [chain.nonces.next(ADDRESS) for _ in range(3)] == [start, start + 1, start + 2]
     chain.nonces.resync(ADDRESS)  # nothing was sent: the node still says `start`
     assert chain.nonces.next(ADDRESS.lower()) == start

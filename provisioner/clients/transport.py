@@ -1,0 +1,228 @@
+"""The one HTTP transport: a urllib3 ``PoolManager``, made once per run and handed to every client.
+
+``provisioner.connections`` makes one ``HttpTransport`` and gives it to the Vault client
+(as hvac's adapter), the chain JSON-RPC, the dYdX client and remote signers; tests give
+them a fake with the same ``request`` method (``tests/support/transport.py``).
+
+Redirects are followed here, each hop sent once, and only within the origin (scheme,
+host and port) of the request: a redirect anywhere else comes back to the caller as the
+3xx answer it is, so no token, signature or body leaves for another host or for plain
+HTTP. A failure without an answer is a ``TransportError`` that says whether the request
+may have reached the server; ``provisioner.clients.retry`` reads that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import certifi
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+POOL_CONNECTIONS = 128  # the threads of a parallel run share one pool per host
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class TransportError(Exception):
+    """No answer came back. ``maybe_sent`` False: the request certainly never reached the
+    server (no connection was made); True: it may have, and may have taken effect."""
+
+    def __init__(self, reason: str, *, maybe_sent: bool, timeout: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.maybe_sent = maybe_sent
+        self.timeout = timeout
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How a TLS server is checked: ``ca`` a bundle file or directory (default: certifi's);
+    ``verify`` False checks nothing; ``cert`` and ``key``: a client certificate."""
+
+    verify: bool = True
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def pool_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if self.verify else "CERT_NONE"}
+        if self.verify:
+            if self.ca and os.path.isdir(self.ca):
+                kwargs["ca_cert_dir"] = self.ca
+            else:
+                kwargs["ca_certs"] = self.ca or certifi.where()
+        if self.cert:
+            kwargs["cert_file"] = self.cert
+        if self.key:
+            kwargs["key_file"] = self.key
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Response:
+    """The parts of an answer the clients read; ``headers`` is case-insensitive."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The decoded body; ValueError when it is not JSON."""
+        return json.loads(self.content)
+
+
+class Transport(Protocol):
+    """What the clients send through: one exchange, redirects within the origin followed."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        tls: Tls | None = None,
+        connect_timeout: float | None = None,
+    ) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    """Thread-safe: one keep-alive connection pool per (origin, TLS settings)."""
+
+    def __init__(self, *, tls: Tls | None = None) -> None:
+        self._default_tls = tls or Tls()
+        self._manager = urllib3.PoolManager(maxsize=POOL_CONNECTIONS, block=False)
+        self._pools: dict[tuple[str, Tls], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        tls: Tls | None = None,
+        connect_timeout: float | None = None,
+    ) -> Response:
+        """One exchange; ``timeout`` bounds the connect (unless ``connect_timeout`` does) and
+        each wait for the answer."""
+        parts = urlsplit(url)
+        sent = dict(headers or {})
+        if parts.username is not None or parts.password is not None:
+            credentials = f"{parts.username or ''}:{parts.password or ''}"
+            sent.setdefault(
+                "Authorization", urllib3.make_headers(basic_auth=credentials)["authorization"]
+            )
+            parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+        payload = body.encode() if isinstance(body, str) else body
+        origin = (parts.scheme, parts.netloc.lower())
+        tls = tls or self._default_tls
+        limits = self._timeout(timeout if connect_timeout is None else connect_timeout, timeout)
+        for _hop in range(MAX_REDIRECTS + 1):
+            answer = self._send(method, parts.geturl(), payload, sent, limits, tls)
+            location = answer.headers.get("Location")
+            if answer.status_code not in _REDIRECTS or not location:
+                return answer
+            target = urlsplit(urljoin(parts.geturl(), location))
+            if (target.scheme, target.netloc.lower()) != origin:
+                return answer  # elsewhere: not followed, the caller sees the 3xx
+            if answer.status_code == 303 or (answer.status_code in (301, 302) and method == "POST"):
+                method, payload = "GET", None  # what browsers and requests do
+                sent = {k: v for k, v in sent.items() if k.lower() != "content-type"}
+            parts = target
+        return answer
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout: urllib3.Timeout,
+        tls: Tls,
+    ) -> Response:
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        pool = self._pool(f"{parts.scheme}://{parts.netloc}", tls)
+        try:
+            answer = pool.urlopen(
+                method,
+                path,
+                body=body,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=timeout,
+            )
+        except (NewConnectionError, NameResolutionError) as exc:
+            raise TransportError(_connect_reason(exc), maybe_sent=False) from None
+        except ConnectTimeoutError:
+            raise TransportError("connect timeout", maybe_sent=False, timeout=True) from None
+        except SSLError:
+            raise TransportError("TLS handshake failed", maybe_sent=False) from None
+        except ReadTimeoutError:
+            raise TransportError("no answer in time", maybe_sent=True, timeout=True) from None
+        except (HTTPError, OSError) as exc:
+            raise TransportError(
+                f"connection dropped ({type(exc).__name__})", maybe_sent=True
+            ) from None
+        return Response(answer.status, answer.headers, answer.data, answer.reason or "")
+
+    def _pool(self, origin: str, tls: Tls) -> urllib3.HTTPConnectionPool:
+        key = (origin, tls)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    kwargs = tls.pool_kwargs() if origin.startswith("https:") else None
+                    pool = self._manager.connection_from_url(origin, pool_kwargs=kwargs)
+                    self._pools[key] = pool
+        return pool
+
+    def _timeout(self, connect: float, read: float) -> urllib3.Timeout:
+        found = self._timeouts.get((connect, read))
+        if found is None:
+            found = self._timeouts[(connect, read)] = urllib3.Timeout(connect=connect, read=read)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._pools.clear()
+        self._manager.clear()
+
+
+def _connect_reason(exc: Exception) -> str:
+    if isinstance(exc, NameResolutionError):
+        return "host name not found"
+    return "connection refused" if "refused" in str(exc).lower() else "could not connect"

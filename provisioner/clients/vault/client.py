@@ -1,0 +1,355 @@
+"""The Vault client: KV v2 reads and owned writes, the tool's own state, capability checks.
+
+The only code that talks to Vault (login is in ``auth``, the HTTP in ``adapter``). Every
+secret value it sees is registered with the Redactor before it can reach output, and
+every error it raises is one line naming the address and what failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
+
+import hvac
+import hvac.utils
+
+from provisioner.clients.transport import HttpTransport, Transport
+from provisioner.clients.vault.adapter import TransportAdapter
+from provisioner.clients.vault.auth import SecretSource, TokenKeeper
+from provisioner.clients.vault.errors import (
+    CasMismatch,
+    ForeignSecret,
+    NotFound,
+    VaultError,
+    cas_conflict,
+    translated,
+)
+from provisioner.facts import MANAGED_BY, VaultEntry
+from provisioner.manifest.model import VaultSpec
+from provisioner.redact import Redactor
+
+T = TypeVar("T")
+
+SECRET_FIELDS = frozenset({"private_key", "secret", "passphrase"})
+META_MANAGED_BY = "managed-by"
+META_ACCOUNT = "account"
+_CAPABILITY_PATHS_PER_REQUEST = 400  # OpenBao refuses JSON bodies of > 1,000 strings
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """One KV v2 read: the fact (no secret values) and the data itself, kept out of repr."""
+
+    entry: VaultEntry
+    data: Mapping[str, str] = field(repr=False)
+
+
+class Retrier(Protocol):
+    """What ``provisioner.clients.retry.RetryPolicy`` offers; only idempotent calls go through it."""
+
+    def call(self, fn: Callable[[], T], *, idempotent: bool, describe: str) -> T: ...
+
+
+@dataclass(frozen=True)
+class _Current:
+    """What one GET of ``<mount>/data/<path>`` said, before it becomes a VaultEntry."""
+
+    data: dict[str, Any] | None  # None: no live current version
+    version: int
+    custom_metadata: dict[str, str]
+
+
+class VaultClient:
+    def __init__(
+        self,
+        spec: VaultSpec,
+        resolver: SecretSource,
+        redactor: Redactor,
+        *,
+        transport: Transport | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        retry: Retrier | None = None,
+    ) -> None:
+        """Prefer ``connect``, which also logs in. ``transport``: the run's shared one; without
+        it the client makes (and closes) its own."""
+        self.spec = spec
+        self.address = spec.address.rstrip("/")
+        self.mount = spec.mount.strip("/")
+        self._redactor = redactor
+        self._timeout = timeout
+        self._retry = retry
+        self._transport = transport or HttpTransport()
+        self._closes_transport = transport is None
+        # token="" keeps hvac from picking VAULT_TOKEN or ~/.vault-token up behind our back
+        self._hvac = hvac.Client(
+            url=self.address,
+            token="",
+            timeout=timeout,
+            namespace=spec.namespace,
+            adapter=TransportAdapter,
+            transport=self._transport,
+        )
+        self._adapter: TransportAdapter = self._hvac.adapter
+        self._kv = self._hvac.secrets.kv.v2
+        self._token = TokenKeeper(
+            spec, self._hvac, self._adapter, resolver, redactor, clock=clock, calls=self._calls
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        spec: VaultSpec,
+        resolver: SecretSource,
+        redactor: Redactor,
+        *,
+        transport: Transport | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        retry: Retrier | None = None,
+    ) -> VaultClient:
+        """A client logged in per ``spec.auth``; VaultError if Vault is unreachable or refuses."""
+        client = cls(
+            spec, resolver, redactor, transport=transport, timeout=timeout, clock=clock, retry=retry
+        )
+        client._token.login()
+        return client
+
+    def close(self) -> None:
+        self._adapter.close()
+        if self._closes_transport:
+            self._transport.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """HTTP requests made so far: ``reads``, ``writes`` (secrets, metadata, state) and ``auth``."""
+        return self._adapter.snapshot()
+
+    def ensure_fresh_token(self) -> None:
+        """Renew the token, or log in again, when little of its TTL is left.
+
+        Called before every write: a long apply can outlive the token it started with.
+        """
+        self._token.ensure_fresh()
+
+    # -- secrets -------------------------------------------------------------------------
+
+    def read(self, path: str) -> SecretRecord:
+        """One GET of ``<mount>/data/<path>``: data and custom_metadata together."""
+        path = _clean(path)
+        return self._record(path, self._get_current(path))
+
+    def _record(self, path: str, current: _Current) -> SecretRecord:
+        data = {k: _text(v) for k, v in current.data.items()} if current.data is not None else {}
+        for name in SECRET_FIELDS & data.keys():
+            self._redactor.register(data[name])
+        meta = current.custom_metadata
+        public: tuple[tuple[str, str], ...] = ()
+        # Only our own layout says which fields are not secret: a foreign secret shows names only.
+        if meta.get(META_MANAGED_BY) == MANAGED_BY:
+            public = tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS))
+        entry = VaultEntry(
+            path=path,
+            exists=current.data is not None,
+            version=current.version,
+            managed_by=meta.get(META_MANAGED_BY),
+            account=meta.get(META_ACCOUNT),
+            fields=frozenset(data),
+            public=public,
+        )
+        return SecretRecord(entry=entry, data=MappingProxyType(data))
+
+    def write_owned(
+        self,
+        path: str,
+        data: Mapping[str, str],
+        *,
+        account: str,
+        expected_version: int,
+        current: VaultEntry | None = None,
+    ) -> int:
+        """Write a secret this tool owns: custom_metadata first, then the data with check-and-set.
+
+        ``expected_version`` 0 means the path must hold no version yet. Returns the new
+        version. A foreign secret is refused before its metadata is touched, judged from
+        ``current`` (the entry the caller has just read) or else from one read here; the
+        CAS on the data write is what guards against a writer in between.
+        """
+        path = _clean(path)
+        for name in SECRET_FIELDS & data.keys():
+            self._redactor.register(data[name])
+        self.ensure_fresh_token()
+        kept: Mapping[str, str] = {}
+        if current is None:
+            found = self._get_current(path)
+            current = self._record(path, found).entry
+            kept = found.custom_metadata
+        where = f"{self.mount}/{path}"
+        if current.is_foreign(account):
+            owner = (
+                f"managed-by={current.managed_by!r}, account={current.account!r}"
+                if current.managed_by
+                else "no managed-by metadata"
+            )
+            raise ForeignSecret(
+                f"Vault at {self.address}: {where} holds data not written by {MANAGED_BY} "
+                f"for account {account} ({owner}); refusing to overwrite it"
+            )
+        if current.version != expected_version:
+            raise cas_conflict(self.address, where, expected_version, current.version)
+        if not current.is_ours(account):
+            # custom_metadata is replaced as a whole: keep the keys others put there, as far
+            # as the read showed them (a never-written path answers 404 without metadata)
+            custom = {**kept, META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
+            with self._calls(f"setting metadata on {where}"):
+                # what hvac's kv.v2.update_metadata sends, its default included
+                self._adapter.post(
+                    self._url("metadata", path),
+                    json={"delete_version_after": "0s", "custom_metadata": custom},
+                )
+        return self._put(path, dict(data), expected_version)
+
+    # -- the tool's own state (locks, journal) -------------------------------------------
+
+    def read_state(self, path: str) -> tuple[dict[str, Any], int] | None:
+        """(data, version); None if never written; ({}, version) if the current version was deleted."""
+        current = self._get_current(_clean(path))
+        if current.version == 0 and current.data is None:
+            return None
+        return (current.data or {}), current.version
+
+    def write_state(self, path: str, data: Mapping[str, Any], cas: int) -> int:
+        """Write with check-and-set (``cas`` 0: must not exist); CasConflict if someone got there first."""
+        path = _clean(path)
+        self.ensure_fresh_token()
+        return self._put(path, dict(data), cas)
+
+    def delete_state(self, path: str) -> None:
+        """Delete the path's metadata and every version."""
+        path = _clean(path)
+        self.ensure_fresh_token()
+        with self._calls(f"deleting {self.mount}/{path}"):
+            self._adapter.delete(self._url("metadata", path))
+
+    def list_state(self, prefix: str) -> list[str]:
+        """Keys directly under ``prefix`` (sub-folders end in "/"); [] when there are none."""
+        prefix = _clean(prefix)
+        try:
+            with self._calls(f"listing {self.mount}/{prefix}/"):
+                response = self._idempotent(
+                    lambda: self._kv.list_secrets(path=prefix, mount_point=self.mount),
+                    f"list {prefix}",
+                )
+        except NotFound:
+            return []
+        return [str(k) for k in response["data"]["keys"]]
+
+    # -- capabilities ----------------------------------------------------------------------
+
+    def data_path(self, path: str) -> str:
+        """The API path of a secret's data, as ``missing_capabilities`` wants it."""
+        return f"{self.mount}/data/{_clean(path)}"
+
+    def metadata_path(self, path: str) -> str:
+        return f"{self.mount}/metadata/{_clean(path)}"
+
+    def missing_capabilities(self, paths_and_caps: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        """For each API path (``<mount>/data/<path>``...), the wanted capabilities the token lacks.
+
+        Only paths with something missing are returned, so an empty dict means "all granted".
+        """
+        paths = sorted({p.strip("/") for p in paths_and_caps})
+        granted_by_path: dict[str, Any] = {}
+        # Vault and OpenBao refuse a JSON body with more than 1,000 strings (listener
+        # max_request_json_strings): a plan for hundreds of accounts asks in chunks.
+        for start in range(0, len(paths), _CAPABILITY_PATHS_PER_REQUEST):
+            response = self._capabilities(paths[start : start + _CAPABILITY_PATHS_PER_REQUEST])
+            granted_by_path.update(response.get("data") or response)
+        missing: dict[str, set[str]] = {}
+        for path, wanted in paths_and_caps.items():
+            granted = set(granted_by_path.get(path.strip("/"), []))
+            if "root" in granted:
+                continue
+            lacking = set(wanted) if "deny" in granted else set(wanted) - granted
+            if lacking:
+                missing[path] = lacking
+        return missing
+
+    def _capabilities(self, paths: list[str]) -> dict[str, Any]:
+        with self._calls("checking capabilities (sys/capabilities-self)"):
+            response: dict[str, Any] = self._idempotent(
+                lambda: self._hvac.sys.get_capabilities(paths=paths), "capabilities"
+            )
+        return response
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _get_current(self, path: str) -> _Current:
+        where = f"{self.mount}/{path}"
+        try:
+            with self._calls(f"reading {where}"):
+                response = self._idempotent(
+                    lambda: self._adapter.get(self._url("data", path)),
+                    f"read {path}",
+                )
+        except NotFound as missing:
+            # a deleted or destroyed current version answers 404 with its metadata
+            body = missing.body if isinstance(missing.body, dict) else {}
+            meta = (body.get("data") or {}).get("metadata") or {}
+            return _Current(
+                data=None,
+                version=int(meta.get("version") or 0),
+                custom_metadata=dict(meta.get("custom_metadata") or {}),
+            )
+        payload = response["data"]
+        meta = payload.get("metadata") or {}
+        return _Current(
+            data=dict(payload.get("data") or {}),
+            version=int(meta.get("version") or 0),
+            custom_metadata=dict(meta.get("custom_metadata") or {}),
+        )
+
+    def _url(self, kind: str, path: str) -> str:
+        """The KV v2 API path of ``path``'s ``data`` or ``metadata``, quoted as hvac quotes it."""
+        return str(
+            hvac.utils.format_url(
+                "/v1/{mount_point}/{kind}/{path}", mount_point=self.mount, kind=kind, path=path
+            )
+        )
+
+    def _put(self, path: str, data: dict[str, Any], cas: int) -> int:
+        where = f"{self.mount}/{path}"
+        try:
+            with self._calls(f"writing {where}"):
+                response = self._adapter.post(
+                    self._url("data", path), json={"options": {"cas": cas}, "data": data}
+                )
+        except CasMismatch:
+            raise cas_conflict(self.address, where, cas, None) from None
+        return int(response["data"]["version"])
+
+    def _idempotent(self, fn: Callable[[], T], describe: str) -> T:
+        if self._retry is None:
+            return fn()
+        return self._retry.call(fn, idempotent=True, describe=f"Vault {describe}")
+
+    @contextmanager
+    def _calls(self, action: str, *, login: bool = False) -> Iterator[None]:
+        with translated(self.address, action, self._redactor, self._timeout, login=login):
+            yield
+
+
+def _clean(path: str) -> str:
+    cleaned = path.strip().strip("/")
+    if not cleaned or any(part in ("", ".", "..") for part in cleaned.split("/")):
+        raise VaultError(f"invalid Vault path {path!r}")
+    return cleaned
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -1,0 +1,129 @@
+"""Every client sends through the transport it is given: what each sends, and what it makes of
+the answers and failures, with the recording fake of tests/support/transport.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from support.manifest import ALPHA, load, one_account
+from support.transport import FakeTransport, Sent, answer
+
+from provisioner.clients.chain import ChainClient, ChainError
+from provisioner.clients.dydx import DydxClient, DydxError
+from provisioner.clients.ratelimit import RateLimiter
+from provisioner.clients.retry import RetryPolicy
+from provisioner.clients.transport import TransportError
+from provisioner.clients.vault import VaultClient, VaultError
+from provisioner.connections import connect
+from provisioner.manifest.model import NetworkSpec, SecretRef, VaultAuth, VaultSpec
+from provisioner.networks import SEPOLIA
+from provisioner.redact import Redactor
+from provisioner.secrets import SecretResolver
+from provisioner.signers.remote import RemoteSigner
+
+NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0, jitter=0, sleep=lambda _s: None)
+TOKEN = "canary-vault-token-3f9a"
+
+
+def _rpc_result(sent: Sent, result: Any) -> Any:
+    return answer(200, {"jsonrpc": "2.0", "id": sent.json()["id"], "result": result})
+
+
+def _vault_and_chain(chain_id: int) -> Any:
+    def respond(sent: Sent) -> Any:
+        if sent.url.endswith("/v1/auth/token/lookup-self"):
+            return answer(200, {"data": {"ttl": 0, "renewable": False}})
+        if sent.url.endswith("/v1/secret/data/moved"):
+            return answer(307, b"", {"Location": "http://127.0.0.2:8200/v1/secret/data/moved"})
+        if sent.method == "POST" and sent.json().get("method") == "eth_chainId":
+            return _rpc_result(sent, hex(chain_id))
+        if "/v3/users/exists" in sent.url:
+            return answer(200, {"exists": True})
+        return answer(404, {"errors": ["no handler"]})
+
+    return respond
+
+
+def test_connect_gives_every_client_the_one_transport() -> None:
+    manifest = load(one_account())
+    fake = FakeTransport(_vault_and_chain(manifest.network.chain_id))
+    conn = connect(manifest, env={"VAULT_TOKEN": TOKEN}, transport=fake)
+    assert conn.transport is fake
+    assert conn.dydx.user_exists(ALPHA)
+    hosts = [sent.url.split("/")[2] for sent in fake.sent]
+    assert hosts == ["127.0.0.1:8200", "127.0.0.1:8545", "127.0.0.1:8080"]  # Vault, chain, dYdX
+    assert fake.sent[0].headers["X-Vault-Token"] == TOKEN
+    assert "X-Vault-Token" not in fake.sent[1].headers | fake.sent[2].headers
+
+
+def test_vault_refuses_a_redirect_the_transport_did_not_follow() -> None:
+    fake = FakeTransport(_vault_and_chain(1))
+    redactor = Redactor()
+    spec = VaultSpec("http://127.0.0.1:8200", VaultAuth("token", token=SecretRef("env", "T")))
+    vault = VaultClient.connect(
+        spec, SecretResolver(redactor, {"T": TOKEN}), redactor, transport=fake
+    )
+    with pytest.raises(VaultError, match="redirect to another address, which is not followed"):
+        vault.read("moved")
+    assert vault.stats == {"reads": 1, "writes": 0, "auth": 1}
+
+
+def test_dydx_retries_what_never_left_and_names_what_may_have() -> None:
+    refused = TransportError("connection refused", maybe_sent=False)
+    answers: list[Any] = [refused, answer(200, {"exists": False})]
+    fake = FakeTransport(lambda _sent: answers.pop(0))
+    dydx = DydxClient(
+        "http://127.0.0.1:8080", 1, redactor=Redactor(), retry=NO_WAIT,
+        limiter=RateLimiter(), transport=fake,
+    )  # fmt: skip
+    assert dydx.user_exists(ALPHA) is False
+    assert [s.url for s in fake.sent] == [
+        f"http://127.0.0.1:8080/v3/users/exists?ethereumAddress={ALPHA}"
+    ] * 2
+    lost = FakeTransport(lambda _sent: TransportError("no answer in time", maybe_sent=True))
+    dydx = DydxClient(
+        "http://127.0.0.1:8080", 1, redactor=Redactor(), retry=NO_WAIT,
+        limiter=RateLimiter(), transport=lost,
+    )  # fmt: skip
+    with pytest.raises(DydxError) as caught:
+        dydx.user_exists(ALPHA)
+    assert caught.value.ambiguous and len(lost.sent) == 3  # a GET: idempotent, retried
+
+
+def test_chain_rpc_batches_through_the_transport() -> None:
+    def respond(sent: Sent) -> Any:
+        calls = sent.json()
+        return answer(200, [{"jsonrpc": "2.0", "id": c["id"], "result": "0x7"} for c in calls])
+
+    fake = FakeTransport(respond)
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    assert chain.transaction_counts(ALPHA) == (7, 7)
+    assert (
+        len(fake.sent) == 1
+        and [c["method"] for c in fake.sent[0].json()] == ["eth_getTransactionCount"] * 2
+    )
+    down = FakeTransport(lambda _sent: TransportError("connection refused", maybe_sent=False))
+    chain = ChainClient("http://127.0.0.1:8545/k3y", _network(), transport=down, retry=NO_WAIT)
+    with pytest.raises(ChainError, match=r"cannot reach .* \(connection refused\)") as caught:
+        chain.chain_id()
+    assert "k3y" not in str(caught.value) and len(down.sent) == 3
+
+
+def test_remote_signer_sends_through_the_transport_with_its_own_timeouts() -> None:
+    fake = FakeTransport(lambda sent: _rpc_result(sent, [ALPHA]))
+    signer = RemoteSigner("http://127.0.0.1:8550", ALPHA, 7.5, transport=fake)
+    signer.check_address()
+    assert fake.sent[0].json()["method"] == "eth_accounts" and fake.sent[0].timeout == 7.5
+
+
+def _network() -> NetworkSpec:
+    return NetworkSpec(
+        name="sepolia",
+        chain_id=SEPOLIA.chain_id,
+        rpc_url="http://127.0.0.1:8545",
+        api_url=SEPOLIA.api_url,
+        exchange_contract=SEPOLIA.exchange_contract,
+        usdc_contract=SEPOLIA.usdc_contract,
+        collateral_asset_id=SEPOLIA.collateral_asset_id,
+    )

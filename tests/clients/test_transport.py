@@ -1,0 +1,203 @@
+"""The one HTTP transport against local servers: redirects, keep-alive (plain and TLS), failures."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from provisioner.clients.retry import Retryability, classify
+from provisioner.clients.transport import HttpTransport, Tls, TransportError
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive. Records (method, path, headers, body) of every request on the
+    server's ``seen``; ``/to-b`` redirects to ``/b``, ``/elsewhere`` to the server in
+    ``server.other``, ``/see-other`` answers 303; each answer names the connection it came on."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        server = self.server
+        server.seen.append((self.command, self.path, dict(self.headers), body))  # type: ignore[attr-defined]
+        if self.path in ("/a", "/to-b"):
+            return self._redirect(307, "/b")
+        if self.path == "/see-other":
+            return self._redirect(303, "/b")
+        if self.path == "/elsewhere":
+            return self._redirect(307, server.other + "/stolen")  # type: ignore[attr-defined]
+        if self.path == "/hang":
+            threading.Event().wait(2)
+        answer = json.dumps(
+            {
+                "port": self.client_address[1],
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+            }
+        ).encode()
+        self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.send_header("RateLimit-Remaining", "7")
+        self.end_headers()
+        self.wfile.write(answer)
+        if self.path == "/drop":
+            self.close_connection = True
+
+    def _redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_DELETE = _handle  # noqa: N815 - http.server's naming
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, *_: object) -> None:
+        return None  # a client that gave up (timeout, refused certificate): expected here
+
+
+def _serve(context: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    httpd = _Quiet(("127.0.0.1", 0), _Recorder)
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.seen = []  # type: ignore[attr-defined]
+    httpd.other = ""  # type: ignore[attr-defined]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def _url(httpd: ThreadingHTTPServer, scheme: str = "http") -> str:
+    return f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[ThreadingHTTPServer, ThreadingHTTPServer]]:
+    a, b = _serve(), _serve()
+    a.other, b.other = _url(b), _url(a)  # type: ignore[attr-defined]
+    yield a, b
+    a.shutdown()
+    b.shutdown()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpTransport]:
+    transport = HttpTransport()
+    yield transport
+    transport.close()
+
+
+def _paths(httpd: ThreadingHTTPServer) -> list[tuple[str, str]]:
+    return [(method, path) for method, path, _h, _b in httpd.seen]  # type: ignore[attr-defined]
+
+
+def test_a_redirected_post_reaches_the_server_once_per_hop(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    a, _ = servers
+    got = http.request("POST", _url(a) + "/a", body=b'{"x": 1}', timeout=5)
+    assert got.status_code == 200 and got.json()["path"] == "/b"
+    assert _paths(a) == [("POST", "/a"), ("POST", "/b")]  # 307 keeps method and body
+    assert [body for *_rest, body in a.seen] == [b'{"x": 1}'] * 2  # type: ignore[attr-defined]
+
+
+def test_a_303_is_followed_with_a_get_and_no_body(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    a, _ = servers
+    http.request("POST", _url(a) + "/see-other", body=b"secret-body", timeout=5)
+    assert _paths(a) == [("POST", "/see-other"), ("GET", "/b")]
+    assert a.seen[1][3] == b""  # type: ignore[attr-defined]
+
+
+def test_a_redirect_to_another_origin_is_not_followed_and_carries_nothing_there(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    a, b = servers
+    headers = {
+        "X-Vault-Token": "canary-token",
+        "X-Vault-Namespace": "canary-ns",
+        "DYDX-SIGNATURE": "canary-signature",
+        "DYDX-API-KEY": "canary-key",
+    }
+    got = http.request("POST", _url(a) + "/elsewhere", body=b"canary", headers=headers, timeout=5)
+    assert got.status_code == 307  # the caller sees the redirect
+    assert _paths(a) == [("POST", "/elsewhere")]
+    assert b.seen == []  # type: ignore[attr-defined]
+
+
+def test_url_credentials_become_basic_auth_and_headers_are_case_insensitive(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    a, _ = servers
+    host = _url(a).removeprefix("http://")
+    got = http.request("GET", f"http://user:pw@{host}/to-b", timeout=5)
+    assert got.status_code == 200 and got.json()["auth"].startswith("Basic ")
+    assert got.headers["ratelimit-remaining"] == "7"
+    assert "user:pw" not in json.dumps(a.seen[0][1])  # type: ignore[attr-defined]
+    assert http.request("GET", f"{_url(a)}/missing", timeout=5).status_code == 404
+
+
+def test_keep_alive_connections_are_reused_and_replaced_when_dropped(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    base = _url(servers[0])
+    first = http.request("GET", f"{base}/x", timeout=5).json()["port"]
+    assert http.request("GET", f"{base}/y", timeout=5).json()["port"] == first
+    http.request("GET", f"{base}/drop", timeout=5)
+    threading.Event().wait(0.1)  # the server has closed it by now
+    after = http.request("GET", f"{base}/z", timeout=5).json()
+    assert after["port"] != first and after["path"] == "/z"  # a new one, no error
+
+
+def test_keep_alive_over_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd = _serve(context)
+    http = HttpTransport(tls=Tls(ca=str(cert)))
+    try:
+        base = _url(httpd, "https")
+        ports = {http.request("GET", f"{base}/{i}", timeout=5).json()["port"] for i in range(3)}
+        assert len(ports) == 1
+        with pytest.raises(TransportError) as untrusted:
+            HttpTransport().request("GET", f"{base}/x", timeout=5)
+        assert not untrusted.value.maybe_sent
+    finally:
+        http.close()
+        httpd.shutdown()
+
+
+def test_failures_say_whether_the_request_may_have_reached_the_server(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(TransportError) as refused:
+        http.request("GET", closed + "/", timeout=2)
+    assert not refused.value.maybe_sent
+    assert classify(refused.value)[0] is Retryability.ALWAYS
+    with pytest.raises(TransportError) as slow:
+        http.request("GET", _url(servers[0]) + "/hang", timeout=0.3)
+    assert slow.value.maybe_sent and slow.value.timeout
+    assert classify(slow.value)[0] is Retryability.IF_IDEMPOTENT
