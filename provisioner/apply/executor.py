@@ -29,7 +29,8 @@ from provisioner.apply.events import (
     discard,
 )
 from provisioner.apply.ports import ApplyConnections
-from provisioner.apply.steps import RUNNERS, await_confirmations, settle_journal
+from provisioner.apply.steps import RUNNERS, settle_journal
+from provisioner.apply.transactions import await_confirmations
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
 from provisioner.journal import Journal

@@ -5,6 +5,10 @@ if it cannot run, why it is blocked. A step whose dependency is blocked is
 blocked too. Deposits only ever top up: a target below what was deposited is a
 note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
 and the default API key is never deleted.
+
+It is one piece: each step's condition reads what the builder decided before it (whether
+the STARK key is ready, which onboarding and registration steps a later one waits for, the
+derived default key's id), and the notes on the journal sit with the steps they explain.
 """
 
 from __future__ import annotations

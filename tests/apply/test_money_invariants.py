@@ -203,7 +203,8 @@ def test_a_reorg_that_removes_a_mined_deposit_resends_the_same_signed_bytes(
 ) -> None:
     sandbox = sandbox_env
     [acct] = make_accounts(sandbox, [{"name": "reorg", "deposit": "3"}])
-    m = write_manifest(tmp_path, [acct], network=_network(confirmations=12))
+    # 40 blocks (10 s) to see the deposit mined and take it away, on a busy machine too
+    m = write_manifest(tmp_path, [acct], network=_network(confirmations=40))
     seen: dict[str, Any] = {}
 
     def reorg_once_mined() -> None:
