@@ -35,8 +35,10 @@ typecheck: install
 
 check: lint typecheck test
 
+## Loopback figures, then the same product far from its services (latency proxies, 2 s blocks).
 bench: install
 	$(BIN)/python -m benchmarks.run  # see README.md, "Benchmarks"
+	$(BIN)/python -m benchmarks.realistic
 
 ## Rebuild the Solidity stand-ins' artifacts (committed) with npm's solc.
 contracts: install

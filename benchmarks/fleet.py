@@ -32,6 +32,7 @@ ETH_WEI = 100 * 10**18
 USDC_BASE_UNITS = 1_000_000 * 10**6
 _SET_BALANCE = function_signature_to_4byte_selector("setBalance(address,uint256)")
 _BATCH = 500
+_PER_FUNDER = 500
 
 
 @dataclass(frozen=True)
@@ -84,32 +85,33 @@ def rpc_batch(rpc_url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]
 
 
 def fund(rpc_url: str, addresses: Sequence[str], *, usdc: int = USDC_BASE_UNITS) -> None:
-    """ETH by ``anvil_setBalance``; USDC by ``setBalance`` transactions from one impersonated
-    funder (consecutive explicit nonces, one batch), then waits until the last one is mined."""
-    funder = keys.PrivateKey(os.urandom(32)).public_key.to_checksum_address()
+    """ETH by ``anvil_setBalance``; USDC by ``setBalance`` transactions, each impersonated funder
+    sending for ``_PER_FUNDER`` addresses with consecutive explicit nonces (anvil's pool takes
+    only so many from one sender), then waits until the last one is mined."""
+    groups = [addresses[i : i + _PER_FUNDER] for i in range(0, len(addresses), _PER_FUNDER)]
+    funders = [keys.PrivateKey(os.urandom(32)).public_key.to_checksum_address() for _ in groups]
     rpc_batch(
         rpc_url,
-        [("anvil_setBalance", [a, hex(ETH_WEI)]) for a in [funder, *addresses]]
-        + [("anvil_impersonateAccount", [funder])],
+        [("anvil_setBalance", [a, hex(ETH_WEI)]) for a in [*funders, *addresses]]
+        + [("anvil_impersonateAccount", [f]) for f in funders],
     )
     if not usdc:
         return
-    (nonce_hex,) = rpc_batch(rpc_url, [("eth_getTransactionCount", [funder, "pending"])])
-    nonce = int(nonce_hex, 16)
     sends = []
-    for offset, address in enumerate(addresses):
-        data = "0x" + (_SET_BALANCE + encode(["address", "uint256"], [address, usdc])).hex()
-        tx = {
-            "from": funder,
-            "to": SEPOLIA.usdc_contract,
-            "data": data,
-            "gas": hex(100_000),
-            "nonce": hex(nonce + offset),
-        }
-        sends.append(("eth_sendTransaction", [tx]))
+    for funder, group in zip(funders, groups, strict=True):
+        for nonce, address in enumerate(group):  # a new funder: its first nonce is 0
+            data = "0x" + (_SET_BALANCE + encode(["address", "uint256"], [address, usdc])).hex()
+            tx = {
+                "from": funder,
+                "to": SEPOLIA.usdc_contract,
+                "data": data,
+                "gas": hex(100_000),
+                "nonce": hex(nonce),
+            }
+            sends.append(("eth_sendTransaction", [tx]))
     hashes = rpc_batch(rpc_url, sends)
-    _wait_mined(rpc_url, hashes)
-    rpc_batch(rpc_url, [("anvil_stopImpersonatingAccount", [funder])])
+    _wait_mined(rpc_url, hashes, timeout=120.0 + len(hashes) / 50)
+    rpc_batch(rpc_url, [("anvil_stopImpersonatingAccount", [f]) for f in funders])
 
 
 def _wait_mined(rpc_url: str, hashes: Sequence[str], timeout: float = 120.0) -> None:

@@ -18,6 +18,7 @@ class Measured:
     rc: int
     seconds: float
     peak_rss_mb: float  # ru_maxrss of this process alone (os.wait4), not of its parent
+    cpu_seconds: float  # its user + system CPU time: on a busy machine, how much it got
     stdout: str
     stderr: str
 
@@ -41,6 +42,7 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> Measured:
             rc=proc.returncode,
             seconds=seconds,
             peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )

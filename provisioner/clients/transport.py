@@ -9,10 +9,15 @@ host and port) of the request: a redirect anywhere else comes back to the caller
 3xx answer it is, so no token, signature or body leaves for another host or for plain
 HTTP. A failure without an answer is a ``TransportError`` that says whether the request
 may have reached the server; ``provisioner.clients.retry`` reads that.
+
+Proxies come from the environment as everywhere else (``HTTPS_PROXY``, ``HTTP_PROXY``,
+``NO_PROXY``, read once when the transport is made); loopback addresses never go through
+one, so a local Vault agent or the sandbox is reached directly.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -28,6 +33,7 @@ from urllib3.exceptions import (
     HTTPError,
     NameResolutionError,
     NewConnectionError,
+    ProxyError,
     ReadTimeoutError,
     SSLError,
 )
@@ -115,10 +121,12 @@ class Transport(Protocol):
 class HttpTransport:
     """Thread-safe: one keep-alive connection pool per (origin, TLS settings)."""
 
-    def __init__(self, *, tls: Tls | None = None) -> None:
+    def __init__(self, *, tls: Tls | None = None, env: Mapping[str, str] | None = None) -> None:
         self._default_tls = tls or Tls()
         self._manager = urllib3.PoolManager(maxsize=POOL_CONNECTIONS, block=False)
-        self._pools: dict[tuple[str, Tls], urllib3.HTTPConnectionPool] = {}
+        self._proxies = _proxies_from(os.environ if env is None else env)
+        self._proxy_managers: dict[str, urllib3.ProxyManager] = {}
+        self._pools: dict[tuple[str, Tls], tuple[urllib3.HTTPConnectionPool, bool]] = {}
         self._lock = threading.Lock()
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
@@ -172,11 +180,11 @@ class HttpTransport:
     ) -> Response:
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        pool = self._pool(f"{parts.scheme}://{parts.netloc}", tls)
+        pool, absolute = self._pool(f"{parts.scheme}://{parts.netloc}", tls)
         try:
             answer = pool.urlopen(
                 method,
-                path,
+                url if absolute else path,
                 body=body,
                 headers=headers,
                 retries=False,
@@ -190,6 +198,11 @@ class HttpTransport:
             raise TransportError("connect timeout", maybe_sent=False, timeout=True) from None
         except SSLError:
             raise TransportError("TLS handshake failed", maybe_sent=False) from None
+        except ProxyError:
+            # urllib3 raises it only while the way through the proxy is not yet up
+            raise TransportError(
+                "the proxy refused or could not be reached", maybe_sent=False
+            ) from None
         except ReadTimeoutError:
             raise TransportError("no answer in time", maybe_sent=True, timeout=True) from None
         except (HTTPError, OSError) as exc:
@@ -198,17 +211,53 @@ class HttpTransport:
             ) from None
         return Response(answer.status, answer.headers, answer.data, answer.reason or "")
 
-    def _pool(self, origin: str, tls: Tls) -> urllib3.HTTPConnectionPool:
+    def _pool(self, origin: str, tls: Tls) -> tuple[urllib3.HTTPConnectionPool, bool]:
+        """The pool for an origin, and whether requests name the absolute URL (plain HTTP
+        through a forwarding proxy; HTTPS through one is a CONNECT tunnel)."""
         key = (origin, tls)
-        pool = self._pools.get(key)
-        if pool is None:
+        found = self._pools.get(key)
+        if found is None:
             with self._lock:
-                pool = self._pools.get(key)
-                if pool is None:
+                found = self._pools.get(key)
+                if found is None:
                     kwargs = tls.pool_kwargs() if origin.startswith("https:") else None
-                    pool = self._manager.connection_from_url(origin, pool_kwargs=kwargs)
-                    self._pools[key] = pool
-        return pool
+                    proxy = self._proxy_for(origin)
+                    if proxy is None:
+                        pool = self._manager.connection_from_url(origin, pool_kwargs=kwargs)
+                    else:
+                        pool = self._proxy_manager(proxy).connection_from_url(
+                            origin, pool_kwargs=kwargs
+                        )
+                    found = self._pools[key] = (
+                        pool,
+                        proxy is not None and origin.startswith("http:"),
+                    )
+        return found
+
+    def _proxy_for(self, origin: str) -> str | None:
+        parts = urlsplit(origin)
+        proxy = self._proxies.get(parts.scheme)
+        host = parts.hostname or ""
+        if not proxy or _is_loopback(host):
+            return None
+        if _bypassed(host, self._proxies.get("no", "")):
+            return None
+        return proxy
+
+    def _proxy_manager(self, proxy: str) -> urllib3.ProxyManager:
+        manager = self._proxy_managers.get(proxy)
+        if manager is None:
+            parts = urlsplit(proxy)
+            headers = None
+            if parts.username is not None:
+                credentials = f"{parts.username}:{parts.password or ''}"
+                headers = urllib3.make_headers(proxy_basic_auth=credentials)
+                parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+            manager = urllib3.ProxyManager(
+                parts.geturl(), maxsize=POOL_CONNECTIONS, block=False, proxy_headers=headers
+            )
+            self._proxy_managers[proxy] = manager
+        return manager
 
     def _timeout(self, connect: float, read: float) -> urllib3.Timeout:
         found = self._timeouts.get((connect, read))
@@ -219,7 +268,38 @@ class HttpTransport:
     def close(self) -> None:
         with self._lock:
             self._pools.clear()
+            for manager in self._proxy_managers.values():
+                manager.clear()
         self._manager.clear()
+
+
+def _proxies_from(env: Mapping[str, str]) -> dict[str, str]:
+    """``{"http": url, "https": url, "no": hosts}`` from the usual variables, lower case first."""
+    found: dict[str, str] = {}
+    for scheme in ("http", "https", "no"):
+        value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
+        if value:
+            found[scheme] = value
+    return found
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY`` as curl reads it: ``*``, or names that match the host or a domain above it."""
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.replace(" ", "").lower().split(","):
+        name = entry.split(":", 1)[0].lstrip("*").lstrip(".") if entry != "*" else "*"
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return True
+    return False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _connect_reason(exc: Exception) -> str:

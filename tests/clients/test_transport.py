@@ -201,3 +201,78 @@ def test_failures_say_whether_the_request_may_have_reached_the_server(
         http.request("GET", _url(servers[0]) + "/hang", timeout=0.3)
     assert slow.value.maybe_sent and slow.value.timeout
     assert classify(slow.value)[0] is Retryability.IF_IDEMPOTENT
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A forwarding proxy that answers every request itself, so no target host is ever
+    resolved or reached: plain HTTP arrives as an absolute URI, HTTPS as a CONNECT that it
+    refuses. Records (method, request line target, Proxy-Authorization) on ``seen``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        self.server.seen.append(  # type: ignore[attr-defined]
+            (self.command, self.path, self.headers.get("Proxy-Authorization"))
+        )
+        if self.command == "CONNECT":
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        answer = b'{"via": "proxy"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    do_GET = do_POST = do_CONNECT = _handle  # noqa: N815 - http.server's naming
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[ThreadingHTTPServer]:
+    httpd = _Quiet(("127.0.0.1", 0), _ForwardProxy)
+    httpd.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+
+
+def _proxy_url(httpd: ThreadingHTTPServer, auth: str = "") -> str:
+    return f"http://{auth}127.0.0.1:{httpd.server_address[1]}"
+
+
+def test_plain_http_goes_through_the_environments_proxy(
+    forward_proxy: ThreadingHTTPServer,
+) -> None:
+    transport = HttpTransport(env={"HTTP_PROXY": _proxy_url(forward_proxy, "desk:pw@")})
+    answer = transport.request("GET", "http://rpc.provider.invalid/v1/key", timeout=5)
+    assert answer.json() == {"via": "proxy"}
+    ((method, target, auth),) = forward_proxy.seen  # type: ignore[attr-defined]
+    assert (method, target) == ("GET", "http://rpc.provider.invalid/v1/key")
+    assert auth == "Basic ZGVzazpwdw=="
+
+
+def test_https_is_tunnelled_through_the_proxy(forward_proxy: ThreadingHTTPServer) -> None:
+    transport = HttpTransport(env={"https_proxy": _proxy_url(forward_proxy)})
+    with pytest.raises(TransportError) as raised:
+        transport.request("GET", "https://api.dydx.invalid/v3/time", timeout=5)
+    assert raised.value.maybe_sent is False  # refused at CONNECT: nothing reached dYdX
+    assert [s[:2] for s in forward_proxy.seen] == [  # type: ignore[attr-defined]
+        ("CONNECT", "api.dydx.invalid:443")
+    ]
+
+
+def test_no_proxy_and_loopback_go_direct(
+    forward_proxy: ThreadingHTTPServer,
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer],
+) -> None:
+    env = {"HTTP_PROXY": _proxy_url(forward_proxy), "NO_PROXY": "vault.internal.invalid"}
+    transport = HttpTransport(env=env)
+    with pytest.raises(TransportError):
+        transport.request("GET", "http://vault.internal.invalid/v1/sys/health", timeout=5)
+    port = servers[0].server_address[1]
+    assert transport.request("GET", f"http://127.0.0.1:{port}/x", timeout=5).json()["path"] == "/x"
+    assert forward_proxy.seen == []  # type: ignore[attr-defined]
