@@ -46,7 +46,9 @@ class JournalEntry:
     tx_hash: str
     nonce: int
     amount: int = 0  # base units for deposit / approve
-    status: str = "unknown"  # mined | pending | dropped | failed | unknown
+    status: str = "unknown"  # see journal.py: confirmed, mined, pending, dropped, awaiting...
+    journaled_by: str = ""  # the account name that journaled it (a rename shows here)
+    problem: str = ""  # set when a person must look at it (a signer sent something else)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ApiKeyIntentFact:
     name: str  # the manifest's key name
     created: str | None  # the new key's id, if the run got dYdX's answer
     orphans: tuple[str, ...] | None  # listed at dYdX, created by it, not in Vault; None: not listed
+    unexpected: tuple[
+        str, ...
+    ] = ()  # appeared meanwhile, not recorded as created by it: left alone
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,16 @@ class AccountFacts:
     usdc_balance: int = 0  # base units in the wallet
     usdc_allowance: int = 0  # to the exchange
     eth_balance_wei: int = 0
-    deposited: int = 0  # sum of LogDeposit quantized amounts to this STARK key and position
-    pending_deposits: int = 0  # journaled deposits broadcast but not mined yet
+    deposited: int = 0  # LogDeposit quantized amounts to this STARK key and position, confirmed
+    unconfirmed_deposits: int = (
+        0  # LogDeposit amounts with fewer than `confirmations` blocks on top
+    )
+    pending_deposits: int = 0  # journaled deposits not in the events (pool, dropped, awaiting)
     journal: tuple[JournalEntry, ...] = ()
     api_key_intents: tuple[ApiKeyIntentFact, ...] = ()
     # signer: why it cannot sign for the address, None if fine or absent
     signer_error: str | None = None
+    default_key_id: str | None = None  # derived from the onboarding signature; None: not derived
 
     def api_secret(self, name: str) -> VaultEntry | None:
         return dict(self.api_secrets).get(name)

@@ -33,7 +33,9 @@ def format_usdc(amount: Decimal) -> str:
     return text
 
 
-UNSETTLED_DEPOSIT = frozenset({"pending", "dropped"})
+# Journaled deposit statuses (journal.py) not in the chain's events: in the pool, forgotten by
+# the node (sent again before any new deposit), or awaiting a remote signer.
+UNSETTLED_DEPOSIT = frozenset({"pending", "dropped", "awaiting"})
 
 
 def in_flight(deposits: Iterable[tuple[str, int, str]]) -> int:

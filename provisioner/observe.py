@@ -30,7 +30,7 @@ from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
 from provisioner.connections import Connections
 from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, WorldFacts
-from provisioner.journal import Journal, KeyIntent, key_orphans
+from provisioner.journal import Journal, KeyIntent, key_orphans, unexpected_keys
 from provisioner.manifest.model import AccountSpec
 from provisioner.money import in_flight
 from provisioner.records import (
@@ -83,8 +83,9 @@ def observe(
     """``known``: facts of an earlier look in this run (see the module docstring)."""
     if conn.untrusted:
         return _observe_untrusted(conn, accounts, parallelism, check_signer)
+    network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
-        conn.chain, (s.name for s in accounts)
+        conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
     )
     before = {a.name: a for a in known.accounts} if known is not None else {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
@@ -178,15 +179,18 @@ def _observe_untrusted(
 def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
     """The batched chain reads for every account, joined to what Vault and dYdX said."""
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
-    deposits = conn.chain.deposits()
+    # A deposit counts as done only with `confirmations` blocks on top; younger ones count
+    # toward the target (no second deposit) but leave the account pending.
+    deposits, unconfirmed = conn.chain.deposit_totals(
+        confirmations=conn.manifest.network.confirmations
+    )
     facts = []
     for p in partials:
         c = chain_state[p.spec.address]
-        deposited = (
-            deposits.get((p.stark_public, p.position_id), 0)
-            if p.stark_public is not None and p.position_id is not None
-            else 0
-        )
+        done = waiting = 0
+        if p.stark_public is not None and p.position_id is not None:
+            done = deposits.get((p.stark_public, p.position_id), 0)
+            waiting = unconfirmed.get((p.stark_public, p.position_id), 0)
         facts.append(
             AccountFacts(
                 name=p.spec.name,
@@ -199,7 +203,8 @@ def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[Accou
                 usdc_balance=c.usdc_balance,
                 usdc_allowance=c.usdc_allowance,
                 eth_balance_wei=c.eth_balance_wei,
-                deposited=deposited,
+                deposited=done,
+                unconfirmed_deposits=waiting,
                 pending_deposits=in_flight((j.intent, j.amount, j.status) for j in p.journal),
                 journal=p.journal,
                 api_key_intents=p.key_intents,
@@ -327,17 +332,21 @@ def _intent_fact(
         return ApiKeyIntentFact(intent.name, intent.created, None)
     ours = {n: r for n, r in api.items() if r.entry.is_ours(spec.name) and r.data.get(API_KEY)}
     stored = {r.data[API_KEY] for r in ours.values()}
-    default = ours[DEFAULT_API_KEY].data[API_KEY] if DEFAULT_API_KEY in ours else None
-    orphans = key_orphans(intent, listed, stored, default)
-    return ApiKeyIntentFact(intent.name, intent.created, tuple(sorted(orphans)))
+    orphans = key_orphans(intent, listed, stored)
+    unexpected = unexpected_keys(intent, listed, stored)
+    return ApiKeyIntentFact(
+        intent.name, intent.created, tuple(sorted(orphans)), tuple(sorted(unexpected))
+    )
 
 
 def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> AccountFacts:
-    """``signer_error`` set when the account's signer cannot be made for its address."""
+    """``signer_error`` set when the account's signer cannot be made for its address. When dYdX
+    lists a key that no destination holds, the default API key's id is derived too (a
+    signature, no request): the only source of that id the planner trusts."""
     if spec.signer is None:
         return facts
     try:
-        make_signer(
+        signer = make_signer(
             spec.signer,
             spec.address,
             conn.resolver,
@@ -347,7 +356,21 @@ def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> 
         )
     except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))
-    return facts
+    if not facts.user_exists or not unstored_keys(facts):
+        return facts  # every key dYdX lists is in a destination: nothing the default may hide as
+    try:
+        default = conn.dydx.recover_default_credentials(signer).key
+    except (SignerError, DydxError) as exc:
+        return replace(facts, signer_error=conn.redactor.redact(str(exc)))
+    return replace(facts, default_key_id=default)
+
+
+def unstored_keys(facts: AccountFacts) -> bool:
+    """dYdX lists a key no destination holds (maybe the default key, under another's name)."""
+    if not facts.dydx_api_keys:
+        return False
+    stored = {e.get(API_KEY) for _, e in facts.api_secrets if e.exists}
+    return bool(facts.dydx_api_keys - stored)
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -18,7 +18,7 @@ from provisioner.facts import AccountFacts, WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.manifest.trust import TRUSTED, LoadPolicy
-from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe
+from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe, unstored_keys
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.redact import Redactor
@@ -85,8 +85,9 @@ def open_session(
 
 
 def has_steps(spec: AccountSpec, facts: AccountFacts) -> bool:
-    """An account the planner has work for: only its signer is worth resolving."""
-    return bool(plan_account(spec, facts).steps)
+    """An account the planner has work for, or with keys at dYdX no destination holds (which
+    the derived default key must be told apart from): only its signer is worth resolving."""
+    return bool(plan_account(spec, facts).steps) or unstored_keys(facts)
 
 
 def look(

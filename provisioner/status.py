@@ -56,7 +56,7 @@ def account_status(spec: AccountSpec, f: AccountFacts) -> AccountStatus:
         registered=f.stark_key_owner is not None
         and f.stark_key_owner.lower() == spec.address.lower(),
         deposited=format_usdc(from_base_units(f.deposited)),
-        pending=format_usdc(from_base_units(f.pending_deposits)),
+        pending=format_usdc(from_base_units(f.pending_deposits + f.unconfirmed_deposits)),
         target=format_usdc(spec.deposit),
         stark_key_in_vault=f.stark_secret.exists,
         api_keys=keys,

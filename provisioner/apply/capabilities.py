@@ -14,6 +14,7 @@ from typing import Protocol
 from provisioner.apply.lock import account_lock_path
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
+from provisioner.journal import sender_folder
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.plan.model import Plan, Step, StepKind
 from provisioner.plan.params import ApiKeyParams
@@ -57,6 +58,11 @@ def required(
         add(vault.metadata_path(journal), {"list"})
         add(vault.data_path(entry), {"read", *WRITE})
         add(vault.metadata_path(entry), {"delete"})
+        sent = sender_folder(state, manifest.network.chain_id, specs[acc.name].address)
+        add(vault.metadata_path(sent.rpartition("/")[0]), {"list"})  # the run's one listing
+        add(vault.metadata_path(sent), {"list"})
+        add(vault.data_path(f"{sent}/entry"), {"read", *WRITE})
+        add(vault.metadata_path(f"{sent}/entry"), {"delete"})
         for path in sorted({p for s in runnable for p in _written(specs[acc.name], s)}):
             add(vault.data_path(path), {"read", *WRITE})
             add(vault.metadata_path(path), WRITE)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from provisioner.apply.budget import DepositBudget
 from provisioner.apply.fence import FencedSigner
 from provisioner.apply.ports import ApplyConnections
 from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
 from provisioner.errors import ProvisionerError
-from provisioner.journal import Journal
+from provisioner.journal import Journal, StoredTx
 from provisioner.manifest.model import AccountSpec
 from provisioner.records import API_FIELDS, API_KEY, api_credential_fields, stark_pair_fields
 from provisioner.signers.base import EthSigner
@@ -26,8 +27,10 @@ class AccountContext:
     conn: ApplyConnections
     journal: Journal
     fence: Callable[[], None] = lambda: None  # before a signer's own broadcast (apply/fence.py)
+    budget: DepositBudget = field(default_factory=DepositBudget)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
+    unconfirmed: list[StoredTx] = field(default_factory=list)  # mined, confirmations to wait for
     _signer: EthSigner | None = None
     _stark: StarkKeyPair | None = None
     _creds: ApiCredentials | None = None
@@ -35,6 +38,18 @@ class AccountContext:
 
     def log(self, message: str) -> None:
         self.conn.log(f"{self.spec.name}: {message}")
+
+    @property
+    def chain_id(self) -> int:
+        return self.conn.manifest.network.chain_id
+
+    @property
+    def confirmations(self) -> int:
+        return self.conn.manifest.network.confirmations
+
+    def transactions(self) -> list[StoredTx]:
+        """Every transaction journaled for this account's address (under any account name)."""
+        return self.journal.transactions(self.chain_id, self.spec.address, self.spec.name)
 
     @property
     def signer(self) -> EthSigner:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
 from provisioner.apply.events import (
     AccountResult,
@@ -31,6 +32,7 @@ from provisioner.apply.fence import Fence, FencedConnections
 from provisioner.apply.ports import ApplyConnections
 from provisioner.apply.signals import Drain
 from provisioner.apply.steps import RUNNERS, settle_journal
+from provisioner.apply.transactions import await_confirmations
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
 from provisioner.journal import Journal
@@ -55,22 +57,31 @@ def execute(
     report: Reporter = discard,
     fence: Callable[[str], Fence] = lambda _account: _unfenced,
     drain: Drain | None = None,
+    budget: DepositBudget | None = None,
 ) -> list[AccountResult]:
     """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens.
     ``fence(account)`` guards every write of that account's steps (apply/fence.py). Once
     ``drain`` is requested no step starts; the steps in flight are waited for until its
-    deadline, then abandoned (each result names what it did not start, and what it left)."""
+    deadline, then abandoned (each result names what it did not start, and what it left).
+    ``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts)."""
     state_path = conn.manifest.vault.state_path
+    budget = budget or DepositBudget()
     specs = {a.name: a for a in conn.manifest.accounts}
-    journaled = set(Journal(conn.vault, state_path).accounts())  # one listing, not one per account
+    named, senders = _journaled(Journal(conn.vault, state_path), conn.manifest.network.chain_id)
+
+    def journaled(name: str) -> bool:
+        return name in named or specs[name].address.lower() in senders
+
     runs = []
     for acc in plan.accounts:
-        if not (any(not s.blocked for s in acc.steps) or acc.name in journaled):
+        if not (any(not s.blocked for s in acc.steps) or journaled(acc.name)):
             continue
         guard = fence(acc.name)
         own = FencedConnections.around(conn, guard)
-        ctx = AccountContext(specs[acc.name], own, Journal(own.vault, state_path), fence=guard)
-        runs.append(_AccountRun(ctx, acc, report, acc.name in journaled, drain))
+        ctx = AccountContext(
+            specs[acc.name], own, Journal(own.vault, state_path), fence=guard, budget=budget
+        )
+        runs.append(_AccountRun(ctx, acc, report, journaled(acc.name), drain))
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
     finished = _all_done([pool.submit(r.open_window) for r in runs], drain) and _all_done(
         [pool.submit(r.finish) for r in runs], drain
@@ -78,6 +89,11 @@ def execute(
     # abandoned calls keep their threads until the process exits, which then comes at once
     pool.shutdown(wait=finished, cancel_futures=True)
     return [r.result() for r in runs]
+
+
+def _journaled(journal: Journal, chain_id: int) -> tuple[set[str], set[str]]:
+    """Account names with entries of their own, and sender addresses with transactions."""
+    return set(journal.accounts()), journal.senders(chain_id)
 
 
 def _all_done(futures: list[Future[None]], drain: Drain | None) -> bool:
@@ -179,6 +195,15 @@ class _AccountRun:
     def finish(self) -> None:
         if self.progress.failed != "journal" and not self.stopped:
             self._run(self.rest)
+        try:  # also after a failed step: what was sent is settled now, not left to the next run
+            await_confirmations(self.ctx)
+        except Exception as exc:  # noqa: BLE001 - the journal keeps what is not final
+            p = self.progress
+            error = _describe(self.ctx, exc)
+            if not p.failed:
+                p.failed, p.error = "confirmations", error
+                self.report(StepFailed(self.plan.name, None, error))
+            self.ctx.log(f"waiting for confirmations failed: {error}")
 
     def _run(self, steps: Sequence[Step]) -> None:
         p = self.progress

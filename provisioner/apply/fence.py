@@ -129,6 +129,20 @@ class FencedChain:
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
         return self._inner.deposits(from_block, refresh=refresh)
 
+    def deposit_totals(
+        self, from_block: int = 0, *, refresh: bool = False, confirmations: int | None = None
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        return self._inner.deposit_totals(from_block, refresh=refresh, confirmations=confirmations)
+
+    def block_number(self) -> int:
+        return self._inner.block_number()
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        return self._inner.transaction(tx_hash)
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        return self._inner.transaction_count_at(address, block)
+
     def build_register(
         self, sender: str, eth_key: str, stark_key: int, signature_hex: str
     ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Refusals before the first write: a deposit ceiling, mainnet without a person, unusable signers."""
+"""Refusals before the first write: a deposit ceiling, mainnet unconfirmed or uncapped, unusable signers."""
 
 from __future__ import annotations
 
@@ -46,9 +46,23 @@ def check(
             raise GuardrailRefused(
                 f"this run would deposit {format_usdc(from_base_units(total))} USDC, over {what} of {format_usdc(from_base_units(ceiling))}; nothing was done"
             )
-    if manifest.network.chain_id == MAINNET_CHAIN_ID and not interactive and not confirm_mainnet:
+    if manifest.network.chain_id != MAINNET_CHAIN_ID:
+        return
+    # Every apply on mainnet, saved plans and --auto-approve included: a ceiling, and a
+    # confirmation (--confirm-mainnet, or 'mainnet' typed on a terminal: see the CLI).
+    if not ceilings:
         raise GuardrailRefused(
-            "mainnet: a non-interactive apply needs --confirm-mainnet; nothing was done"
+            "mainnet: an apply needs a deposit ceiling (the manifest's max_deposit, or "
+            "--max-deposit); nothing was done"
+        )
+    if not confirm_mainnet:
+        how = (
+            "type 'mainnet' when asked, or pass --confirm-mainnet"
+            if interactive
+            else "pass --confirm-mainnet"
+        )
+        raise GuardrailRefused(
+            f"mainnet: every apply needs its confirmation ({how}); nothing was done"
         )
 
 

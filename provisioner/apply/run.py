@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from provisioner.apply import capabilities, guardrails
+from provisioner.apply.budget import DepositBudget
 from provisioner.apply.events import (
     AccountBusy,
     Cancelled,
@@ -44,19 +45,18 @@ from provisioner.apply.signals import Drain
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.failpoints import failpoint
-from provisioner.plan.model import Plan
-from provisioner.plan.planner import PlanOptions
+from provisioner.money import to_base_units
+from provisioner.plan.model import Plan, PlanOptions
+from provisioner.plan.saved import StalePlan, check_saved
 from provisioner.session import Session, Shard, look
+
+__all__ = ["StalePlan", "ApplyRequest", "run_apply"]
 
 Approve = Callable[[Plan], bool]
 """Asks a person whether to apply ``plan``; only a clear yes is True."""
 
 
 class ApprovalUnavailable(ProvisionerError):
-    pass
-
-
-class StalePlan(ProvisionerError):
     pass
 
 
@@ -70,6 +70,7 @@ class ApplyRequest:
 
     options: PlanOptions = PlanOptions()
     saved: Plan | None = None  # a plan saved by ``plan --out``: applied exactly, or refused
+    # (``options`` are then the plan's own: see plan/saved.py, saved_options)
     saved_name: str = ""  # its file, for messages
     auto_approve: bool = False
     interactive: bool = False  # a person is there to answer (stdin is a terminal)
@@ -102,6 +103,8 @@ def run_apply(
     drain = drain or Drain()
     saved = request.saved
     facts, plan = look(session, request.options)
+    if saved is not None:  # before the first write: the lock is one
+        check_saved(request.saved_name, saved, plan)
     guardrails.refuse_unusable_signers(facts, session.redactor)
     if not has_work(plan, facts) and saved is None:
         report(PlanReady(plan))
@@ -128,9 +131,8 @@ def run_apply(
         failpoint("after_account_locks")
         session = session.only({a.name for a in plan.accounts} if saved else locks.accounts.held)
         facts, plan = look(session, request.options, known=facts)
-        if saved is not None:
-            _same_facts(saved, plan, request.saved_name)
-            plan = saved  # the facts are the same, so the approved plan is still exact
+        if saved is not None:  # what runs (and is shown) below is this fresh plan, equal to it
+            check_saved(request.saved_name, saved, plan)
         report(PlanReady(plan))
         if not has_work(plan, facts):
             report(NothingToApply())
@@ -139,7 +141,15 @@ def run_apply(
         if saved is None and not request.auto_approve and not approve(plan):
             report(Cancelled())
             return 1
-        finished = _execute(session, plan, report, locks.accounts, drain, busy=len(busy))
+        finished = _execute(
+            session,
+            plan,
+            report,
+            locks.accounts,
+            drain,
+            busy=len(busy),
+            budget=_budget(session, request),
+        )
     if drain.requested:
         raise drain.interrupted(_remaining(finished), abandoned=finished.abandoned)
     return max(int(bool(finished.failed)), int(bool(busy)))
@@ -204,6 +214,16 @@ def _locks(
         lease.release()
 
 
+def _budget(session: Session, request: ApplyRequest) -> DepositBudget:
+    """The run's deposit ceilings, held by every deposit sent (rebroadcasts included)."""
+    ceilings = []
+    if session.manifest.max_deposit is not None:
+        ceilings.append(("the manifest's max_deposit", to_base_units(session.manifest.max_deposit)))
+    if request.max_deposit is not None:
+        ceilings.append(("--max-deposit", request.max_deposit))
+    return DepositBudget(tuple(ceilings))
+
+
 def _execute(
     session: Session,
     plan: Plan,
@@ -212,6 +232,7 @@ def _execute(
     drain: Drain,
     *,
     busy: int,
+    budget: DepositBudget,
 ) -> Finished:
     drain.begin_steps()
     results = execute(
@@ -221,6 +242,7 @@ def _execute(
         report=report,
         fence=lambda account: lambda: locks.check(account),
         drain=drain,
+        budget=budget,
     )
     finished = Finished(tuple(results), busy=busy)
     report(finished)
@@ -236,14 +258,6 @@ def _remaining(finished: Finished) -> str:
     if flight:
         text += f"; abandoned in flight, journaled for the next apply: {', '.join(flight)}"
     return text
-
-
-def _same_facts(saved: Plan, now: Plan, name: str) -> None:
-    if saved.fingerprint != now.fingerprint or saved.chain_id != now.chain_id:
-        raise StalePlan(
-            f"{name} is stale: the live state changed since it was planned "
-            f"(facts {saved.fingerprint[:19]} then, {now.fingerprint[:19]} now); run 'provision plan --out' again"
-        )
 
 
 def _check_guardrails(session: Session, plan: Plan, request: ApplyRequest) -> None:

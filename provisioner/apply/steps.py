@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.clients.chain import ChainError, NonceTaken
+from provisioner.apply.transactions import charge, guard_sender, send, settle_transactions, usdc
 from provisioner.clients.dydx import (
     AlreadyOnboarded,
     ApiCredentials,
@@ -20,8 +20,13 @@ from provisioner.clients.dydx import (
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.vault import ForeignSecret, VaultError
 from provisioner.failpoints import failpoint
-from provisioner.journal import KeyIntent, StoredTx, key_orphans, tx_status
-from provisioner.money import deposit_need, in_flight
+from provisioner.journal import (
+    KeyIntent,
+    key_orphans,
+    tx_status,
+    unexpected_keys,
+)
+from provisioner.money import deposit_need, in_flight, to_base_units
 from provisioner.plan.model import Step, StepKind
 from provisioner.plan.params import (
     ApiKeyParams,
@@ -199,6 +204,12 @@ def _delete_orphans(ctx: AccountContext, intent: KeyIntent, keep: set[str] | Non
     listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
     default = ctx.default_key_id()
     stored = ctx.stored_key_ids() | (keep or set())
+    others = unexpected_keys(intent, listed, stored, default) - (keep or set())
+    if others:
+        ctx.log(
+            f"API key(s) {', '.join(sorted(others))} appeared at dYdX while {intent.name} was being "
+            "created, and the journal does not say this tool created them: left alone"
+        )
     for key in sorted(key_orphans(intent, listed, stored, default)):
         ctx.conn.dydx.delete_api_key(ctx.signer, key, default_key=default)
         ctx.log(
@@ -230,11 +241,10 @@ def _unstored_key_deleted(
 
 
 def delete_api_key(ctx: AccountContext, step: Step) -> None:
-    default = next((k for k in ctx.spec.api_keys if k.is_default), None)
-    if default is None:
-        raise StepFailed("the manifest names no default API key; refusing to delete keys")
-    default_id = ctx.conn.vault.read(default.secret_path).data.get(API_KEY, "")
+    default_id = ctx.default_key_id()  # derived from the onboarding signature, never read
     key_id = step.params_as(DeleteApiKeyParams).key_id
+    if key_id.strip().lower() == default_id.strip().lower():
+        raise StepFailed(f"{default_id} is the default API key: never deleted")
     if key_id not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
         ctx.log(f"API key {key_id} is already gone at dYdX")
         return
@@ -252,10 +262,11 @@ def register(ctx: AccountContext, step: Step) -> None:
             raise StepFailed(f"STARK key is registered on L1 to {owner}")
         return
     signature = ctx.conn.dydx.registration_signature(ctx.spec.address, ctx.credentials())
+    guard_sender(ctx)
     tx = ctx.conn.chain.build_register(
         ctx.spec.address, ctx.spec.address, pair.public_key, signature
     )
-    _send(ctx, "register", tx, amount=0)
+    send(ctx, "register", tx, amount=0)
 
 
 def approve(ctx: AccountContext, step: Step) -> None:
@@ -265,136 +276,52 @@ def approve(ctx: AccountContext, step: Step) -> None:
     ].usdc_allowance
     if current >= amount:
         return
-    _send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
+    guard_sender(ctx)
+    send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
 
 
 def deposit(ctx: AccountContext, step: Step) -> None:
-    """Top up to the target, recomputed from fresh chain events and the journal: never pay twice."""
-    params = step.params_as(DepositParams)
+    """Top up to the manifest's target, recomputed from the journal, then fresh chain events
+    (in that order: a deposit mined and forgotten in between is then in the events). Never
+    more than the plan showed, never past the run's ceiling: never pay twice."""
+    planned = step.params_as(DepositParams).amount_base_units
+    target = to_base_units(ctx.spec.deposit)  # the manifest's, never a plan file's
     pair = ctx.stark()
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
-    deposited = ctx.conn.chain.deposits(refresh=True).get((pair.public_key, account.position_id), 0)
     pending = in_flight(
-        (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx))
-        for tx in ctx.journal.entries(ctx.spec.name)
+        (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx, ctx.confirmations))
+        for tx in guard_sender(ctx)
         if tx.intent == "deposit"  # only their status is asked of the node
     )
-    need = deposit_need(params.target_base_units, deposited, pending)
+    confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
+    position = (pair.public_key, account.position_id)
+    deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
+    need = deposit_need(target, deposited, pending)
     if not need:
         ctx.log("deposit already covered")
         return
-    if need != params.amount_base_units:
-        ctx.log(f"deposit amount recomputed from fresh facts: {need} base units")
-    tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
-    _send(ctx, "deposit", tx, amount=need)
-
-
-def _send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> None:
-    """Sign, journal, broadcast, wait. The journal entry is written before the broadcast."""
-    signer = ctx.signer
-    nonce = int(str(tx["nonce"]))
-    try:
-        if signer.can_sign_raw_transactions:
-            raw = signer.sign_transaction(tx)
-            failpoint(f"after_sign:{intent}")
-            tx_hash = ctx.conn.chain.hash_of_raw(raw)
-            ctx.journal.record(
-                StoredTx(
-                    ctx.spec.name,
-                    intent,
-                    nonce,
-                    tx_hash,
-                    "0x" + raw.hex(),
-                    amount,
-                    ctx.spec.address,
-                )
-            )
-            failpoint(f"after_journal_record:{intent}")
-            ctx.conn.chain.send_raw(raw)
-        else:
-            # The signer broadcasts and only then tells the hash: journal the intent with its
-            # nonce first, so a run killed while the signer works cannot build a second one.
-            entry = StoredTx(ctx.spec.name, intent, nonce, "", "", amount, ctx.spec.address)
-            ctx.journal.record(entry)
-            failpoint(f"after_journal_record:{intent}")
-            tx_hash = signer.send_transaction(tx)
-            failpoint(f"after_remote_send:{intent}")
-            ctx.journal.note_hash(entry, tx_hash)
-    except Exception:
-        # The nonce handed out for this transaction may be unused now: re-read it from the
-        # node so the next transaction does not leave a gap and get stuck.
-        ctx.conn.chain.nonces.resync(ctx.spec.address)
-        raise
-    failpoint(f"after_broadcast:{intent}")
-    ctx.log(f"{intent} sent: {tx_hash}")
-    ctx.tx_hashes.append(tx_hash)
-    try:
-        ctx.conn.chain.wait_for_receipt(tx_hash, ctx.receipt_timeout)
-    except ChainError as exc:
+    if need > planned:
         raise StepFailed(
-            f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
-            "the next apply looks it up by hash before anything else"
-        ) from None
-    failpoint(f"after_receipt:{intent}")
-    ctx.journal.forget(ctx.spec.name, f"{intent}-{nonce}")
-    ctx.log(f"{intent} mined: {tx_hash}")
+            f"the deposit needed now ({usdc(need)} USDC) is more than the plan showed "
+            f"({usdc(planned)} USDC); nothing was sent: run plan again"
+        )
+    if need != planned:
+        ctx.log(
+            f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
+        )
+    tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
+    charge(ctx, need, f"the deposit of {ctx.spec.name}")
+    send(ctx, "deposit", tx, amount=need)
 
 
 def settle_journal(ctx: AccountContext) -> None:
-    """Finish what a killed run left, before any step: orphaned API keys are deleted at dYdX;
-    journaled transactions are waited for, or rebroadcast (the same signed bytes) if the node
-    forgot them. An entry is forgotten only once its fate is known."""
+    """Finish what a killed run left, before any step: orphaned API keys are deleted at dYdX
+    (only those whose id the journal recorded); journaled transactions are settled
+    (apply/transactions.py)."""
     for intent in ctx.journal.key_intents(ctx.spec.name):
         _delete_orphans(ctx, intent)
         ctx.journal.forget(ctx.spec.name, intent.key)
-    for tx in ctx.journal.entries(ctx.spec.name):
-        status = tx_status(ctx.conn.chain, tx)
-        if status == "dropped" and tx.raw_tx:
-            status = _rebroadcast(ctx, tx)
-        if status == "mined":
-            ctx.log(f"journaled {tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'} mined")
-        elif status == "unsent":
-            ctx.log(
-                f"journaled {tx.intent} with nonce {tx.nonce} was never sent; its step runs again if still needed"
-            )
-        elif status == "pending" and not tx.tx_hash:
-            _wait_for_nonce(ctx, tx)
-        elif status == "pending":
-            ctx.conn.chain.wait_for_receipt(tx.tx_hash, ctx.receipt_timeout)
-            ctx.log(f"journaled {tx.intent} {tx.tx_hash} mined")
-        elif status == "failed":
-            ctx.log(
-                f"journaled {tx.intent} {tx.tx_hash} reverted; the step runs again if still needed"
-            )
-        failpoint("settle:before_forget")
-        ctx.journal.forget(ctx.spec.name, tx.key)
-
-
-def _wait_for_nonce(ctx: AccountContext, tx: StoredTx, poll_seconds: float = 0.25) -> None:
-    """A remote signer's transaction we know only by nonce: wait until that nonce is mined."""
-    deadline = time.monotonic() + ctx.receipt_timeout
-    while ctx.conn.chain.transaction_counts(tx.sender)[0] <= tx.nonce:
-        if time.monotonic() > deadline:
-            raise StepFailed(
-                f"journaled {tx.intent} with nonce {tx.nonce} is still pending after "
-                f"{ctx.receipt_timeout:.0f}s; the next apply looks again"
-            )
-        time.sleep(poll_seconds)
-    ctx.log(f"journaled {tx.intent} with nonce {tx.nonce} mined")
-
-
-def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> str:
-    """Send the journaled bytes again: "pending" when the node took them, "dropped" when their
-    nonce went to another transaction (then they can never land). Anything else is raised, and
-    the entry stays for the next run."""
-    ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
-    try:
-        ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
-    except NonceTaken as exc:
-        ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
-        return "dropped"
-    failpoint("settle:after_rebroadcast")
-    return "pending"
+    settle_transactions(ctx)
 
 
 RUNNERS: dict[StepKind, Callable[[AccountContext, Step], None]] = {

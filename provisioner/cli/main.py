@@ -148,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, metavar="I/N")
     _vault_token_arg(p)
 
+    p = sub.add_parser(
+        "journal",
+        help="resolve by hand a journal entry that blocks an address (an unanswered remote signer)",
+    )
+    p.add_argument("action", choices=["resolve"])
+    _manifest_arg(p)
+    p.add_argument("--account", required=True, metavar="NAME")
+    p.add_argument("--nonce", required=True, type=int, metavar="N")
+
     p = sub.add_parser("import", help="import keys exported from the dYdX web app's local storage")
     _manifest_arg(p)
     p.add_argument("--account", required=True, metavar="NAME")

@@ -106,6 +106,7 @@ class NetworkSpec:
     usdc_contract: str
     collateral_asset_id: int
     confirmations: int = 14
+    max_fee_gwei: Decimal | None = None  # ceiling on the fee per gas a transaction may pay
 
 
 @dataclass(frozen=True)

@@ -138,10 +138,33 @@ class Step:
 
 @dataclass(frozen=True)
 class Note:
-    """Something the user should know that is not a change: drift, a lower target, keys left in place."""
+    """Something the user should know that is not a change: drift, a lower target, keys left in place.
 
-    level: str  # info | warning | drift
+    A ``pending`` note is a transaction not final yet (waiting for confirmations, for the node,
+    for a remote signer): the plan counts it as a change, so ``--detailed-exitcode`` exits 2."""
+
+    level: str  # info | warning | drift | pending
     message: str
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the plan was asked for; a saved plan is applied only with the same options."""
+
+    prune_api_keys: bool = False
+    targets: tuple[str, ...] = ()
+    shard: str | None = None
+
+    def differences(self, other: PlanOptions) -> list[str]:
+        """What differs from ``other``, as the command-line options that say it."""
+        out = []
+        if self.prune_api_keys != other.prune_api_keys:
+            out.append("--prune-api-keys")
+        if tuple(sorted(self.targets)) != tuple(sorted(other.targets)):
+            out.append("--target")
+        if self.shard != other.shard:
+            out.append("--shard")
+        return out
 
 
 @dataclass(frozen=True)
@@ -162,10 +185,11 @@ class Summary:
     change: int
     destroy: int
     blocked: int
+    pending: int = 0  # transactions not final yet (see Note)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.add or self.change or self.destroy or self.blocked)
+        return bool(self.add or self.change or self.destroy or self.blocked or self.pending)
 
 
 @dataclass(frozen=True)
@@ -179,6 +203,7 @@ class Plan:
     format_version: int = PLAN_FORMAT_VERSION
     # what an untrusted plan (--untrusted-manifest) did not check; apply and the drift check do
     not_checked: tuple[str, ...] = ()
+    options: PlanOptions = PlanOptions()
 
     def steps(self) -> list[Step]:
         return [s for acc in self.accounts for s in acc.steps]
@@ -191,6 +216,7 @@ class Plan:
             change=sum(1 for s in runnable if s.action is Action.UPDATE),
             destroy=sum(1 for s in runnable if s.action is Action.DELETE),
             blocked=sum(1 for s in steps if s.blocked),
+            pending=sum(1 for a in self.accounts for n in a.notes if n.level == "pending"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,11 +238,17 @@ class Plan:
             "created_at": self.created_at,
             "format_version": self.format_version,
             "not_checked": list(self.not_checked),
+            "options": {
+                "prune_api_keys": self.options.prune_api_keys,
+                "targets": list(self.options.targets),
+                "shard": self.options.shard,
+            },
             "summary": {
                 "add": s.add,
                 "change": s.change,
                 "destroy": s.destroy,
                 "blocked": s.blocked,
+                "pending": s.pending,
             },
         }
 
@@ -248,4 +280,9 @@ class Plan:
             accounts=accounts,
             created_at=data.get("created_at", ""),
             not_checked=tuple(str(n) for n in data.get("not_checked", ())),
+            options=PlanOptions(
+                prune_api_keys=bool(data["options"]["prune_api_keys"]),
+                targets=tuple(str(t) for t in data["options"]["targets"]),
+                shard=data["options"]["shard"],
+            ),
         )

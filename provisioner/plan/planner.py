@@ -5,17 +5,21 @@ if it cannot run, why it is blocked. A step whose dependency is blocked is
 blocked too. Deposits only ever top up: a target below what was deposited is a
 note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
 and the default API key is never deleted.
+
+It is one piece: each step's condition reads what the builder decided before it (whether
+the STARK key is ready, which onboarding and registration steps a later one waits for, the
+derived default key's id), and the notes on the journal sit with the steps they explain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
 from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
 from provisioner.money import deposit_need, format_usdc, from_base_units, to_base_units
 from provisioner.plan.fingerprint import fingerprint
-from provisioner.plan.model import AccountPlan, Action, Note, Plan, Step, StepKind
+from provisioner.plan.model import AccountPlan, Action, Note, Plan, PlanOptions, Step, StepKind
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -35,15 +39,14 @@ _DYDX_USER: dict[bool | None, DydxUser] = {True: "exists", False: "absent", None
 _CREATE_KEY_NEEDS = "creating an API key is signed with the Ethereum key (POST /v3/api-keys)"
 
 
-@dataclass(frozen=True)
-class PlanOptions:
-    prune_api_keys: bool = False
+__all__ = ["PlanOptions", "make_plan", "plan_account"]
+_DEFAULT_OPTIONS = PlanOptions()
 
 
 def make_plan(
     manifest: Manifest,
     facts: WorldFacts,
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions = _DEFAULT_OPTIONS,
     created_at: str = "",
 ) -> Plan:
     accounts = []
@@ -61,11 +64,12 @@ def make_plan(
         accounts=tuple(accounts),
         created_at=created_at,
         not_checked=facts.not_checked,
+        options=options,
     )
 
 
 def plan_account(
-    spec: AccountSpec, facts: AccountFacts, options: PlanOptions = PlanOptions()
+    spec: AccountSpec, facts: AccountFacts, options: PlanOptions = _DEFAULT_OPTIONS
 ) -> AccountPlan:
     b = _AccountPlanBuilder(spec, facts)
     b.stark_key()
@@ -220,17 +224,23 @@ class _AccountPlanBuilder:
     def api_keys(self, prune: bool) -> None:
         listed = self.facts.dydx_api_keys
         stored_ids: set[str] = set()
-        default_id: str | None = None
+        # The default key's id comes from the onboarding signature, never from what its
+        # destination holds: a destination holding another key is drift, repaired by storing it.
+        default_id = self.facts.default_key_id
         for key in self.spec.api_keys:
             entry = self.facts.api_secret(key.name) or VaultEntry(
                 path=key.secret_path, exists=False
             )
             key_id = entry.get(API_KEY) if entry.exists else None
+            if key.is_default and default_id and key_id and key_id != default_id:
+                self._wrong_default(key, entry, key_id, default_id)
+                stored_ids.add(default_id)
+                continue
             if key_id:
                 stored_ids.add(key_id)
-                if key.is_default:
-                    default_id = key_id
             self._api_key(key, entry, key_id, listed)
+        if default_id:
+            stored_ids.add(default_id)  # whatever Vault holds, never an extra to prune
         orphans = self.interrupted_key_creations()
         if listed is None:
             return
@@ -250,7 +260,7 @@ class _AccountPlanBuilder:
             if default_id is None:
                 blocked = (
                     blocked
-                    or "the manifest names no default API key, so it cannot be told apart and protected; add it to api_keys"
+                    or "the default API key's id is not known (it is derived from the onboarding signature), so it cannot be told apart and protected"
                 )
             self.add(
                 StepKind.DELETE_API_KEY,
@@ -271,6 +281,16 @@ class _AccountPlanBuilder:
         """
         orphans: set[str] = set()
         for intent in self.facts.api_key_intents:
+            if intent.unexpected:
+                orphans.update(intent.unexpected)  # reported here, not again as keys to prune
+                self.notes.append(
+                    Note(
+                        "warning",
+                        f"API key(s) {', '.join(intent.unexpected)} appeared at dYdX while an interrupted apply was "
+                        f"creating {intent.name}, and the journal does not say this tool created them: "
+                        "left alone (if one is an unstored key of ours, delete it at dYdX yourself)",
+                    )
+                )
             if intent.orphans is None:
                 self.notes.append(
                     Note(
@@ -300,20 +320,77 @@ class _AccountPlanBuilder:
         return frozenset(orphans)
 
     def journaled_transactions(self) -> None:
-        """Notes for signed transactions a killed run left in the journal; apply settles them first."""
+        """Notes for journaled transactions; those not final yet are pending (a change)."""
         for entry in self.facts.journal:
-            then = {
-                "mined": "mined: apply clears the entry",
-                "failed": "reverted: apply clears the entry and the step runs again if still needed",
-                "pending": "pending: apply waits for its receipt",
-                "dropped": "unknown to the node: apply broadcasts the same signed transaction again",
-            }.get(entry.status, f"status {entry.status}")
+            final, then = {
+                "confirmed": (True, "confirmed: apply clears the entry"),
+                "superseded": (
+                    True,
+                    "superseded (its nonce went to another transaction): apply clears the entry",
+                ),
+                "failed": (
+                    True,
+                    "reverted: apply clears the entry and the step runs again if still needed",
+                ),
+                "mined": (False, "mined, waiting for confirmations: apply waits for them"),
+                "pending": (
+                    False,
+                    "pending at the node: apply waits for its receipt and confirmations",
+                ),
+                "dropped": (
+                    False,
+                    "unknown to the node: apply broadcasts the same signed transaction again",
+                ),
+                "awaiting": (
+                    False,
+                    "awaiting the remote signer: nothing new is sent for this address until its nonce is used or a person resolves it (provision journal resolve)",
+                ),
+            }.get(entry.status, (False, f"status {entry.status}"))
+            if entry.problem:
+                final, then = (
+                    False,
+                    f"held for a person: {entry.problem} (provision journal resolve)",
+                )
+            who = (
+                f" (journaled as {entry.journaled_by})"
+                if entry.journaled_by not in ("", self.spec.name)
+                else ""
+            )
             self.notes.append(
                 Note(
-                    "info",
-                    f"journaled {entry.intent} {entry.tx_hash} (nonce {entry.nonce}) from an interrupted apply is {then}",
+                    "info" if final else "pending",
+                    f"journaled {entry.intent} {entry.tx_hash or 'without a hash yet'} (nonce {entry.nonce}){who} is {then}",
                 )
             )
+        if self.facts.unconfirmed_deposits:
+            self.notes.append(
+                Note(
+                    "pending",
+                    f"{format_usdc(from_base_units(self.facts.unconfirmed_deposits))} USDC deposited in blocks "
+                    "without enough confirmations yet: counted toward the target, not done until confirmed",
+                )
+            )
+
+    def _wrong_default(self, key: ApiKeySpec, entry: VaultEntry, held: str, derived: str) -> None:
+        self.notes.append(
+            Note(
+                "drift",
+                f"the default API key's destination {key.secret_path} holds key {held}, not the default key {derived}",
+            )
+        )
+        self.add(
+            StepKind.API_KEY,
+            Action.UPDATE,
+            f"store the default API key {derived} (from the onboarding signature) at {key.secret_path}",
+            f"{key.secret_path} holds key {held}, not the default key {derived}",
+            suffix=key.name,
+            depends=(self.onboard_step,),
+            blocked=self.needs_signer(
+                "the default API key is recovered from an Ethereum signature; import it "
+                f"from the web app instead: {self.import_hint()}"
+            ),
+            params=ApiKeyParams(path=key.secret_path, name=key.name, version=entry.version),
+        )
 
     def _api_key(
         self, key: ApiKeySpec, entry: VaultEntry, key_id: str | None, listed: frozenset[str] | None
@@ -422,8 +499,9 @@ class _AccountPlanBuilder:
 
     def deposit(self) -> None:
         target = to_base_units(self.spec.deposit)
-        have = self.facts.deposited + self.facts.pending_deposits
-        need = deposit_need(target, self.facts.deposited, self.facts.pending_deposits)
+        waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
+        have = self.facts.deposited + waiting
+        need = deposit_need(target, self.facts.deposited, waiting)
         if target < have:
             self.notes.append(
                 Note(
@@ -456,11 +534,8 @@ class _AccountPlanBuilder:
                 blocked=blocked,
                 params=ApproveParams(amount_base_units=amount),
             )
-        pending = (
-            f" (+{format_usdc(from_base_units(self.facts.pending_deposits))} pending)"
-            if self.facts.pending_deposits
-            else ""
-        )
+        waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
+        pending = f" (+{format_usdc(from_base_units(waiting))} pending)" if waiting else ""
         self.add(
             StepKind.DEPOSIT,
             Action.CREATE,

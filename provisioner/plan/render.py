@@ -8,10 +8,9 @@ NOT_CHECKED = "Not checked by this untrusted plan (apply and the drift check do)
 
 
 def summary_line(s: Summary) -> str:
-    line = f"Plan: {s.add} to add, {s.change} to change, {s.blocked} blocked."
-    if s.destroy:
-        line = f"Plan: {s.add} to add, {s.change} to change, {s.destroy} to destroy, {s.blocked} blocked."
-    return line
+    destroy = f"{s.destroy} to destroy, " if s.destroy else ""
+    pending = f", {s.pending} pending" if s.pending else ""
+    return f"Plan: {s.add} to add, {s.change} to change, {destroy}{s.blocked} blocked{pending}."
 
 
 def render_text(plan: Plan, *, color: bool = False) -> str:

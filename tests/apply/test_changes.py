@@ -106,13 +106,12 @@ def test_deposit_changes_and_api_key_pruning(
     assert {default_id, hedger_id} <= listed
     assert cli(capsys, "plan", "-f", f, "--prune-api-keys", "--detailed-exitcode").rc == 0
 
-    # -- a manifest without the default key: pruning cannot tell it apart, so it is blocked --
+    # -- a manifest without the default key: its id is derived, so it is never pruned -------
     acct.api_keys = ["hedger"]
     m.rewrite()
-    blocked = _plan_json(capsys, m.path, "--prune-api-keys")
-    deletes = [s for s in blocked["accounts"][0]["steps"] if s["kind"] == "delete_api_key"]
-    assert [s["params"]["key"] for s in deletes] == [default_id]
-    assert all(s["blocked"] and "default" in s["blocked"] for s in deletes)
+    unnamed = _plan_json(capsys, m.path, "--prune-api-keys")
+    deletes = [s for s in unnamed["accounts"][0]["steps"] if s["kind"] == "delete_api_key"]
+    assert deletes == []
     vault_before = versions(sandbox, m.destinations())
     res = cli(capsys, "apply", "-f", f, "--prune-api-keys", "--auto-approve")
     assert res.rc == 0, res.text

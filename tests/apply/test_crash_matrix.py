@@ -122,7 +122,7 @@ SINGLE = [
 # The second kill lands in the rerun, on a path only a crash leaves behind.
 CHAINED = [
     ("after_onboard", "after_step:record_account"),  # STARK secret without its position id
-    ("after_create:api_key", "settle:after_orphan_delete"),  # orphaned key deleted at dYdX
+    ("after_intent_update:api_key", "settle:after_orphan_delete"),  # orphaned key deleted at dYdX
     ("after_journal_record:deposit", "settle:after_rebroadcast"),  # same signed bytes resent
     ("after_broadcast:deposit", "settle:before_forget"),  # journaled deposit mined
 ]
@@ -136,7 +136,6 @@ SCENARIOS: list[Scenario] = [
         Scenario((f"after_remote_send:{i}",), remote=True)
         for i in ("register", "approve", "deposit")
     ),
-    Scenario(("after_journal_record:deposit",), remote=True),
 ]
 # A CI cancel or a pod eviction (SIGTERM), Ctrl-C (SIGINT) at each kind of moment: before
 # anything is done, between steps, inside a step (its call in flight finishes), while a
@@ -161,6 +160,12 @@ STOPPED = [
     Scenario(("after_onboard", "after_vault_write:default_api_key"), signal="SIGINT"),
 ]
 SCENARIOS += STOPPED
+# Killed after dYdX answered POST /v3/api-keys but before the new key's id reached the
+# journal: that key cannot be told from one the desk made with its own tools meanwhile, so
+# it is reported and left at dYdX (its secret died with the process); the step makes another.
+LEFT_AT_DYDX = {("after_create:api_key",): "1 key(s) at dYdX without a secret in Vault"}
+# A remote signer asked and killed before it answered: it may still send, so the journal
+# keeps the request for a person (tests/apply/test_remote_signer_crash.py), not for retries.
 # Most runs are forked from a fork server that imported the CLI once (see forkserver.py);
 # these scenarios run the installed ``provision`` executable itself, start to finish.
 REAL_BINARY = {("after_lock",), ("after_broadcast:deposit",), ("after_create:api_key",)}
@@ -341,7 +346,12 @@ def test_killed_or_stopped_apply_converges_on_plain_retries(
     name = outcome.manifest.accounts[0].name
     assert matrix.plan[name] == [], f"{name} not converged: {matrix.plan[name]}"
     assert matrix.unsettled_notes[name] == []
-    assert convergence_problems(sandbox, outcome.manifest, matrix.deposits) == []
+    problems = convergence_problems(sandbox, outcome.manifest, matrix.deposits)
+    killed = scenario.signal == "SIGKILL" and scenario.start == "fresh" and not scenario.remote
+    expected = LEFT_AT_DYDX.get(scenario.points) if killed else None
+    assert [p for p in problems if not (expected and expected in p)] == [], problems
+    if expected:
+        assert len(problems) == 1, problems
 
 
 def test_the_next_run_takes_a_killed_runs_leases_over_at_once(matrix: Matrix) -> None:
@@ -369,11 +379,14 @@ def test_recovery_runs_say_what_they_settled(matrix: Matrix) -> None:
         return matrix.outcomes[Scenario(points)].runs
 
     # the plan shows the orphaned key, the run deletes it before creating a new one
-    for points in (("after_create:api_key",), ("after_intent_update:api_key",)):
-        final = runs(*points)[-1]
-        assert "interrupted apply created API key hedger" in final.out, final
-        assert "its secret never reached Vault" in final.err, final
-    settled = runs("after_create:api_key", "settle:after_orphan_delete")
+    final = runs("after_intent_update:api_key")[-1]
+    assert "interrupted apply created API key hedger" in final.out, final
+    assert "its secret never reached Vault" in final.err, final
+    # without its id in the journal, the new key is reported and left alone
+    final = runs("after_create:api_key")[-1]
+    assert "appeared at dYdX" in final.out and "left alone" in final.out, final
+    assert "deleted API key" not in final.err, final
+    settled = runs("after_intent_update:api_key", "settle:after_orphan_delete")
     assert "its secret never reached Vault" in settled[1].err
     assert "deleted API key" not in settled[2].err  # gone already: only the entry is cleared
     # a journaled transaction the node never saw goes out again as the same signed bytes
@@ -382,12 +395,10 @@ def test_recovery_runs_say_what_they_settled(matrix: Matrix) -> None:
     assert "rebroadcasting journaled deposit" in journaled[1].err
     assert "journaled deposit" in runs("after_broadcast:deposit")[-1].out
     # killed before anything was sent: nothing journaled, the rerun signs afresh
-    assert "journaled" not in runs("after_sign:deposit")[-1].out
+    assert "journaled deposit" not in runs("after_sign:deposit")[-1].out
     # a remote signer's transaction known by its nonce only: waited for, never sent twice
     remote = matrix.outcomes[Scenario(("after_remote_send:deposit",), remote=True)].runs[-1]
     assert "journaled deposit with nonce" in remote.err and "mined" in remote.err, remote
-    unsent = matrix.outcomes[Scenario(("after_journal_record:deposit",), remote=True)].runs[-1]
-    assert "was never sent" in unsent.err and "rebroadcasting" not in unsent.err, unsent
 
 
 @pytest.mark.parametrize("scenario", STOPPED, ids=[s.id for s in STOPPED])

@@ -16,6 +16,7 @@ from provisioner.apply.executor import execute
 from provisioner.clients.dydx import DydxError
 from provisioner.clients.retry import RetryPolicy
 from provisioner.journal import Journal, KeyIntent, StoredTx
+from provisioner.networks import SEPOLIA
 from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
 from provisioner.plan.params import ApiKeyParams, DepositParams, StepParams
 from provisioner.signers.local import LocalKeySigner
@@ -59,6 +60,15 @@ def journal_path(w: World, key: str) -> str:
     return f"{STATE}/journal/{w.spec.name}/{key}"
 
 
+def sender_path(w: World, key: str) -> str:
+    """Where a transaction is journaled: by chain and sender address, not account name."""
+    return f"{STATE}/journal/_senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}/{key}"
+
+
+def journal_left(w: World) -> list[str]:
+    return w.vault.state_keys(f"{STATE}/journal/")
+
+
 def test_a_deposit_is_journaled_before_broadcast_and_forgotten_once_mined() -> None:
     w = world()
     seen: list[Event] = []
@@ -66,13 +76,13 @@ def test_a_deposit_is_journaled_before_broadcast_and_forgotten_once_mined() -> N
     assert result.failed is None, result.error
     assert result.done == ("mm-unit/deposit",)
     assert w.chain.credited == {position_key(w): 5 * USDC}
-    entry = journal_path(w, "deposit-0")
+    entry = sender_path(w, "deposit-0")
     assert [e for e in w.events if not e.startswith("vault")] == [
         f"state write {entry}",
         f"chain send {result.tx_hashes[0][:10]}",
         f"state delete {entry}",
     ]
-    assert w.vault.journal(w.spec.name) == []
+    assert journal_left(w) == []
     assert [type(e) for e in seen] == [StepStarted, StepDone]
 
 
@@ -83,7 +93,9 @@ def test_a_deposit_is_recomputed_from_fresh_chain_events_never_paid_twice() -> N
     assert result.failed is None, result.error
     assert w.chain.credited == {position_key(w): 5 * USDC}
     assert len(w.chain.raw_sent) == 1
-    assert any("recomputed from fresh facts: 3000000" in line for line in w.conn.lines)
+    assert any(
+        "recomputed from fresh facts: 3 USDC (planned 5 USDC)" in line for line in w.conn.lines
+    )
 
 
 def test_a_deposit_already_covered_sends_nothing() -> None:
@@ -91,7 +103,7 @@ def test_a_deposit_already_covered_sends_nothing() -> None:
     w.chain.credited[position_key(w)] = 5 * USDC
     (result,) = execute(w.conn, deposit_plan(w, 5 * USDC, 5 * USDC))
     assert result.failed is None and result.done == ("mm-unit/deposit",)
-    assert w.chain.raw_sent == [] and w.vault.journal(w.spec.name) == []
+    assert w.chain.raw_sent == [] and journal_left(w) == []
 
 
 def test_a_journaled_deposit_still_in_the_pool_is_waited_for_not_paid_again() -> None:
@@ -112,7 +124,7 @@ def test_a_journaled_deposit_still_in_the_pool_is_waited_for_not_paid_again() ->
     assert run[0].failed is None, run[0].error
     assert w.chain.credited == {position_key(w): 5 * USDC}
     assert w.chain.raw_sent == [raw]
-    assert w.vault.journal(w.spec.name) == []
+    assert journal_left(w) == []
 
 
 def api_key_plan(w: World, name: str) -> Plan:
@@ -152,19 +164,22 @@ def test_an_api_key_whose_secret_cannot_be_stored_is_deleted_at_dydx(
     assert "was deleted at dYdX, so no key is left without its secret" in (result.error or "")
     assert "canary" not in (result.error or "")
     assert w.dydx.keys[w.spec.address] == {"key-default"}
-    assert w.vault.journal(w.spec.name) == []
+    assert journal_left(w) == []
     assert isinstance(seen[-1], StepFailed) and seen[-1].step is not None
 
 
-def test_an_ambiguous_create_deletes_what_it_may_have_made_then_tries_again() -> None:
+def test_an_ambiguous_create_leaves_what_it_may_have_made_and_tries_again() -> None:
+    """The key the unanswered attempt made has no recorded id: it cannot be told from one the
+    desk made meanwhile, so it is reported and left at dYdX, never deleted."""
     w = world(api_keys=("default", "hedger"))
     w.dydx.create_failures.append(
         DydxError("POST /v3/api-keys: timed out", route="POST /v3/api-keys", ambiguous=True)
     )
     (result,) = execute(w.conn, api_key_plan(w, "hedger"))
     assert result.failed is None, result.error
-    assert "dydx delete key-1" in w.events  # made by the attempt that timed out
-    assert w.dydx.keys[w.spec.address] == {"key-default", "key-2"}
+    assert not [e for e in w.events if e.startswith("dydx delete")]
+    assert any("key-1" in line and "left alone" in line for line in w.conn.lines)
+    assert w.dydx.keys[w.spec.address] == {"key-default", "key-1", "key-2"}
     assert w.vault.read(f"dydx/{w.spec.name}/api/hedger").data["key"] == "key-2"
 
 
@@ -182,12 +197,14 @@ def test_settling_rebroadcasts_a_dropped_deposit_with_the_same_bytes() -> None:
     assert result.failed is None, result.error
     assert w.chain.raw_sent == [raw]
     assert w.chain.credited == {position_key(w): 5 * USDC}
-    assert w.vault.journal(w.spec.name) == []
+    assert journal_left(w) == []
 
 
-def test_settling_deletes_an_orphaned_api_key_and_clears_the_intent() -> None:
+@pytest.mark.parametrize("recorded", [True, False], ids=["id recorded", "id unknown"])
+def test_settling_deletes_only_the_orphan_whose_id_was_recorded(recorded: bool) -> None:
     """A run died between POST /v3/api-keys and storing the secret: the key dYdX has that
-    Vault lacks is deleted there (never the default key), with no step planned at all."""
+    Vault lacks is deleted there if the intent recorded its id (never the default key);
+    without the id it may be the desk's own, and is left. The intent is cleared either way."""
     w = world(api_keys=("default", "hedger"))
     w.dydx.keys[w.spec.address].add("key-orphan")
     Journal(w.vault, STATE).record_key_intent(
@@ -196,12 +213,14 @@ def test_settling_deletes_an_orphaned_api_key_and_clears_the_intent() -> None:
             name="hedger",
             path=f"dydx/{w.spec.name}/api/hedger",
             listed_before=frozenset({"key-default"}),
+            created="key-orphan" if recorded else None,
         )
     )
     (result,) = execute(w.conn, plan_of(w))
     assert result.failed is None, result.error
-    assert w.dydx.keys[w.spec.address] == {"key-default"}
-    assert w.vault.journal(w.spec.name) == []
+    left = {"key-default"} | (set() if recorded else {"key-orphan"})
+    assert w.dydx.keys[w.spec.address] == left
+    assert journal_left(w) == []
 
 
 def test_a_journal_that_cannot_be_settled_stops_its_account_before_any_step() -> None:
@@ -213,5 +232,5 @@ def test_a_journal_that_cannot_be_settled_stops_its_account_before_any_step() ->
     (result,) = execute(w.conn, deposit_plan(w, 5 * USDC, 5 * USDC), report=seen.append)
     assert result.failed == "journal" and result.done == ()
     assert w.chain.credited == {}
-    assert w.vault.journal(w.spec.name) == ["deposit-0"]  # kept for the next run
+    assert journal_left(w) == [f"{w.spec.name}/deposit-0"]  # kept for the next run
     assert isinstance(seen[0], StepFailed) and seen[0].step is None

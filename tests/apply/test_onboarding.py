@@ -188,7 +188,7 @@ def test_first_plan_outputs(applied: Applied) -> None:
     """The plan before apply: every step listed, JSON valid with a summary, markdown has a table."""
     plan = json.loads(applied.plan_json.out)
     assert applied.plan_json.rc == 0
-    assert set(plan["summary"]) == {"add", "change", "destroy", "blocked"}
+    assert set(plan["summary"]) == {"add", "change", "destroy", "blocked", "pending"}
     assert plan["summary"]["add"] > 0 and plan["summary"]["blocked"] == 0
     assert [a["name"] for a in plan["accounts"]] == ["alpha", "beta", "gamma"]
     kinds = {s["kind"] for s in plan["accounts"][0]["steps"]}

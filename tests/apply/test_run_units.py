@@ -84,7 +84,8 @@ def test_a_saved_plan_with_the_same_facts_is_applied_as_approved() -> None:
     seen: list[Event] = []
     rc = run_apply(session(w), ApplyRequest(saved=saved), report=seen.append, approve=never)
     assert rc == 0
-    assert isinstance(seen[0], PlanReady) and seen[0].plan is saved
+    # what is shown and run is the fresh plan, equal to the saved one step for step
+    assert isinstance(seen[0], PlanReady) and seen[0].plan.steps() == saved.steps()
     assert [e.step.id for e in seen if isinstance(e, StepDone)] == [s.id for s in saved.steps()]
 
 

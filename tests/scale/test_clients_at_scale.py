@@ -56,9 +56,19 @@ def test_calldata_matches_eth_abi(signature: str, types: list[str], args: list[o
 def test_a_deposit_refresh_reads_only_new_blocks_and_rereads_the_unfinal_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from provisioner.manifest.model import NetworkSpec
     from provisioner.networks import SEPOLIA
 
-    client = chain.ChainClient("http://127.0.0.1:9", SEPOLIA)
+    network = NetworkSpec(
+        name="sepolia",
+        chain_id=SEPOLIA.chain_id,
+        api_url=SEPOLIA.api_url,
+        rpc_url="http://127.0.0.1:9",
+        exchange_contract=SEPOLIA.exchange_contract,
+        usdc_contract=SEPOLIA.usdc_contract,
+        collateral_asset_id=SEPOLIA.collateral_asset_id,
+    )
+    client = chain.ChainClient("http://127.0.0.1:9", network)
     events = {10: ((1, 1), 5), 200: ((1, 1), 7), 290: ((2, 1), 1)}  # block -> (key, amount)
     head = {"block": 250}
     asked: list[tuple[int, int]] = []

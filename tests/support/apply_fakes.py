@@ -253,6 +253,20 @@ class FakeChain:
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
         return dict(self.credited)
 
+    def deposit_totals(
+        self, from_block: int = 0, *, refresh: bool = False, confirmations: int | None = None
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        return dict(self.credited), {}  # every block is long confirmed (block_number)
+
+    def block_number(self) -> int:
+        return len(self.mined) + 10_000
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        return {"hash": tx_hash} if self.transaction_known(tx_hash) else None
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        return self.counts.get(address, 0)
+
     def _tx(self, sender: str, payload: _Sent) -> dict[str, Any]:
         data = (
             "0x"
@@ -341,6 +355,9 @@ class FakeChain:
         return self.mined[tx_hash]
 
     def receipt(self, tx_hash: str) -> Receipt | None:
+        """Like wait_for_receipt: what the node holds is mined once someone looks for it."""
+        if tx_hash in self.pool:
+            self.mine_pool()
         return self.mined.get(tx_hash)
 
     def transaction_known(self, tx_hash: str) -> bool:

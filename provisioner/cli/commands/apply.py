@@ -20,17 +20,18 @@ from provisioner.apply.events import (
     StepDone,
     StepStarted,
 )
+from provisioner.apply.guardrails import MAINNET_CHAIN_ID
 from provisioner.apply.lease import DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS
 from provisioner.apply.run import ApplyRequest, run_apply, targets
 from provisioner.apply.signals import Drain, Interrupted
 from provisioner.cli.commands.plan import print_text
 from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
+from provisioner.manifest.model import Manifest
 from provisioner.money import to_base_units
-from provisioner.plan.model import Plan
-from provisioner.plan.planner import PlanOptions
+from provisioner.plan.model import Plan, PlanOptions
 from provisioner.plan.render import render_text
-from provisioner.plan.saved import load_saved_plan
+from provisioner.plan.saved import load_saved_plan, saved_options
 from provisioner.redact import Redactor
 from provisioner.session import parse_shard
 
@@ -40,22 +41,31 @@ def run(args: argparse.Namespace) -> int:
     if ttl < MIN_TTL_SECONDS:
         raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = load_saved_plan(args.plan_file) if args.plan_file else None
+    options = PlanOptions(
+        prune_api_keys=args.prune_api_keys, targets=tuple(args.target or ()), shard=args.shard
+    )
+    if saved is not None:
+        options = saved_options(saved, options, args.plan_file)
+    max_deposit = _max_deposit(args.max_deposit)
+    interactive = sys.stdin.isatty()
+    args.shard = options.shard
+    session = session_from_args(args, targets(saved, list(options.targets)))
     request = ApplyRequest(
-        options=PlanOptions(prune_api_keys=args.prune_api_keys),
+        options=options,
         saved=saved,
         saved_name=args.plan_file or "",
         auto_approve=args.auto_approve,
-        interactive=sys.stdin.isatty(),
-        max_deposit=_max_deposit(args.max_deposit),
-        confirm_mainnet=args.confirm_mainnet,
+        interactive=interactive,
+        max_deposit=max_deposit,
+        confirm_mainnet=args.confirm_mainnet
+        or _typed_mainnet(session.manifest, interactive, max_deposit),
         force_unlock=args.force_unlock,
-        shard=parse_shard(args.shard) if args.shard else None,
+        shard=parse_shard(options.shard) if options.shard else None,
         lock_ttl=ttl,
     )
     drain = Drain()
     with drain.installed():
         try:
-            session = session_from_args(args, targets(saved, args.target))
             report = TextReporter(session.redactor)
             return run_apply(session, request, report=report, approve=_ask, drain=drain)
         except Interrupted as stop:
@@ -69,6 +79,16 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
                 os._exit(stop.exit_code)
             return stop.exit_code
+
+
+def _typed_mainnet(manifest: Manifest, interactive: bool, max_deposit: int | None) -> bool:
+    """On a terminal, mainnet asks for its own confirmation, whatever else was given (a saved
+    plan, --auto-approve); without a ceiling it is refused anyway, so nothing is asked."""
+    capped = manifest.max_deposit is not None or max_deposit is not None
+    if manifest.network.chain_id != MAINNET_CHAIN_ID or not interactive or not capped:
+        return False
+    answer = input("This applies on Ethereum mainnet, with real funds. Type 'mainnet' to go on: ")
+    return answer.strip() == "mainnet"
 
 
 def _max_deposit(text: str | None) -> int | None:

@@ -10,14 +10,19 @@ from pathlib import Path
 from rich.console import Console
 
 from provisioner.cli.runtime import session_from_args
-from provisioner.plan.planner import PlanOptions
+from provisioner.plan.model import PlanOptions
 from provisioner.plan.render import render_json, render_markdown, render_text
 from provisioner.session import look
 
 
 def run(args: argparse.Namespace) -> int:
     r = session_from_args(args)
-    _, plan = look(r, PlanOptions(prune_api_keys=getattr(args, "prune_api_keys", False)))
+    options = PlanOptions(
+        prune_api_keys=getattr(args, "prune_api_keys", False),
+        targets=tuple(args.target or ()),
+        shard=args.shard,
+    )
+    _, plan = look(r, options)
     if args.out:
         Path(args.out).write_text(r.redactor.redact(plan.to_json()))
     if args.format == "json":

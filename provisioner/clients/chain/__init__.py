@@ -7,7 +7,13 @@ LogDeposit events; ``transactions`` builds, nonces, broadcasts and waits.
 
 from provisioner.clients.chain.client import ChainClient
 from provisioner.clients.chain.deposits import FINAL_AFTER_BLOCKS
-from provisioner.clients.chain.errors import ChainError, NonceTaken, RevertError, RpcError
+from provisioner.clients.chain.errors import (
+    ChainError,
+    FeeTooHigh,
+    NonceTaken,
+    RevertError,
+    RpcError,
+)
 from provisioner.clients.chain.reads import ChainAccount
 from provisioner.clients.chain.rpc import ChainStats
 from provisioner.clients.chain.transactions import NonceManager, Receipt
@@ -18,6 +24,7 @@ __all__ = [
     "ChainClient",
     "ChainError",
     "ChainStats",
+    "FeeTooHigh",
     "NonceManager",
     "NonceTaken",
     "Receipt",

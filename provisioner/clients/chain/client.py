@@ -105,6 +105,13 @@ class ChainClient:
         """
         return self._deposits.deposits(from_block, refresh=refresh)
 
+    def deposit_totals(
+        self, from_block: int = 0, *, refresh: bool = False, confirmations: int | None = None
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        """(confirmed, unconfirmed) deposit totals: events with ``confirmations`` blocks on top
+        (default: the network's), and the younger ones, which a reorg may still take away."""
+        return self._deposits.totals(from_block, refresh=refresh, confirmations=confirmations)
+
     # -- transactions ---------------------------------------------------------------------
 
     def build_register(
@@ -141,6 +148,14 @@ class ChainClient:
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         return self._tx.receipt(tx_hash)
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """The node's view of a transaction (from, nonce, to, input, value...), None if unknown."""
+        return self._tx.transaction(tx_hash)
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        """How many transactions ``address`` had sent as of ``block``."""
+        return self._tx.transaction_count_at(address, block)
 
     def wait_for_receipt(
         self, tx_hash: str, timeout_seconds: float, *, poll_seconds: float = RECEIPT_POLL_S

@@ -27,11 +27,23 @@ Deposit = tuple[int, tuple[int, int], int]  # (block, (starkKey, vaultId), quant
 
 @dataclass(frozen=True)
 class _Scan:
-    """Totals from a scan: ``settled`` up to block ``final_to``, ``totals`` up to the head."""
+    """Totals from a scan: ``settled`` up to block ``final_to``, then each recent event."""
 
     settled: dict[tuple[int, int], int]
     final_to: int
-    totals: dict[tuple[int, int], int]
+    recent: tuple[Deposit, ...]  # after final_to
+    head: int
+
+    def totals(
+        self, confirmations: int = 0
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        """(confirmed, unconfirmed): events with ``confirmations`` blocks on top, and the others."""
+        confirmed = dict(self.settled)
+        unconfirmed: dict[tuple[int, int], int] = {}
+        for block, key, quantized in self.recent:
+            into = confirmed if self.head - block >= confirmations else unconfirmed
+            into[key] = into.get(key, 0) + quantized
+        return confirmed, unconfirmed
 
 
 class DepositScanner:
@@ -44,12 +56,20 @@ class DepositScanner:
 
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
         """Quantized totals per (starkKey, vaultId); ``refresh`` reads the blocks since the last scan."""
+        return self.totals(from_block, refresh=refresh, confirmations=0)[0]
+
+    def totals(
+        self, from_block: int = 0, *, refresh: bool = False, confirmations: int | None = None
+    ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+        """(confirmed, unconfirmed) totals: events with ``confirmations`` blocks on top (default:
+        the network's), and the younger ones, which a reorg may still take away."""
         with self._lock:
             scan = self._scans.get(from_block)
             if scan is None or refresh:
                 scan = self._scan(from_block, scan)
                 self._scans[from_block] = scan
-            return dict(scan.totals)
+        wanted = self._network.confirmations if confirmations is None else confirmations
+        return scan.totals(wanted)
 
     def block_number(self) -> int:
         return quantity(self._rpc.call("eth_blockNumber", []), "eth_blockNumber")
@@ -57,16 +77,16 @@ class DepositScanner:
     def _scan(self, from_block: int, previous: _Scan | None) -> _Scan:
         latest = self.block_number()
         start = from_block if previous is None else previous.final_to + 1
-        final_to = max(latest - FINAL_AFTER_BLOCKS, start - 1)
+        depth = max(FINAL_AFTER_BLOCKS, self._network.confirmations)
+        final_to = max(latest - depth, start - 1)
         settled = dict(previous.settled) if previous is not None else {}
-        recent: dict[tuple[int, int], int] = {}
+        recent: list[Deposit] = []
         for block, key, quantized in self.logs(start, latest):
-            into = settled if block <= final_to else recent
-            into[key] = into.get(key, 0) + quantized
-        totals = dict(settled)
-        for key, quantized in recent.items():
-            totals[key] = totals.get(key, 0) + quantized
-        return _Scan(settled=settled, final_to=final_to, totals=totals)
+            if block <= final_to:
+                settled[key] = settled.get(key, 0) + quantized
+            else:
+                recent.append((block, key, quantized))
+        return _Scan(settled=settled, final_to=final_to, recent=tuple(recent), head=latest)
 
     def logs(self, first: int, latest: int) -> list[Deposit]:
         """Every USDC LogDeposit from block ``first`` to ``latest``; ranges the node finds too

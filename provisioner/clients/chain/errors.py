@@ -52,3 +52,7 @@ class NonceTaken(ChainError):
             f"transaction {tx_hash} was refused: its nonce was already used by another transaction"
         )
         self.tx_hash = tx_hash
+
+
+class FeeTooHigh(ChainError):
+    """The fee the node asks for now is over the network's ``max_fee_gwei``: nothing is signed."""

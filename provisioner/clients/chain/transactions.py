@@ -11,10 +11,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from provisioner.clients.chain.abi import calldata, hex_bytes, uint
-from provisioner.clients.chain.errors import ChainError, NonceTaken, RevertError, RpcError
+from provisioner.clients.chain.abi import UINT256_MAX, calldata, hex_bytes, uint
+from provisioner.clients.chain.errors import (
+    ChainError,
+    FeeTooHigh,
+    NonceTaken,
+    RevertError,
+    RpcError,
+)
 from provisioner.clients.chain.rpc import JsonRpc, quantity
 from provisioner.ethaddress import keccak, to_checksum
 from provisioner.manifest.model import NetworkSpec
@@ -142,14 +149,30 @@ class Transactions:
         gas = -(-quantity(estimate, "eth_estimateGas") * 6 // 5)  # x1.2, rounded up
         tx: dict[str, Any] = {**call, "value": 0, "gas": gas, "chainId": node_chain}
         base_fee = block.get("baseFeePerGas") if isinstance(block, dict) else None
+        ceiling = self._fee_ceiling()
         if base_fee is not None and not isinstance(tip, RpcError):
             priority = quantity(tip, "eth_maxPriorityFeePerGas")
+            base = quantity(base_fee, "baseFeePerGas")
+            self._check_fee(what, base + priority, ceiling)
             tx["maxPriorityFeePerGas"] = priority
-            tx["maxFeePerGas"] = 2 * quantity(base_fee, "baseFeePerGas") + priority
+            # room for the base fee to double, but never past the ceiling
+            tx["maxFeePerGas"] = min(2 * base + priority, ceiling or UINT256_MAX)
         else:
             tx["gasPrice"] = quantity(gas_price, "eth_gasPrice")
+            self._check_fee(what, tx["gasPrice"], ceiling)
         tx["nonce"] = self.nonces.next(sender)  # last: a failed estimate must not use up a nonce
         return tx
+
+    def _fee_ceiling(self) -> int | None:
+        gwei = self._network.max_fee_gwei
+        return None if gwei is None else int(gwei * 10**9)
+
+    def _check_fee(self, what: str, wei: int, ceiling: int | None) -> None:
+        if ceiling is not None and wei > ceiling:
+            raise FeeTooHigh(
+                f"{what}: the fee now ({_gwei(wei)} gwei per gas) is over the network's "
+                f"max_fee_gwei of {self._network.max_fee_gwei:f} gwei; nothing was signed or sent"
+            )
 
     def pending_count(self, address: str) -> int:
         return quantity(self._rpc.call("eth_getTransactionCount", [address, "pending"]), "nonce")
@@ -182,7 +205,14 @@ class Transactions:
         return tx_hash
 
     def transaction_known(self, tx_hash: str) -> bool:
-        return self._rpc.call("eth_getTransactionByHash", [tx_hash]) is not None
+        return self.transaction(tx_hash) is not None
+
+    def transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        found = self._rpc.call("eth_getTransactionByHash", [tx_hash])
+        return found if isinstance(found, dict) else None
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        return quantity(self._rpc.call("eth_getTransactionCount", [address, hex(block)]), "nonce")
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         found = self._rpc.call("eth_getTransactionReceipt", [tx_hash])
@@ -211,6 +241,10 @@ class Transactions:
                     "it may still be mined: look it up by hash before doing anything else"
                 )
             time.sleep(min(poll_seconds, remaining))
+
+
+def _gwei(wei: int) -> str:
+    return f"{(Decimal(wei) / 10**9).normalize():f}"
 
 
 def hash_of_raw(raw: bytes) -> str:

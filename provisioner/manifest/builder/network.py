@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
-from provisioner.manifest.builder.reader import Reader
+from provisioner.manifest.builder.reader import Reader, Sourced
 from provisioner.manifest.interpolate import substitute
 from provisioner.manifest.model import NetworkSpec
-from provisioner.manifest.positions import NodePath
+from provisioner.manifest.positions import NodePath, format_path
 from provisioner.networks import BY_CHAIN_ID, MAINNET, SEPOLIA, KnownNetwork
 
 
@@ -25,6 +26,10 @@ SHORTHANDS = {
     "sepolia": _Shorthand(SEPOLIA, SEPOLIA.api_url, "${ETH_RPC_URL}", None),
     "sandbox": _Shorthand(SEPOLIA, "${DYDX_API_URL}", "${ETH_RPC_URL}", 2),
 }
+# Mainnet pays real fees: without a ceiling of its own a transaction may pay at most this much
+# per gas (a spike several times the usual; a network block's max_fee_gwei overrides it).
+DEFAULT_MAX_FEE_GWEI = {MAINNET.chain_id: Decimal(200)}
+GWEI_EXPECTED = 'a fee per gas in gwei such as 150 or "0.5" (> 0, at most 9 decimal places)'
 
 
 def network(r: Reader, root: dict[str, Any]) -> NetworkSpec | None:
@@ -75,7 +80,7 @@ def _shorthand(r: Reader, name: str, path: NodePath) -> NetworkSpec | None:
     )
     if short.confirmations is not None:
         spec = replace(spec, confirmations=short.confirmations)
-    return spec
+    return replace(spec, max_fee_gwei=DEFAULT_MAX_FEE_GWEI.get(known.chain_id))
 
 
 def _block(r: Reader, block: dict[str, Any], path: NodePath) -> NetworkSpec | None:
@@ -89,6 +94,8 @@ def _block(r: Reader, block: dict[str, Any], path: NodePath) -> NetworkSpec | No
     if (raw := r.get(block, "collateral_asset_id", path)) is not None:
         value = raw.value
         values["collateral_asset_id"] = int(value, 16) if isinstance(value, str) else value
+    if (raw := r.get(block, "max_fee_gwei", path)) is not None:
+        values["max_fee_gwei"] = _gwei(r, raw)
 
     chain_id = values.get("chain_id")
     if not isinstance(chain_id, int):
@@ -110,6 +117,24 @@ def _block(r: Reader, block: dict[str, Any], path: NodePath) -> NetworkSpec | No
         if key not in block and known is not None:
             values[key] = getattr(known, key)
     required = ("name", "api_url", "rpc_url", *defaultable)
-    if any(values.get(k) is None for k in required):
+    if any(values.get(k) is None for k in required) or (
+        "max_fee_gwei" in block and values.get("max_fee_gwei") is None
+    ):
         return None
+    values.setdefault("max_fee_gwei", DEFAULT_MAX_FEE_GWEI.get(chain_id))
     return NetworkSpec(**values)
+
+
+def _gwei(r: Reader, raw: Sourced) -> Decimal | None:
+    value = raw.value
+    number = isinstance(value, str | int | Decimal) and not isinstance(value, bool)
+    try:
+        gwei = Decimal(value) if number else None
+    except ArithmeticError:
+        gwei = None
+    if gwei is None or not gwei.is_finite() or gwei <= 0 or (gwei * 10**9) % 1:
+        r.report(
+            raw.path, f"{format_path(raw.path)} {str(value)[:40]!r} is not a fee", GWEI_EXPECTED
+        )
+        return None
+    return gwei

@@ -1,0 +1,266 @@
+"""Transactions where money moves: every guard between a step and the chain.
+
+Before a transaction is built, the sender's pending nonces must all be journaled ones and
+nothing may wait for a signer or a person (``guard_sender``); a deposit is charged to the
+run's budget; what a signer signed is decoded, and what it sent is fetched, and each is
+compared with what was asked; the entry is journaled before the broadcast and forgotten
+only once final, with ``confirmations`` blocks on top (``send``, ``await_confirmations``);
+a journaled one a killed run left is settled the same way (``settle_transactions``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from provisioner.apply.budget import OverBudget
+from provisioner.apply.context import AccountContext, StepFailed
+from provisioner.clients.chain import ChainError, NonceTaken
+from provisioner.failpoints import failpoint
+from provisioner.journal import (
+    AWAITING,
+    CONFIRMED,
+    DROPPED,
+    FAILED,
+    MINED,
+    PENDING,
+    SUPERSEDED,
+    StoredTx,
+    tx_status,
+)
+from provisioner.money import format_usdc, from_base_units
+from provisioner.signers.base import SignerError
+from provisioner.signers.verify import SignerMismatch, check_sent, check_signed
+
+
+def usdc(base_units: int) -> str:
+    return format_usdc(from_base_units(base_units))
+
+
+def charge(ctx: AccountContext, amount: int, what: str) -> None:
+    try:
+        ctx.budget.charge(amount, what)
+    except OverBudget as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def guard_sender(ctx: AccountContext) -> list[StoredTx]:
+    """Before building a transaction: every nonce of this sender that is pending at the node
+    must be one the journal knows (under any account name), and no entry may be waiting for
+    its signer or a person. Otherwise another tool, another run (another state_path) or a
+    late signer is in flight, and a new transaction could pay twice."""
+    entries = ctx.transactions()
+    for tx in entries:
+        if tx.problem or tx.awaiting_signer:
+            raise StepFailed(_held(ctx, tx))
+    latest, pending = ctx.conn.chain.transaction_counts(ctx.spec.address)
+    known = {tx.nonce for tx in entries}
+    for nonce in range(latest, pending):
+        if nonce not in known:
+            raise StepFailed(
+                f"nonce {nonce} of {ctx.spec.address} is pending at the node and no journal entry "
+                "explains it (another tool, or a run with another state_path?); nothing is sent for "
+                f"{ctx.spec.name} until it is mined or dropped"
+            )
+    return entries
+
+
+def _held(ctx: AccountContext, tx: StoredTx) -> str:
+    if tx.problem:
+        why = f"journaled {tx.intent} with nonce {tx.nonce} is held for a person: {tx.problem}"
+    else:
+        why = (
+            f"journaled {tx.intent} with nonce {tx.nonce} is awaiting the signer (asked at "
+            f"{tx.recorded_at or 'an unknown time'}; it may still send it, with this nonce or another)"
+        )
+    return (
+        f"{why}; nothing new is sent from {ctx.spec.address} until its nonce is used, or a person "
+        f"who knows the signer refused it runs: provision journal resolve -f {ctx.conn.manifest.path} "
+        f"--account {ctx.spec.name} --nonce {tx.nonce}"
+    )
+
+
+def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> None:
+    """Sign, verify, journal, broadcast, wait for confirmations. The journal entry is written
+    before the broadcast and forgotten only once the transaction is final."""
+    signer = ctx.signer
+    nonce = int(str(tx["nonce"]))
+    base = StoredTx(
+        ctx.spec.name, intent, nonce, "", "", amount, ctx.spec.address, chain_id=ctx.chain_id
+    )
+    try:
+        if signer.can_sign_raw_transactions:
+            raw = signer.sign_transaction(tx)
+            failpoint(f"after_sign:{intent}")
+            check_signed(raw, tx)  # what is journaled and paid is what was asked
+            tx_hash = ctx.conn.chain.hash_of_raw(raw)
+            entry = replace(base, tx_hash=tx_hash, raw_tx="0x" + raw.hex())
+            ctx.journal.record(entry)
+            failpoint(f"after_journal_record:{intent}")
+            ctx.conn.chain.send_raw(raw)
+        else:
+            # The signer broadcasts and only then tells the hash: journal the request with its
+            # nonce first. Unanswered, it stays as awaiting the signer and blocks this sender.
+            entry = base
+            ctx.journal.record(entry)
+            failpoint(f"after_journal_record:{intent}")
+            try:
+                tx_hash = signer.send_transaction(tx)
+            except SignerError as exc:
+                raise StepFailed(f"{exc}; {_held(ctx, entry)}") from None
+            failpoint(f"after_remote_send:{intent}")
+            entry = ctx.journal.note_hash(entry, tx_hash)
+            _check_broadcast(ctx, entry, tx)
+    except Exception:
+        # The nonce handed out for this transaction may be unused now: re-read it from the
+        # node so the next transaction does not leave a gap and get stuck.
+        ctx.conn.chain.nonces.resync(ctx.spec.address)
+        raise
+    failpoint(f"after_broadcast:{intent}")
+    ctx.log(f"{intent} sent: {tx_hash}")
+    ctx.tx_hashes.append(tx_hash)
+    # What later steps need is the transaction mined (an approve before the deposit's gas
+    # estimate); its confirmations accrue meanwhile and are waited for at the account's end.
+    try:
+        _await_final(ctx, entry, final=intent == "deposit")
+    except ChainError as exc:
+        raise StepFailed(
+            f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
+            "the next apply looks it up by hash before anything else"
+        ) from None
+    if intent != "deposit":
+        ctx.unconfirmed.append(entry)
+        return
+    ctx.journal.forget_tx(entry)
+    ctx.log(f"{intent} confirmed: {tx_hash}")
+
+
+def await_confirmations(ctx: AccountContext) -> None:
+    """The account's transactions that later steps only needed mined: wait until final."""
+    while ctx.unconfirmed:
+        tx = ctx.unconfirmed[0]
+        _await_final(ctx, tx, seen_mined=True)
+        ctx.journal.forget_tx(tx)
+        ctx.unconfirmed.pop(0)
+        ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
+
+
+def _check_broadcast(ctx: AccountContext, entry: StoredTx, asked: dict[str, object]) -> None:
+    """Fetch what the remote signer broadcast and compare it with what it was asked to send;
+    a difference is kept in the journal for a person (it may have paid already)."""
+    found = _node_copy(ctx, entry.tx_hash)
+    if found is None:
+        raise StepFailed(
+            f"the remote signer answered {entry.tx_hash} for {entry.intent} with nonce {entry.nonce}, "
+            f"but the node does not know that transaction after {ctx.receipt_timeout:.0f}s; the journal "
+            "keeps it and the next apply looks again"
+        )
+    try:
+        check_sent(found, asked, ctx.spec.address)
+    except SignerMismatch as exc:
+        ctx.journal.note_problem(entry, str(exc))
+        raise StepFailed(f"{exc}; {_held(ctx, replace(entry, problem=str(exc)))}") from None
+
+
+def _node_copy(
+    ctx: AccountContext, tx_hash: str, poll_seconds: float = 0.25
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + ctx.receipt_timeout
+    while True:
+        found = ctx.conn.chain.transaction(tx_hash)
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(poll_seconds)
+
+
+def _await_final(
+    ctx: AccountContext,
+    tx: StoredTx,
+    *,
+    final: bool = True,
+    seen_mined: bool = False,
+    poll_seconds: float = 0.25,
+) -> None:
+    """Wait until ``tx`` is final: mined with ``confirmations`` blocks on top (or, not ``final``,
+    just mined). If it leaves the chain meanwhile (a reorg) or the node forgets it, the same
+    signed bytes go out again; a revert or a timeout fails the step and, but for the revert,
+    the journal keeps the entry."""
+    deadline = time.monotonic() + ctx.receipt_timeout
+    what = f"{tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
+    while True:
+        status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
+        if status in (MINED, CONFIRMED) and not seen_mined:
+            seen_mined = True
+            ctx.log(f"{tx.intent} mined: {tx.tx_hash}" if tx.tx_hash else f"journaled {what} mined")
+            failpoint(f"after_receipt:{tx.intent}")
+        if status == CONFIRMED or (status == MINED and not final):
+            return
+        if status == FAILED:
+            ctx.journal.forget_tx(tx)
+            raise StepFailed(f"{what} reverted")
+        if status == SUPERSEDED:
+            raise StepFailed(
+                f"{what}: its nonce {tx.nonce} was used by another transaction; the next apply settles it"
+            )
+        if status == DROPPED and seen_mined:
+            seen_mined = False
+            ctx.log(f"{what} left the chain (a reorg?)")
+        if status == DROPPED and tx.raw_tx and not _rebroadcast(ctx, tx):
+            ctx.journal.forget_tx(tx)
+            raise StepFailed(f"{what}: its nonce {tx.nonce} was used by another transaction")
+        if time.monotonic() > deadline:
+            raise StepFailed(
+                f"{what} is {status}, not yet final ({ctx.confirmations} confirmations) after "
+                f"{ctx.receipt_timeout:.0f}s; the journal keeps it: the next apply looks it up "
+                "before anything else"
+            )
+        time.sleep(poll_seconds)
+
+
+def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> bool:
+    """Send the journaled bytes again (the same transaction: it can land once at most); False
+    when their nonce went to another transaction (then they never can)."""
+    ctx.log(f"rebroadcasting journaled {tx.intent} {tx.tx_hash}")
+    try:
+        ctx.conn.chain.send_raw(bytes.fromhex(tx.raw_tx.removeprefix("0x")))
+    except NonceTaken as exc:
+        ctx.log(f"journaled {tx.intent} {tx.tx_hash} can never be mined: {exc}")
+        return False
+    failpoint("settle:after_rebroadcast")
+    return True
+
+
+def settle_transactions(ctx: AccountContext) -> None:
+    """Journaled transactions are waited for until final, or rebroadcast (the same signed
+    bytes) if the node forgot them. An entry is forgotten only once its fate is final; one
+    waiting for its signer or a person stops the account."""
+    for tx in ctx.transactions():
+        if tx.problem:
+            raise StepFailed(_held(ctx, tx))
+        status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
+        what = f"journaled {tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
+        if status == AWAITING:
+            raise StepFailed(_held(ctx, tx))
+        if status == DROPPED and not tx.raw_tx:
+            raise StepFailed(
+                f"{what}: the remote signer said it sent it, the node does not know it and its "
+                f"nonce is still free (a private relay? a late broadcast?); {_held(ctx, tx)}"
+            )
+        if status == DROPPED:
+            charged = tx.amount if tx.intent == "deposit" else 0
+            charge(ctx, charged, f"the journaled deposit of {ctx.spec.name} ({tx.tx_hash})")
+            status = PENDING if _rebroadcast(ctx, tx) else SUPERSEDED
+            if status == SUPERSEDED:
+                ctx.budget.refund(charged)
+        if status in (PENDING, MINED):
+            _await_final(ctx, tx)
+            ctx.log(f"{what} confirmed")
+        elif status == CONFIRMED:
+            ctx.log(f"{what} mined and confirmed")
+        elif status == SUPERSEDED:
+            ctx.log(f"{what} can never be mined: its nonce went to another transaction")
+        elif status == FAILED:
+            ctx.log(f"{what} reverted; the step runs again if still needed")
+        failpoint("settle:before_forget")
+        ctx.journal.forget_tx(tx)
