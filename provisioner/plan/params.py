@@ -67,7 +67,11 @@ class RegisterParams:
 
 @dataclass(frozen=True)
 class ApproveParams:
+    """``amount``: the allowance planned; ``target``: the deposit target the step recomputes the
+    remaining deposit from when it runs (absent in older plans: then ``amount`` is approved)."""
+
     amount_base_units: int = _wire("amount", _base_units)
+    target_base_units: int | None = _optional("target", _base_units)
 
 
 @dataclass(frozen=True)

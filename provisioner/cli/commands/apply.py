@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = load_saved_plan(args.plan_file) if args.plan_file else None
     options = PlanOptions(
-        prune_api_keys=args.prune_api_keys, targets=tuple(args.target or ()), shard=args.shard
+        prune_api_keys=args.prune_api_keys,
+        targets=tuple(args.target or ()),
+        shard=args.shard,
+        derive=args.derive,
     )
     if saved is not None:
         options = saved_options(saved, options, args.plan_file)
@@ -132,8 +135,9 @@ class TextReporter:
             self._progress(f"warning: {event.message}")
         elif isinstance(event, StepStarted):
             self._progress(f"  {event.step.account}: {event.step.summary} ...")
-        elif isinstance(event, StepDone):
-            self._progress(f"  {event.step.account}: done: {event.step.summary}")
+        elif isinstance(event, StepDone):  # what the step did, not what was planned
+            what = "done" if event.outcome.changed else "nothing to do"
+            self._progress(f"  {event.step.account}: {what}: {event.outcome.text}")
         elif isinstance(event, Finished):
             self._summary(event)
         # StepFailed: the summary names each failure once, at the end
@@ -160,7 +164,12 @@ class TextReporter:
         if len(stopped) > _LISTED:
             self._progress(f"  ... and {len(stopped) - _LISTED} more account(s)")
         verb = "stopped" if stopped else "complete"
-        print(f"Apply {verb}: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.")
+        unchanged = (
+            f", {finished.steps_unchanged} found nothing to do" if finished.steps_unchanged else ""
+        )
+        print(
+            f"Apply {verb}: {finished.steps_done} step(s) done{unchanged}, {len(failed)} account(s) failed."
+        )
         if failed:
             names = ", ".join(res.name for res in failed)
             print(

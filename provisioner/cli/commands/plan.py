@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
         prune_api_keys=getattr(args, "prune_api_keys", False),
         targets=tuple(args.target or ()),
         shard=args.shard,
+        derive=getattr(args, "derive", False),
     )
     _, plan = look(r, options)
     if args.out:
