@@ -15,6 +15,7 @@ from typing import Any
 
 from support.apply_runs import Manifest, emulator_stats, versions, web3
 from support.custody import WebAppWallet, onboard_like_the_web_app
+from support.emulator import mine
 from web3 import Web3
 
 from provisioner.networks import SEPOLIA
@@ -29,8 +30,8 @@ def onboard_with_dydx3(
     sandbox: SandboxInfo, private_key: str, *, deposit: str | None, register: bool = True
 ) -> tuple[WebAppWallet, int]:
     """The web app's path with the official client: onboard, register with dYdX's signature,
-    approve exactly the deposit and deposit it (dydx3 converts the amount through float).
-    Returns the wallet and the base units the deposit actually credited."""
+    approve exactly the deposit and deposit it (dydx3 converts the amount through float), and
+    mine past the deposit's confirmations. Returns the wallet and the base units the deposit actually credited."""
     from dydx3 import Client
 
     wallet = onboard_like_the_web_app(sandbox, private_key)
@@ -59,6 +60,8 @@ def onboard_with_dydx3(
                 wallet.position_id, deposit, stark_public_key=stark_public
             )
         )
+        # onboarded by hand earlier: the deposit is final (money's confirmations, 14 by default)
+        mine(sandbox.rpc_url, 20)
     return wallet, units
 
 
