@@ -65,6 +65,9 @@ class RegisterParams:
     pass
 
 
+UNLIMITED_ALLOWANCE = 2**256 - 1  # what `allowance: max` approves
+
+
 @dataclass(frozen=True)
 class ApproveParams:
     """``amount``: the allowance planned; ``target``: the deposit target the step recomputes the
@@ -72,6 +75,10 @@ class ApproveParams:
 
     amount_base_units: int = _wire("amount", _base_units)
     target_base_units: int | None = _optional("target", _base_units)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.amount_base_units == UNLIMITED_ALLOWANCE
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,18 @@ remaining deposit needs, and none is sent when nothing is to deposit.
 
 from __future__ import annotations
 
-import pytest
+import io
+import json
+from importlib.resources import files
+
+from jsonschema import Draft202012Validator
 from support.apply_fakes import World, world
 
 from provisioner.apply.events import AccountResult, Event, Finished, Outcome, StepDone
 from provisioner.apply.executor import execute
-from provisioner.cli.commands.apply import TextReporter
+from provisioner.cli.output.jsonl import JsonReporter
+from provisioner.cli.output.lines import Lines
+from provisioner.cli.output.plain import PlainReporter
 from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
 from provisioner.plan.params import ApproveParams, DepositParams, StepParams
 from provisioner.plan.planner import MAX_UINT256
@@ -101,25 +107,41 @@ def test_allowance_max_stays_the_maximum() -> None:
     assert _outcomes(seen)["approve"].text.startswith("approved an unlimited allowance")
 
 
-def test_the_cli_shows_what_was_done_not_what_was_planned(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_the_cli_shows_what_was_done_not_what_was_planned() -> None:
     w = world(deposit="10")
     w.chain.credited[(w.dydx.stark.public_key, 7)] = 10_010_000
-    report = TextReporter(Redactor())
+    out, err = io.StringIO(), io.StringIO()
     plan = _top_up(w, 10 * USDC, 10 * USDC)
-    results = execute(w.conn, plan, report=report)
+    with PlainReporter(Redactor(), Lines(out, err)) as report:
+        results = execute(w.conn, plan, report=report)
+        report(Finished(tuple(results)))
+    assert "mm-unit: nothing to do: 10.01 of 10 USDC already deposited" in err.getvalue()
+    assert "done:" not in err.getvalue()
+
+
+def test_apply_json_carries_each_outcome() -> None:
+    w = world(deposit="10")
+    w.chain.credited[(w.dydx.stark.public_key, 7)] = 10_010_000
+    out = io.StringIO()
+    report = JsonReporter(Redactor(), Lines(out, io.StringIO()))
+    results = execute(w.conn, _top_up(w, 10 * USDC, 10 * USDC), report=report)
     report(Finished(tuple(results)))
-    err = capsys.readouterr().err
-    assert "mm-unit: nothing to do: 10.01 of 10 USDC already deposited" in err
-    assert "done:" not in err
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    schema = json.loads(files("provisioner.schemas").joinpath("events.schema.json").read_text())
+    for event in events:
+        Draft202012Validator(schema).validate(event)
+    completed = [e for e in events if e["type"] == "step_complete"]
+    assert {e["changed"] for e in completed} == {False}
+    assert any(e["outcome"] == "10.01 of 10 USDC already deposited" for e in completed)
+    [summary] = [e for e in events if e["type"] == "apply_summary"]
+    assert summary["changes"]["steps_done"] == 0
+    assert summary["changes"]["steps_unchanged"] == len(completed)
 
 
-def test_the_summary_counts_only_steps_that_changed_something(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    report = TextReporter(Redactor())
-    report(Finished((AccountResult("a", done=("a/deposit",), unchanged=("a/approve",)),)))
+def test_the_summary_counts_only_steps_that_changed_something() -> None:
+    out = io.StringIO()
+    with PlainReporter(Redactor(), Lines(out, io.StringIO())) as report:
+        report(Finished((AccountResult("a", done=("a/deposit",), unchanged=("a/approve",)),)))
     assert "Apply complete: 1 step(s) done, 1 found nothing to do, 0 account(s) failed." in (
-        capsys.readouterr().out
+        out.getvalue()
     )
