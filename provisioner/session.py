@@ -18,7 +18,14 @@ from provisioner.facts import AccountFacts, WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.manifest.trust import TRUSTED, LoadPolicy
-from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe, unstored_keys
+from provisioner.observe import (
+    DEFAULT_PARALLELISM,
+    Derive,
+    SignerCheck,
+    no_signer,
+    observe,
+    unstored_keys,
+)
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.redact import Redactor
@@ -43,7 +50,11 @@ class Session:
         return replace(self, accounts=tuple(a for a in self.accounts if a.name in names))
 
     def observe(
-        self, known: WorldFacts | None = None, *, check_signer: SignerCheck = no_signer
+        self,
+        known: WorldFacts | None = None,
+        *,
+        check_signer: SignerCheck = no_signer,
+        derive: Derive = Derive.LOCAL,
     ) -> WorldFacts:
         return observe(
             self.conn,
@@ -51,6 +62,7 @@ class Session:
             parallelism=self.parallelism,
             known=known,
             check_signer=check_signer,
+            derive=derive,
         )
 
 
@@ -96,9 +108,13 @@ def has_steps(spec: AccountSpec, facts: AccountFacts) -> bool:
 def look(
     session: Session, options: PlanOptions, known: WorldFacts | None = None
 ) -> tuple[WorldFacts, Plan]:
-    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run."""
+    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run.
+    ``options.derive``: remote signers derive a STARK key Vault lacks too (local ones always)."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    facts = session.observe(known, check_signer=has_steps)
+    derive = Derive.ALL if options.derive else Derive.LOCAL
+    if session.conn.untrusted:  # resolves no signer: nothing is derived
+        derive = Derive.OFF
+    facts = session.observe(known, check_signer=has_steps, derive=derive)
     return facts, make_plan(session.manifest, facts, options, created_at=created)
 
 

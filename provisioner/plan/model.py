@@ -154,6 +154,7 @@ class PlanOptions:
     prune_api_keys: bool = False
     targets: tuple[str, ...] = ()
     shard: str | None = None
+    derive: bool = False  # remote signers derive a STARK key Vault lacks (``--derive``)
 
     def differences(self, other: PlanOptions) -> list[str]:
         """What differs from ``other``, as the command-line options that say it."""
@@ -164,6 +165,8 @@ class PlanOptions:
             out.append("--target")
         if self.shard != other.shard:
             out.append("--shard")
+        if self.derive != other.derive:
+            out.append("--derive")
         return out
 
 
@@ -242,6 +245,7 @@ class Plan:
                 "prune_api_keys": self.options.prune_api_keys,
                 "targets": list(self.options.targets),
                 "shard": self.options.shard,
+                "derive": self.options.derive,
             },
             "summary": {
                 "add": s.add,
@@ -284,5 +288,6 @@ class Plan:
                 prune_api_keys=bool(data["options"]["prune_api_keys"]),
                 targets=tuple(str(t) for t in data["options"]["targets"]),
                 shard=data["options"]["shard"],
+                derive=bool(data["options"].get("derive", False)),
             ),
         )
