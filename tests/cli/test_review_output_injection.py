@@ -1,0 +1,111 @@
+"""Review findings (session 4): text from a plan reaches the terminal as markup and control codes.
+
+`provision show PLAN` renders a file anyone can hand over; `plan`/`apply` render summaries,
+reasons, notes and block texts that carry strings from Vault, dYdX and signers. On a terminal
+the whole text goes through rich's markup parser (lines.styled), and nowhere are control
+characters taken out.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from support.plans import fleet_plan
+
+from provisioner.cli.output.lines import styled
+
+REPO = Path(__file__).resolve().parents[2]
+# what a color terminal may get from us: SGR (colors) only
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _hostile_plan(tmp_path: Path, summary: str) -> Path:
+    plan = fleet_plan(["mm-alpha"])
+    acc = plan.accounts[0]
+    steps = (replace(acc.steps[0], summary=summary), *acc.steps[1:])
+    plan = replace(plan, accounts=(replace(acc, steps=steps),))
+    path = tmp_path / "hostile.plan"
+    path.write_text(plan.to_json())
+    return path
+
+
+def _show_on_a_terminal(plan_file: Path) -> tuple[int, str]:
+    """``provision show`` with stdout and stderr on a pseudo-terminal, as a person runs it."""
+    leader, follower = pty.openpty()
+    env = {"PYTHONPATH": str(REPO), "PATH": os.defpath, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.cli.main", "show", str(plan_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: show/plan on a terminal put plan text through rich markup and pass ESC "
+    "through: a plan file can clear the screen, set a hyperlink, hide words, or crash show",
+)
+def test_show_on_a_terminal_prints_a_hostile_plan_literally(tmp_path: Path) -> None:
+    summary = "derive [conceal]and hide this[/conceal] \x1b[2J\x1b]8;;https://evil.example\x1b\\x"
+    code, out = _show_on_a_terminal(_hostile_plan(tmp_path, summary))
+    assert code == 0, out
+    assert "\x1b" not in SGR.sub("", out)  # no control code but colors
+    assert "[conceal]and hide this[/conceal]" in out  # the text as written, not as markup
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: an unmatched closing tag in any plan text (a Vault key id, a dYdX or signer "
+    "error in a block reason) makes the colored plan raise MarkupError",
+)
+def test_show_on_a_terminal_survives_brackets(tmp_path: Path) -> None:
+    code, out = _show_on_a_terminal(_hostile_plan(tmp_path, "store key [/red] at dydx/x"))
+    assert code == 0, out
+    assert "[/red]" in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: without a terminal show passes a plan file's ESC bytes through unchanged",
+)
+def test_show_without_a_terminal_prints_no_control_code(tmp_path: Path) -> None:
+    path = _hostile_plan(tmp_path, "derive \x1b]0;owned\x07\x1b[2J the key")
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli.main", "show", str(path)],
+        env={"PYTHONPATH": str(REPO), "PATH": os.defpath},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review: styled() parses every bracket of the plan text as rich markup"
+)
+def test_styled_keeps_words_in_brackets() -> None:
+    # a Vault destination holding a key id like this, shown in a drift note
+    assert "[redacted]" in styled("holds key [redacted], not the default key", color=True)
