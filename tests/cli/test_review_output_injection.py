@@ -1,9 +1,9 @@
-"""Review findings (session 4): text from a plan reaches the terminal as markup and control codes.
+"""A plan's text reaches the terminal as written: no markup of its own, no control codes.
 
 `provision show PLAN` renders a file anyone can hand over; `plan`/`apply` render summaries,
-reasons, notes and block texts that carry strings from Vault, dYdX and signers. On a terminal
-the whole text goes through rich's markup parser (lines.styled), and nowhere are control
-characters taken out.
+reasons, notes and block texts that carry strings from Vault, dYdX and signers. They went
+through rich's markup parser on a terminal (a plan file could clear the screen, set a
+hyperlink, hide words, or crash show with MarkupError), and ESC went out everywhere.
 """
 
 from __future__ import annotations
@@ -61,11 +61,6 @@ def _show_on_a_terminal(plan_file: Path) -> tuple[int, str]:
     return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: show/plan on a terminal put plan text through rich markup and pass ESC "
-    "through: a plan file can clear the screen, set a hyperlink, hide words, or crash show",
-)
 def test_show_on_a_terminal_prints_a_hostile_plan_literally(tmp_path: Path) -> None:
     summary = "derive [conceal]and hide this[/conceal] \x1b[2J\x1b]8;;https://evil.example\x1b\\x"
     code, out = _show_on_a_terminal(_hostile_plan(tmp_path, summary))
@@ -74,21 +69,12 @@ def test_show_on_a_terminal_prints_a_hostile_plan_literally(tmp_path: Path) -> N
     assert "[conceal]and hide this[/conceal]" in out  # the text as written, not as markup
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: an unmatched closing tag in any plan text (a Vault key id, a dYdX or signer "
-    "error in a block reason) makes the colored plan raise MarkupError",
-)
 def test_show_on_a_terminal_survives_brackets(tmp_path: Path) -> None:
     code, out = _show_on_a_terminal(_hostile_plan(tmp_path, "store key [/red] at dydx/x"))
     assert code == 0, out
     assert "[/red]" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: without a terminal show passes a plan file's ESC bytes through unchanged",
-)
 def test_show_without_a_terminal_prints_no_control_code(tmp_path: Path) -> None:
     path = _hostile_plan(tmp_path, "derive \x1b]0;owned\x07\x1b[2J the key")
     done = subprocess.run(
@@ -103,9 +89,6 @@ def test_show_without_a_terminal_prints_no_control_code(tmp_path: Path) -> None:
     assert "\x1b" not in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: styled() parses every bracket of the plan text as rich markup"
-)
 def test_styled_keeps_words_in_brackets() -> None:
     # a Vault destination holding a key id like this, shown in a drift note
     assert "[redacted]" in styled("holds key [redacted], not the default key", color=True)
