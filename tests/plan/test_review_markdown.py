@@ -1,9 +1,9 @@
-"""Review finding (session 4): a pull request's manifest can rewrite the plan comment posted on it.
+"""A pull request's manifest cannot rewrite the plan comment posted on it.
 
 ``network.name`` is a free label, accepted by ``--untrusted-manifest`` with the pinned
-endpoints, and render_markdown puts it unescaped into the comment's heading: a name holding
-newlines, markdown and an HTML comment opener makes the posted plan read "No changes" and
-hides the real table and summary from the reviewers.
+endpoints. It went unescaped into the comment's heading: a name holding newlines, markdown
+and an HTML comment opener made the posted plan read "No changes" and hid the real table
+and summary from the reviewers. It is now a one-line code span.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from support.plans import fleet_plan
 
 from provisioner.manifest.loader import load_manifest
@@ -41,11 +40,6 @@ accounts:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: network.name goes unescaped into the markdown plan; an untrusted manifest "
-    "can hide the plan's table in an HTML comment and print its own 'No changes'",
-)
 def test_an_untrusted_network_name_cannot_rewrite_the_markdown_plan(tmp_path: Path) -> None:
     path = tmp_path / "provision.yaml"
     path.write_text(MANIFEST)
@@ -55,7 +49,9 @@ def test_an_untrusted_network_name_cannot_rewrite_the_markdown_plan(tmp_path: Pa
     manifest = load_manifest(path, env={}, policy=LoadPolicy.untrusted(pins, frozenset()))
     plan = replace(fleet_plan(["mm-alpha"]), network=manifest.network.name)  # as make_plan sets it
     text = render_markdown(plan)
-    heading = text.splitlines()[0]
-    assert heading.startswith("### dydx-provisioner plan:")
-    assert "<!--" not in text, "the rest of the comment is hidden"
-    assert text.count("No changes") == 0  # the plan has changes: only the summary line speaks
+    heading, *rest = text.splitlines()
+    shown = "sandbox **No changes.** Every account matches the manifest. <!--"
+    assert heading == f"### dydx-provisioner plan: `fleet.yaml` on `{shown}`"  # literal
+    body = "\n".join(rest)
+    assert "<!--" not in body and "No changes" not in body
+    assert rest[1] == "**Plan: 6 to add, 0 to change, 0 blocked.**"  # the real summary, shown
