@@ -22,6 +22,7 @@ named in ``WorldFacts.not_checked``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -79,10 +80,12 @@ def observe(
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
     check_signer: SignerCheck = no_signer,
+    clock: Callable[[], float] = time.time,
 ) -> WorldFacts:
-    """``known``: facts of an earlier look in this run (see the module docstring)."""
+    """``known``: facts of an earlier look in this run (see the module docstring); ``clock``:
+    the wall clock the facts are stamped with (the planner's "now" for API key ages)."""
     if conn.untrusted:
-        return _observe_untrusted(conn, accounts, parallelism, check_signer)
+        return _observe_untrusted(conn, accounts, parallelism, check_signer, clock)
     network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
@@ -97,7 +100,7 @@ def observe(
                 accounts,
             )
         )
-    facts = _with_chain_facts(conn, partials)
+    facts = _with_chain_facts(conn, partials, clock())
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         checked = list(
             pool.map(
@@ -113,6 +116,7 @@ def _observe_untrusted(
     accounts: Sequence[AccountSpec],
     parallelism: int,
     has_work: SignerCheck,
+    clock: Callable[[], float],
 ) -> WorldFacts:
     """Metadata, public dYdX reads and the chain: nothing that needs a credential or a secret.
     ``has_work``: the accounts whose signer a trusted run would check (named as not checked)."""
@@ -140,7 +144,7 @@ def _observe_untrusted(
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         partials = list(pool.map(offchain, accounts))
-    facts = _with_chain_facts(conn, partials)
+    facts = _with_chain_facts(conn, partials, clock())
     selected = {a.name for a in accounts}
     journaled = sorted(
         set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
@@ -176,8 +180,11 @@ def _observe_untrusted(
     )
 
 
-def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
-    """The batched chain reads for every account, joined to what Vault and dYdX said."""
+def _with_chain_facts(
+    conn: Connections, partials: list[_Partial], observed_at: float
+) -> list[AccountFacts]:
+    """The batched chain reads for every account, joined to what Vault and dYdX said;
+    ``observed_at``: when the off-chain reads were made."""
     chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
     # A deposit counts as done only with `confirmations` blocks on top; younger ones count
     # toward the target (no second deposit) but leave the account pending.
@@ -208,6 +215,7 @@ def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[Accou
                 pending_deposits=in_flight((j.intent, j.amount, j.status) for j in p.journal),
                 journal=p.journal,
                 api_key_intents=p.key_intents,
+                observed_at=observed_at,
             )
         )
     return facts

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from provisioner.connections import Connections, connect
 from provisioner.errors import ProvisionerError
-from provisioner.facts import AccountFacts, WorldFacts
+from provisioner.facts import WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.manifest.trust import TRUSTED, LoadPolicy
@@ -84,10 +84,13 @@ def open_session(
     return Session(manifest, tuple(accounts), conn, parallelism)
 
 
-def has_steps(spec: AccountSpec, facts: AccountFacts) -> bool:
-    """An account the planner has work for, or with keys at dYdX no destination holds (which
-    the derived default key must be told apart from): only its signer is worth resolving."""
-    return bool(plan_account(spec, facts).steps) or unstored_keys(facts)
+def work_for(options: PlanOptions) -> SignerCheck:
+    """Whether the planner has work for an account under ``options``, or dYdX lists keys no
+    destination holds (which the derived default key must be told apart from; a key in its
+    rotation overlap is one): only then is its signer worth resolving."""
+    return lambda spec, facts: (
+        bool(plan_account(spec, facts, options).steps) or unstored_keys(facts)
+    )
 
 
 def look(
@@ -95,7 +98,7 @@ def look(
 ) -> tuple[WorldFacts, Plan]:
     """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    facts = session.observe(known, check_signer=has_steps)
+    facts = session.observe(known, check_signer=work_for(options))
     return facts, make_plan(session.manifest, facts, options, created_at=created)
 
 

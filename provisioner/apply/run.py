@@ -75,6 +75,7 @@ class ApplyRequest:
     auto_approve: bool = False
     interactive: bool = False  # a person is there to answer (stdin is a terminal)
     max_deposit: int | None = None  # base units (``--max-deposit``)
+    max_deposit_source: str = "--max-deposit"  # who set it, as messages name it
     confirm_mainnet: bool = False
     force_unlock: str | None = None
     shard: Shard | None = None
@@ -220,7 +221,7 @@ def _budget(session: Session, request: ApplyRequest) -> DepositBudget:
     if session.manifest.max_deposit is not None:
         ceilings.append(("the manifest's max_deposit", to_base_units(session.manifest.max_deposit)))
     if request.max_deposit is not None:
-        ceilings.append(("--max-deposit", request.max_deposit))
+        ceilings.append((request.max_deposit_source, request.max_deposit))
     return DepositBudget(tuple(ceilings))
 
 

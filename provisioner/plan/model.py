@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from provisioner.plan.ages import KeyAge
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -16,6 +17,8 @@ from provisioner.plan.params import (
     OnboardParams,
     RecordAccountParams,
     RegisterParams,
+    RetireApiKeyParams,
+    RotateApiKeyParams,
     StarkKeyParams,
     StepParams,
     from_wire,
@@ -37,6 +40,9 @@ class StepKind(StrEnum):
     - api_key: the default key is recovered, a named one created (POST /v3/api-keys); then stored
     - replace_api_key: the stored key is gone at dYdX: create a new one, update Vault
     - delete_api_key: only with --prune-api-keys, never the default key
+    - rotate_api_key: a named key older than its rotate_after (or ``provision rotate``): a new
+      key is created and stored as a new version of the same destination
+    - retire_api_key: the key a rotation replaced, deleted at dYdX once its overlap has passed
     """
 
     STARK_KEY = "stark_key"
@@ -48,6 +54,8 @@ class StepKind(StrEnum):
     API_KEY = "api_key"
     REPLACE_API_KEY = "replace_api_key"
     DELETE_API_KEY = "delete_api_key"
+    ROTATE_API_KEY = "rotate_api_key"
+    RETIRE_API_KEY = "retire_api_key"
 
 
 P = TypeVar("P", bound=StepParams)
@@ -62,6 +70,8 @@ PARAMS: dict[StepKind, type[StepParams]] = {
     StepKind.API_KEY: ApiKeyParams,
     StepKind.REPLACE_API_KEY: ApiKeyParams,
     StepKind.DELETE_API_KEY: DeleteApiKeyParams,
+    StepKind.ROTATE_API_KEY: RotateApiKeyParams,
+    StepKind.RETIRE_API_KEY: RetireApiKeyParams,
 }
 
 
@@ -154,6 +164,12 @@ class PlanOptions:
     prune_api_keys: bool = False
     targets: tuple[str, ...] = ()
     shard: str | None = None
+    # ``provision rotate``'s: never in a plan file (``plan --out`` cannot set them, and
+    # ``rotate`` saves no plan), so a saved plan always has the defaults. A plan made with
+    # them holds only rotation steps: read back without them, it would not match a fresh
+    # plan of the same facts, and ``apply PLAN`` refuses it (plan/saved.py).
+    rotate: tuple[str, str] | None = None  # (account, key): rotate that key now, nothing else
+    rotation_only: bool = False  # ``rotate --due``: only the rotations and retirements due
 
     def differences(self, other: PlanOptions) -> list[str]:
         """What differs from ``other``, as the command-line options that say it."""
@@ -164,6 +180,10 @@ class PlanOptions:
             out.append("--target")
         if self.shard != other.shard:
             out.append("--shard")
+        if self.rotate != other.rotate:
+            out.append("rotate --account --key")
+        if self.rotation_only != other.rotation_only:
+            out.append("rotate --due")
         return out
 
 
@@ -173,6 +193,7 @@ class AccountPlan:
     address: str
     steps: tuple[Step, ...] = ()
     notes: tuple[Note, ...] = ()
+    api_keys: tuple[KeyAge, ...] = ()  # each key's age and next rotation
 
     @property
     def converged(self) -> bool:
@@ -232,6 +253,7 @@ class Plan:
                     "address": a.address,
                     "steps": [step.to_dict() for step in a.steps],
                     "notes": [{"level": n.level, "message": n.message} for n in a.notes],
+                    "api_keys": [k.to_dict() for k in a.api_keys],
                 }
                 for a in self.accounts
             ],
@@ -269,6 +291,7 @@ class Plan:
                 notes=tuple(
                     Note(level=n["level"], message=n["message"]) for n in a.get("notes", ())
                 ),
+                api_keys=tuple(KeyAge.from_dict(k) for k in a.get("api_keys", ())),
             )
             for a in data["accounts"]
         )

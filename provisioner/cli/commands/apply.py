@@ -17,6 +17,7 @@ from provisioner.apply.events import (
     LeaseWaiting,
     NothingToApply,
     PlanReady,
+    Reporter,
     StepDone,
     StepStarted,
 )
@@ -33,7 +34,7 @@ from provisioner.plan.model import Plan, PlanOptions
 from provisioner.plan.render import render_text
 from provisioner.plan.saved import load_saved_plan, saved_options
 from provisioner.redact import Redactor
-from provisioner.session import parse_shard
+from provisioner.session import Session, parse_shard
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,16 +59,20 @@ def run(args: argparse.Namespace) -> int:
         interactive=interactive,
         max_deposit=max_deposit,
         confirm_mainnet=args.confirm_mainnet
-        or _typed_mainnet(session.manifest, interactive, max_deposit),
+        or typed_mainnet(session.manifest, interactive, max_deposit),
         force_unlock=args.force_unlock,
         shard=parse_shard(options.shard) if options.shard else None,
         lock_ttl=ttl,
     )
+    return drained(session, request, TextReporter(session.redactor))
+
+
+def drained(session: Session, request: ApplyRequest, report: Reporter) -> int:
+    """``run_apply`` with SIGTERM/SIGINT draining the run (apply, and rotate, which is one)."""
     drain = Drain()
     with drain.installed():
         try:
-            report = TextReporter(session.redactor)
-            return run_apply(session, request, report=report, approve=_ask, drain=drain)
+            return run_apply(session, request, report=report, approve=ask, drain=drain)
         except Interrupted as stop:
             print(
                 f"Stopped on {drain.name} after {drain.since():.1f}s: {stop}; "
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             return stop.exit_code
 
 
-def _typed_mainnet(manifest: Manifest, interactive: bool, max_deposit: int | None) -> bool:
+def typed_mainnet(manifest: Manifest, interactive: bool, max_deposit: int | None) -> bool:
     """On a terminal, mainnet asks for its own confirmation, whatever else was given (a saved
     plan, --auto-approve); without a ceiling it is refused anyway, so nothing is asked."""
     capped = manifest.max_deposit is not None or max_deposit is not None
@@ -102,7 +107,7 @@ def _max_deposit(text: str | None) -> int | None:
         ) from None
 
 
-def _ask(_plan: Plan) -> bool:
+def ask(_plan: Plan) -> bool:
     return input("Apply these steps? Only 'yes' is accepted: ").strip() == "yes"
 
 

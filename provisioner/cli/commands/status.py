@@ -15,7 +15,8 @@ from provisioner.status import status_rows
 
 def run(args: argparse.Namespace) -> int:
     r = session_from_args(args)
-    rows = [row.to_dict() for row in status_rows(r.accounts, r.observe())]
+    statuses = status_rows(r.accounts, r.observe())
+    rows = [row.to_dict() for row in statuses]
     if args.format == "json":
         sys.stdout.write(r.redactor.redact(json.dumps({"accounts": rows}, indent=2)) + "\n")
         return 0
@@ -27,13 +28,14 @@ def run(args: argparse.Namespace) -> int:
         "deposited / target",
         "STARK key",
         "API keys",
+        "key age, next rotation",
     ):
         table.add_column(col)
 
     def yn(v: object) -> str:
         return "unknown" if v is None else ("yes" if v else "no")
 
-    for row in rows:
+    for row, status in zip(rows, statuses, strict=True):
         key_text = (
             ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in row["api_keys"].items())
             or "-"
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             f"{row['deposited']}{pending} / {row['target']}",
             yn(row["stark_key_in_vault"]),
             key_text,
+            status.rotation_text(),
         )
     console = Console(no_color=not sys.stdout.isatty())
     with console.capture() as captured:
