@@ -8,9 +8,10 @@ chained scenario kills the rerun too, inside the settling). What the kill leaves
 of the two promised states: the old key alone stored and working, or both keys live with
 the new one stored; never a stored key that dYdX refuses, never the default key gone. Then
 the policy is relaxed to 1h (so no rotation is due any more) and apply is retried as a CI
-would (the same command, never --force-unlock, at most 3 times); afterwards the account is converged: a quiet plan, exactly the stored keys at
-dYdX (the replaced one retired, an unstored one deleted), no journal entry left, and a
-rotation whose new key reached Vault is kept.
+would (the same command, never --force-unlock, at most 3 times); afterwards the account is
+converged: a quiet plan, exactly the stored keys at dYdX (the replaced one retired, an
+unstored one whose id was journaled deleted), no journal entry left, and a rotation whose
+new key reached Vault is kept. The one exception is money's rule on orphans (LEFT_AT_DYDX).
 """
 
 from __future__ import annotations
@@ -55,8 +56,14 @@ ROTATION_POINTS = [
 STORED_FROM = ROTATION_POINTS.index("after_vault_write:rotated_api_key")
 SCENARIOS: list[tuple[str, ...]] = [
     *((p,) for p in ROTATION_POINTS),
-    ("after_create:rotate_api_key", "settle:after_orphan_delete"),  # the unstored new key
+    # the unstored new key, its id journaled: the rerun's settling deletes it, and is killed
+    ("after_intent_update:rotate_api_key", "settle:after_orphan_delete"),
 ]
+# Killed after dYdX answered the POST but before the new key's id reached the journal: as in
+# the onboarding's matrix (test_crash_matrix.py, LEFT_AT_DYDX), that key cannot be told from
+# one the desk made meanwhile, so it is reported and left at dYdX (only journaled orphans are
+# deleted). The old key stays stored and working; the stored key is never the lost one.
+LEFT_AT_DYDX = {"after_create:rotate_api_key": "1 key(s) at dYdX without a secret in Vault"}
 
 
 @dataclass
@@ -161,7 +168,12 @@ def test_a_rotation_killed_anywhere_converges_on_the_next_run(
     assert out.at_kill == [], out.at_kill
     final = out.runs[-1]
     assert final.rc == 0 and "Traceback" not in final.err, str(final)
-    assert convergence_problems(sandbox, out.manifest, {}) == []  # deposit 0: no events
+    problems = convergence_problems(sandbox, out.manifest, {})  # deposit 0: no events
+    left = LEFT_AT_DYDX.get(scenario[0])
+    assert [p for p in problems if not (left and left in p)] == [], problems
+    if left:
+        assert len(problems) == 1, problems
+        assert "appeared at dYdX" in final.out and "left alone" in final.out, final
     quiet = provision(sandbox, "plan", "-f", str(out.manifest.path), "--detailed-exitcode")
     assert quiet.rc == 0, str(quiet)
     if ROTATION_POINTS.index(scenario[0]) >= STORED_FROM:
