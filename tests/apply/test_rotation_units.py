@@ -296,3 +296,31 @@ def test_rotate_due_does_the_rotation_and_leaves_every_other_step() -> None:
     assert rc == 0 and stored_key(w) != "key-q1"
     assert not [e for e in w.events if e.startswith("chain")]  # no approve, no deposit
     assert planned(w) == [s for s in everything if not s.startswith("rotate")]
+
+
+def test_a_rotation_on_mainnet_needs_its_confirmation_and_deposits_nothing() -> None:
+    """`provision rotate` is an apply: money's mainnet rule holds (its confirmation; a deposit
+    ceiling, which rotate sets to 0), and the ceiling holds where money moves."""
+    from provisioner.apply.guardrails import GuardrailRefused
+    from provisioner.cli.commands.rotate import NO_DEPOSIT
+
+    w = rotating()
+    network = replace(w.conn.manifest.network, chain_id=1)
+    w.conn.manifest = replace(w.conn.manifest, network=network)
+    options = PlanOptions(rotate=(w.spec.name, "quoter"))
+
+    def rotate(confirm: bool) -> int:
+        request = ApplyRequest(
+            options=options,
+            auto_approve=True,
+            max_deposit=NO_DEPOSIT,
+            max_deposit_source="rotate",
+            confirm_mainnet=confirm,
+        )
+        return run_apply(session(w), request, report=lambda _e: None, approve=lambda _p: False)
+
+    with pytest.raises(GuardrailRefused, match="every apply needs its confirmation"):
+        rotate(confirm=False)
+    assert stored_key(w) == "key-q1"
+    assert rotate(confirm=True) == 0
+    assert stored_key(w) != "key-q1"

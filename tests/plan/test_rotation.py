@@ -27,6 +27,7 @@ from provisioner.plan.params import RetireApiKeyParams, RotateApiKeyParams
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.plan.render import render_text
 from provisioner.plan.rotation import rotation_target
+from provisioner.plan.saved import PlanMismatch, check_saved
 from provisioner.records import META_KEY_CREATED, META_KEY_ID, META_REPLACES
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "provisioner" / "schemas"
@@ -300,3 +301,23 @@ def test_rotate_target_is_checked_against_the_manifest() -> None:
         rotation_target(m, "mm-alpha", "nope")
     with pytest.raises(ProvisionerError, match="no such account"):
         rotation_target(m, "nobody", "quoter")
+
+
+def test_rotate_options_are_named_by_differences_and_never_saved_in_a_plan_file() -> None:
+    due, one = PlanOptions(rotation_only=True), PlanOptions(rotate=("mm-alpha", "quoter"))
+    assert due.differences(PlanOptions()) == ["rotate --due"]
+    assert one.differences(PlanOptions()) == ["rotate --account --key"]
+    assert PlanOptions(prune_api_keys=True).differences(PlanOptions()) == ["--prune-api-keys"]
+    m = manifest_of(spec(api_keys=keys()))
+    facts = WorldFacts(
+        chain_id=11155111,
+        accounts=(replace(facts_at(T0 + 3 * DAY, quoter_entry("k-q1"), {"k-q1"}), deposited=0),),
+    )
+    made = make_plan(m, facts, one)
+    assert [s.kind for s in made.steps()] == [StepKind.ROTATE_API_KEY]
+    data = made.to_dict()
+    assert set(data["options"]) == {"prune_api_keys", "targets", "shard"}
+    # read back, it is a plan without the option: planning again gives the deposit too, and
+    # apply PLAN refuses it rather than run what was not reviewed
+    with pytest.raises(PlanMismatch, match="steps"):
+        check_saved("rotate.json", Plan.from_dict(data), make_plan(m, facts))
