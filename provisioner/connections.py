@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from provisioner.clients.chain import ChainClient
@@ -16,6 +16,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.manifest.model import Manifest, RemoteSigner
 from provisioner.redact import Redactor, display_url
 from provisioner.secrets import SecretResolver
+from provisioner.waits import Wait, WaitHook, no_wait_hook
 
 Log = Callable[[str], None]
 
@@ -79,6 +80,7 @@ def connect(
     untrusted: bool = False,
     allowed_env: frozenset[str] | None = None,
     revoke_vault_token: bool = True,
+    on_wait: WaitHook = no_wait_hook,
 ) -> Connections:
     """Log in to Vault, reach the chain and check its id before anything else runs. Every
     client sends through ``transport`` (by default one new ``HttpTransport``).
@@ -86,12 +88,14 @@ def connect(
     ``untrusted``: the manifest is a pull request's (see ``manifest.trust``); its endpoints
     were checked against the pins at load, and ``allowed_env`` limits what its ``env``
     references read. ``revoke_vault_token``: ``close`` revokes a token a login obtained.
+    ``on_wait`` hears of every wait for a rate-limit window or a receipt, with its account.
     """
     redactor = redactor or Redactor()
     # an RPC provider's key sits in its URL's path, and library debug lines (-vv) print paths
     for url in endpoint_urls(manifest):
         redactor.register_url(url)
     transport = transport or HttpTransport()
+    on_wait = _with_account_names(manifest, on_wait)
     resolver = SecretResolver(redactor, env, allowed_env=allowed_env if untrusted else None)
     vault = VaultClient.connect(
         manifest.vault,
@@ -108,6 +112,7 @@ def connect(
         transport=transport,
         log=log,
         retry=CHAIN_RETRY,
+        on_wait=on_wait,
     )
     try:
         actual = chain.chain_id()
@@ -124,7 +129,7 @@ def connect(
         manifest.network.chain_id,
         redactor=redactor,
         retry=RetryPolicy(),
-        limiter=RateLimiter(),
+        limiter=RateLimiter(on_wait=on_wait),
         transport=transport,
         log=log,
     )
@@ -139,3 +144,13 @@ def connect(
         transport=transport,
         untrusted=untrusted,
     )
+
+
+def _with_account_names(manifest: Manifest, hook: WaitHook) -> WaitHook:
+    """The clients know a wait by address; people know the account by name."""
+    names = {a.address.lower(): a.name for a in manifest.accounts if a.address}
+
+    def named(wait: Wait) -> None:
+        hook(replace(wait, account=wait.account or names.get(wait.subject.lower())))
+
+    return named

@@ -22,6 +22,7 @@ from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, obs
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.redact import Redactor
+from provisioner.waits import WaitHook, no_wait_hook
 
 Shard = tuple[int, int]
 
@@ -61,6 +62,7 @@ def open_session(
     parallelism: int = DEFAULT_PARALLELISM,
     redactor: Redactor | None = None,
     log: Callable[[str], None] = lambda _m: None,
+    on_wait: WaitHook = no_wait_hook,
     policy: LoadPolicy = TRUSTED,
     revoke_vault_token: bool = True,
 ) -> Session:
@@ -80,6 +82,7 @@ def open_session(
         untrusted=policy.is_untrusted,
         allowed_env=policy.allowed_env,
         revoke_vault_token=revoke_vault_token,
+        on_wait=on_wait,
     )
     return Session(manifest, tuple(accounts), conn, parallelism)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from provisioner.apply.lease import LeaseRecord, Takeover
 from provisioner.plan.model import Plan, Step
+from provisioner.waits import Wait
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,13 @@ Event = (
     | StepFailed
     | Cancelled
     | Finished
+    | Wait
 )
 
 
 Reporter = Callable[[Event], None]
-"""Receives every event of a run, in order; step events come from the executor's threads."""
+"""Receives every event of a run, in order; step events come from the executor's threads, and
+``Wait`` from whichever client thread is about to wait (the session's ``on_wait``)."""
 
 
 def discard(_event: Event) -> None:

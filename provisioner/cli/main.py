@@ -17,7 +17,9 @@ from collections.abc import Sequence
 
 from provisioner import __version__
 from provisioner.cli.logs import redacted_logging
+from provisioner.cli.output.lines import Lines
 from provisioner.errors import ProvisionerError
+from provisioner.plan.render import COMPACT_FROM
 from provisioner.redact import Redactor
 
 DEFAULT_MANIFEST = "provision.yaml"
@@ -80,6 +82,19 @@ def _untrusted_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _stream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line on stdout, per event (schema: provisioner/schemas/events.schema.json)",
+    )
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help=f"group accounts with the same steps in the text plan (the default above {COMPACT_FROM} accounts)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provision",
@@ -93,13 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a manifest without touching anything")
     _manifest_arg(p)
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github"],
+        default="text",
+        help="github: workflow annotations (::error file=...,line=...::), inline on a pull request",
+    )
+    p.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="an unset ${VAR} (or a network shorthand's URL variable) is an error, not a warning",
+    )
 
     p = sub.add_parser("plan", help="show the onboarding steps that are missing")
     _manifest_arg(p)
     p.add_argument("--target", action="append", default=[], metavar="NAME")
     p.add_argument("--out", metavar="PLAN", help="save the plan to apply it later")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    _stream_args(p)
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -138,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
     _vault_token_arg(p)
+    _stream_args(p)
+
+    p = sub.add_parser("show", help="render a plan saved by 'plan --out' (offline)")
+    p.add_argument("plan_file", metavar="PLAN")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--compact", action="store_true", help="group accounts with the same steps")
 
     p = sub.add_parser(
         "status", help="one line per account: onboarded, registered, deposited, keys"
@@ -182,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, metavar="I/N", help="with --due")
     p.add_argument("--auto-approve", action="store_true")
     p.add_argument("--confirm-mainnet", action="store_true", help="as apply's")
+    p.add_argument("--parallelism", type=int, default=None, metavar="N")
+    _vault_token_arg(p)
+    _stream_args(p)
 
     p = sub.add_parser(
         "sandbox",
@@ -223,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and every error and log line below passes through it.
     redactor = Redactor()
     args.redactor = redactor
+    args.lines = Lines()  # one writer: no two threads share a line
     # what a command opened (a Vault login token to revoke, connection pools) is closed when
     # it ends, however it ends; errors on the way out are as redacted as the rest
     args.cleanup = contextlib.ExitStack()

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 
+from provisioner.cli.output.lines import Lines
 from provisioner.cli.trust import load_policy
 from provisioner.observe import DEFAULT_PARALLELISM
 from provisioner.redact import Redactor
 from provisioner.session import Session, open_session, parse_shard
+from provisioner.waits import WaitHook, no_wait_hook
 
 
-def stderr_logger(verbose: int, redactor: Redactor) -> Callable[[str], None]:
+def stderr_logger(
+    verbose: int, redactor: Redactor, lines: Lines | None = None
+) -> Callable[[str], None]:
+    writer = lines or Lines()
+
     def log(message: str) -> None:
         if verbose:
-            print(redactor.redact(message), file=sys.stderr, flush=True)
+            writer.err(redactor.redact(message))
 
     return log
 
 
-def session_from_args(args: argparse.Namespace, targets: list[str] | None = None) -> Session:
-    """``targets``: instead of ``--target`` (apply with a saved plan picks its accounts)."""
+def session_from_args(
+    args: argparse.Namespace,
+    targets: list[str] | None = None,
+    *,
+    on_wait: WaitHook = no_wait_hook,
+) -> Session:
+    """``targets``: instead of ``--target`` (apply with a saved plan picks its accounts);
+    ``on_wait``: told whenever a client waits (a reporter's)."""
     redactor = getattr(args, "redactor", None) or Redactor()  # main's: it redacts our errors too
     shard = getattr(args, "shard", None)
     parallelism = getattr(args, "parallelism", None) or int(
@@ -34,9 +45,10 @@ def session_from_args(args: argparse.Namespace, targets: list[str] | None = None
         shard=parse_shard(shard) if shard else None,
         parallelism=parallelism,
         redactor=redactor,
-        log=stderr_logger(getattr(args, "verbose", 0), redactor),
+        log=stderr_logger(getattr(args, "verbose", 0), redactor, getattr(args, "lines", None)),
         policy=load_policy(args),
         revoke_vault_token=not getattr(args, "keep_vault_token", False),
+        on_wait=on_wait,
     )
     at_exit(args, session.conn.close)
     return session

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from provisioner.waits import Wait, WaitHook
+
 Mode = Literal["strict", "relaxed"]
 Log = Callable[[str], None]
 
@@ -104,8 +106,10 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         margin: float = 0.25,
+        on_wait: WaitHook | None = None,
     ) -> None:
         self._limits = limits or RateLimits.v3()
+        self._on_wait = on_wait  # told of every wait worth a log line, before it starts
         self._clock = clock
         self._sleep = sleep
         self._margin = margin  # seconds added to every window end, for latency and clock skew
@@ -141,6 +145,7 @@ class RateLimiter:
 
     def _acquire(self, bucket: Bucket, log: Log | None) -> float:
         logged = False
+        told_until = 0.0  # the end of the last wait announced: a longer one is told again
         while True:
             with self._lock:
                 state = self._state(bucket)
@@ -152,9 +157,14 @@ class RateLimiter:
                     if state.server_remaining is not None:
                         state.server_remaining -= 1
                     return now
-            if log is not None and not logged and wait >= _LOG_WAITS_FROM:
-                log(f"rate limit: waiting {wait:.1f}s for the {bucket} budget")
-                logged = True
+            if wait >= _LOG_WAITS_FROM:
+                if log is not None and not logged:
+                    log(f"rate limit: waiting {wait:.1f}s for the {bucket} budget")
+                    logged = True
+                until = now + wait
+                if self._on_wait is not None and until > told_until + _LOG_WAITS_FROM:
+                    self._on_wait(Wait(f"dYdX {bucket.kind} window", until, subject=bucket.scope))
+                    told_until = until
             self._sleep(wait)
 
     def _restamp(self, bucket: Bucket, taken_at: float) -> float:

@@ -65,9 +65,16 @@ class RegisterParams:
     pass
 
 
+UNLIMITED_ALLOWANCE = 2**256 - 1  # what `allowance: max` approves
+
+
 @dataclass(frozen=True)
 class ApproveParams:
     amount_base_units: int = _wire("amount", _base_units)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.amount_base_units == UNLIMITED_ALLOWANCE
 
 
 @dataclass(frozen=True)

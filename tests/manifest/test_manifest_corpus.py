@@ -1,5 +1,8 @@
 """Every malformed manifest in corpus/ exits 1 with each problem at its file:line:col, and no traceback.
 
+``validate --strict-env``, so that a variable the environment lacks is an error too; without
+it those are warnings (the last test).
+
 A corpus file declares what it expects in header comments:
     # expect: LINE:COL fragment of the message     (one per problem, all of them)
     # unset: NAME                                  (remove a variable from the environment)
@@ -46,7 +49,7 @@ def test_corpus_case_text(
 ) -> None:
     for name in _UNSET.findall(path.read_text(encoding="utf-8")):
         corpus_env.delenv(name, raising=False)
-    code = main(["validate", "-f", str(path)])
+    code = main(["validate", "-f", str(path), "--strict-env"])
     out, err = capsys.readouterr()
     assert code == 1
     assert "Traceback" not in out + err
@@ -73,7 +76,7 @@ def test_corpus_case_json(
 ) -> None:
     for name in _UNSET.findall(path.read_text(encoding="utf-8")):
         corpus_env.delenv(name, raising=False)
-    code = main(["validate", "-f", str(path), "--format", "json"])
+    code = main(["validate", "-f", str(path), "--format", "json", "--strict-env"])
     out, err = capsys.readouterr()
     assert code == 1
     assert err == ""
@@ -88,3 +91,21 @@ def test_corpus_case_json(
             error["text"]
             == f"{path}:{error['line']}:{error['column']}: {error['message']}; expected {error['expected']}"
         )
+
+
+@pytest.mark.parametrize("case", ["missing-env-var", "sandbox-without-api-url"])
+def test_without_strict_env_a_missing_variable_is_a_warning_at_the_same_place(
+    case: str, corpus_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = CORPUS / f"{case}.yaml"
+    for name in _UNSET.findall(path.read_text(encoding="utf-8")):
+        corpus_env.delenv(name, raising=False)
+    code = main(["validate", "-f", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    ((line, col, _),) = expectations(path)
+    (warning,) = err.splitlines()
+    assert warning.startswith(f"{path}:{line}:{col}: warning: ") and warning.endswith(
+        " at plan time"
+    )
+    assert "valid" in out and "plan will need" in out

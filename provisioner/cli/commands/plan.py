@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
+from provisioner.apply.events import PlanReady
+from provisioner.cli.output.choose import lines_of, reporter_for
+from provisioner.cli.output.lines import rich_terminal, styled
 from provisioner.cli.runtime import session_from_args
-from provisioner.plan.model import PlanOptions
+from provisioner.plan.model import Plan, PlanOptions
 from provisioner.plan.render import render_json, render_markdown, render_text
-from provisioner.session import look
+from provisioner.redact import Redactor
+from provisioner.session import Session, look
 
 
 def run(args: argparse.Namespace) -> int:
-    r = session_from_args(args)
-    options = PlanOptions(
-        prune_api_keys=getattr(args, "prune_api_keys", False),
-        targets=tuple(args.target or ()),
-        shard=args.shard,
-    )
-    _, plan = look(r, options)
-    if args.out:
-        Path(args.out).write_text(r.redactor.redact(plan.to_json()))
-    if args.format == "json":
-        sys.stdout.write(r.redactor.redact(render_json(plan)))
-    elif args.format == "markdown":
-        sys.stdout.write(r.redactor.redact(render_markdown(plan)))
+    if getattr(args, "json", False):
+        with reporter_for(args, operation="plan") as report:
+            r = session_from_args(args, on_wait=report)
+            plan = _plan(args, r)
+            report(PlanReady(plan))
     else:
-        print_text(r.redactor.redact(render_text(plan, color=_color())))
+        r = session_from_args(args)
+        plan = _plan(args, r)
+        write_plan(args, plan, r.redactor, args.format)
     if args.out:
         print(
             f"Saved the plan to {args.out}; apply it with: provision apply -f {args.file} {args.out}",
@@ -41,12 +36,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _color() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def _plan(args: argparse.Namespace, r: Session) -> Plan:
+    options = PlanOptions(
+        prune_api_keys=getattr(args, "prune_api_keys", False),
+        targets=tuple(args.target or ()),
+        shard=args.shard,
+    )
+    _, plan = look(r, options)
+    if args.out:
+        Path(args.out).write_text(r.redactor.redact(plan.to_json()))
+    return plan
 
 
-def print_text(text: str) -> None:
-    if _color():
-        Console(highlight=False).print(text, end="")
+def write_plan(args: argparse.Namespace, plan: Plan, redactor: Redactor, fmt: str) -> None:
+    """``plan`` on stdout as text, JSON or markdown (``show`` renders a saved one the same way)."""
+    lines = lines_of(args)
+    if fmt == "json":
+        lines.out(redactor.redact(render_json(plan)))
+    elif fmt == "markdown":
+        lines.out(redactor.redact(render_markdown(plan)))
     else:
-        sys.stdout.write(text)
+        color = rich_terminal(sys.stdout)
+        compact = True if getattr(args, "compact", False) else None
+        text = render_text(plan, color=color, compact=compact)
+        lines.out(styled(redactor.redact(text), color=color))

@@ -7,6 +7,7 @@ transactions and reverts, which a plan never builds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -36,12 +37,70 @@ def decode_revert(raw: bytes | None) -> str | None:
         try:
             from eth_abi import decode
 
-            return str(decode(["string"], raw[4:])[0])
+            return printable(str(decode(["string"], raw[4:])[0]))
         except Exception:  # noqa: BLE001 - malformed payload: the caller falls back to the message
             return None
     if raw and raw[:4] == _PANIC and len(raw) >= 36:
-        return f"panic 0x{int.from_bytes(raw[4:36], 'big'):x}"
+        code = int.from_bytes(raw[4:36], "big")
+        meaning = _PANICS.get(code)
+        return f"Panic(0x{code:02x})" + (f": {meaning}" if meaning else "")
     return None
+
+
+def reason_in_message(text: str) -> str:
+    """A revert reason from a node's message text, which some nodes fill with the raw payload:
+    as hex ("0x08c379a0..."), or as the payload's bytes read as text. Decoded when it is one,
+    else only its printable characters: never raw bytes."""
+    found = re.search(r"0x(?:08c379a0|4e487b71)[0-9a-fA-F]*", text)
+    if found:
+        digits = found.group(0)[2:]
+        decoded = decode_revert(bytes.fromhex(digits[: len(digits) // 2 * 2]))
+        if decoded is not None:
+            return decoded
+    for encoding in ("latin-1", "utf-8"):
+        try:
+            raw = text.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        for start in (raw.find(_ERROR_STRING), raw.find(_PANIC)):
+            if start >= 0:
+                decoded = decode_revert(raw[start:])
+                if decoded is not None:
+                    return decoded
+    if any(not c.isprintable() or c == "\ufffd" for c in text):
+        return _string_in_mangled_payload(text)
+    return printable(text)
+
+
+def _string_in_mangled_payload(text: str) -> str:
+    """An Error(string) payload read as UTF-8 with its invalid bytes replaced: its string is the
+    longest printable run, after the length word's last byte (a character if printable)."""
+    runs = re.split(r"[^\S ]|[\x00-\x1f\x7f\ufffd]", text)
+    best = max(runs, key=len, default="").strip()
+    if best and ord(best[0]) == len(best[1:].encode()):
+        best = best[1:]
+    return printable(best)
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters, replacement marks or stray bytes: a line to print."""
+    kept = "".join(c if c.isprintable() and c != "\ufffd" else " " for c in text)
+    return " ".join(kept.split())
+
+
+# Solidity's panic codes (the language documentation's list).
+_PANICS = {
+    0x00: "generic compiler panic",
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division or modulo by zero",
+    0x21: "invalid enum value",
+    0x22: "corrupt storage byte array",
+    0x31: "pop on an empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialized function",
+}
 
 
 def uint(value: int, name: str) -> int:

@@ -24,6 +24,7 @@ from provisioner.clients.chain.transactions import (
 from provisioner.clients.retry import RetryPolicy
 from provisioner.clients.transport import HttpTransport, Transport
 from provisioner.manifest.model import NetworkSpec
+from provisioner.waits import WaitHook
 
 Log = Callable[[str], None]
 
@@ -43,7 +44,10 @@ class ChainClient:
         log: Log | None = None,
         timeout: float = RPC_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        on_wait: WaitHook | None = None,
     ) -> None:
+        """``on_wait``: told when a receipt is waited for, and again (an end already passed) when
+        the wait is over."""
         self.network = network
         self.stats = ChainStats()
         self._transport = transport or HttpTransport()
@@ -58,7 +62,7 @@ class ChainClient:
         )
         self._reader = AccountReader(self._rpc, network)
         self._deposits = DepositScanner(self._rpc, network)
-        self._tx = Transactions(self._rpc, network, log=log)
+        self._tx = Transactions(self._rpc, network, log=log, on_wait=on_wait)
         self.nonces: NonceManager = self._tx.nonces
 
     def close(self) -> None:

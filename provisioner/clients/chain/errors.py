@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioner.clients.chain.abi import decode_revert, hex_bytes
+from provisioner.clients.chain.abi import decode_revert, hex_bytes, reason_in_message
 from provisioner.errors import ProvisionerError
 
 
@@ -22,14 +22,15 @@ class RpcError(ChainError):
 
     @property
     def revert_reason(self) -> str | None:
-        """The Error(string) reason if this is an EVM revert ("" for a bare revert), else None."""
+        """The decoded reason (Error(string), Panic(uint256)) if this is an EVM revert ("" for a
+        bare revert), else None; printable text, never the payload's raw bytes."""
         payload = self.data.get("data") if isinstance(self.data, dict) else self.data
         decoded = decode_revert(hex_bytes(payload) if isinstance(payload, str) else None)
         if decoded is not None:
             return decoded
         prefix = "execution reverted"
         if self.message.lower().startswith(prefix):
-            return self.message[len(prefix) :].lstrip(": ").strip()
+            return reason_in_message(self.message[len(prefix) :].lstrip(": "))
         if self.code == 3:
             return ""
         return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from provisioner.clients.chain.abi import UINT256_MAX, calldata, hex_bytes, uint
+from provisioner.clients.chain.abi import UINT256_MAX, calldata, hex_bytes, printable, uint
 from provisioner.clients.chain.errors import (
     ChainError,
     FeeTooHigh,
@@ -25,6 +25,7 @@ from provisioner.clients.chain.errors import (
 from provisioner.clients.chain.rpc import JsonRpc, quantity
 from provisioner.ethaddress import keccak, to_checksum
 from provisioner.manifest.model import NetworkSpec
+from provisioner.waits import Wait, WaitHook
 
 Log = Callable[[str], None]
 
@@ -73,8 +74,17 @@ class NonceManager:
 
 
 class Transactions:
-    def __init__(self, rpc: JsonRpc, network: NetworkSpec, *, log: Log | None) -> None:
+    def __init__(
+        self,
+        rpc: JsonRpc,
+        network: NetworkSpec,
+        *,
+        log: Log | None,
+        on_wait: WaitHook | None = None,
+    ) -> None:
         self._rpc = rpc
+        self._on_wait = on_wait
+        self._senders: dict[str, str] = {}  # tx hash -> sender, to say whose receipt is awaited
         self._network = network
         self._log = log
         self._exchange = to_checksum(network.exchange_contract)
@@ -137,7 +147,9 @@ class Transactions:
                 raise RevertError(
                     f"{what} from {sender} would revert: {reason or 'no reason given'}", reason
                 )
-            raise ChainError(f"cannot estimate gas for {what} from {sender}: {estimate.message}")
+            raise ChainError(
+                f"cannot estimate gas for {what} from {sender}: {printable(estimate.message)}"
+            )
         for result in (block, gas_price, chain_id):
             if isinstance(result, RpcError):
                 raise result
@@ -200,6 +212,8 @@ class Transactions:
         if str(result).lower() != tx_hash:
             raise ChainError(f"the node answered hash {result} for transaction {tx_hash}")
         self._rpc.count_sent()
+        if self._on_wait is not None:
+            self._remember_sender(tx_hash, raw)
         if self._log:
             self._log(f"broadcast {tx_hash}")
         return tx_hash
@@ -228,19 +242,48 @@ class Transactions:
         self, tx_hash: str, timeout_seconds: float, *, poll_seconds: float = RECEIPT_POLL_S
     ) -> Receipt:
         deadline = time.monotonic() + timeout_seconds
-        while True:
-            found = self.receipt(tx_hash)
-            if found is not None:
-                if found.status != 1:
-                    raise ChainError(f"transaction {tx_hash} reverted (block {found.block_number})")
-                return found
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ChainError(
-                    f"no receipt for transaction {tx_hash} after {timeout_seconds:g}s; "
-                    "it may still be mined: look it up by hash before doing anything else"
-                )
-            time.sleep(min(poll_seconds, remaining))
+        told = False
+        try:
+            while True:
+                found = self.receipt(tx_hash)
+                if found is not None:
+                    if found.status != 1:
+                        raise ChainError(
+                            f"transaction {tx_hash} reverted (block {found.block_number})"
+                        )
+                    return found
+                if not told and self._on_wait is not None:
+                    told = True  # once the first look found none: the block is still to come
+                    self._tell(tx_hash, time.time() + timeout_seconds)
+                self._poll(tx_hash, deadline, timeout_seconds, poll_seconds)
+        finally:
+            if told:
+                self._tell(tx_hash, 0.0)  # over: a wait whose end has passed
+
+    def _tell(self, tx_hash: str, until: float) -> None:
+        if self._on_wait is not None:
+            sender = self._senders.get(tx_hash, tx_hash)
+            what = f"receipt of {tx_hash[:10]}..."
+            self._on_wait(Wait(what, until, subject=sender, at_most=True))
+
+    def _remember_sender(self, tx_hash: str, raw: bytes) -> None:
+        try:
+            from eth_account import Account  # imported for signing already
+
+            self._senders[tx_hash] = str(Account.recover_transaction(raw)).lower()
+        except Exception:  # noqa: BLE001 - only for display: the hash names the wait then
+            pass
+
+    def _poll(
+        self, tx_hash: str, deadline: float, timeout_seconds: float, poll_seconds: float
+    ) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ChainError(
+                f"no receipt for transaction {tx_hash} after {timeout_seconds:g}s; "
+                "it may still be mined: look it up by hash before doing anything else"
+            )
+        time.sleep(min(poll_seconds, remaining))
 
 
 def _gwei(wei: int) -> str:
