@@ -9,8 +9,10 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from dydx3 import DydxApiError
 from support.apply_runs import (
@@ -27,6 +29,7 @@ from provisioner.records import META_KEY_CREATED, META_KEY_ID, META_REPLACES
 from provisioner.sandbox.control import SandboxInfo
 
 pytestmark = pytest.mark.sandbox
+SCHEMAS = Path(__file__).resolve().parents[2] / "provisioner" / "schemas"
 
 
 @pytest.fixture
@@ -180,3 +183,17 @@ def test_provision_rotate_replaces_a_young_key_now(env: SandboxInfo, tmp_path: A
     due = run("rotate", "-f", f, "--due", "--auto-approve")  # nothing is due for 89 days
     assert due.rc == 0 and "Nothing to apply" in due.out, due.text
     assert quoter(env, m)[0]["key"] == new["key"]
+    # again now: the key it replaced is in its overlap, so the rotation is blocked (it would be
+    # left live and untracked), told as JSON events (issue 19) and on stderr, and exits 1
+    args = ("rotate", "-f", f, "--account", "rot-now", "--key", "quoter", "--json")
+    assert run(*args).rc == 1  # --json asks no question
+    again = run(*args, "--auto-approve")
+    assert again.rc == 1, again.text
+    schema = json.loads((SCHEMAS / "events.schema.json").read_text())
+    events = [json.loads(line) for line in again.out.splitlines()]
+    for event in events:
+        jsonschema.validate(event, schema)
+    (planned,) = [e for e in events if e["type"] == "planned_step"]
+    assert planned["step"]["kind"] == "rotate_api_key", planned
+    assert "still in its overlap" in planned["blocked"] and "still in its overlap" in again.err
+    assert quoter(env, m)[0]["key"] == new["key"] and works(env, old)
