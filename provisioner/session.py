@@ -97,11 +97,19 @@ def work_for(options: PlanOptions) -> SignerCheck:
 
 
 def look(
-    session: Session, options: PlanOptions, known: WorldFacts | None = None
+    session: Session,
+    options: PlanOptions,
+    known: WorldFacts | None = None,
+    *,
+    at: float | None = None,
 ) -> tuple[WorldFacts, Plan]:
-    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run."""
+    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run;
+    ``at``: plan as at this time instead of when the facts were read (a saved plan's own, so
+    that the ages in its rotation steps are what they were when it was reviewed)."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     facts = session.observe(known, check_signer=work_for(options))
+    if at is not None:
+        facts = replace(facts, accounts=tuple(replace(a, observed_at=at) for a in facts.accounts))
     return facts, make_plan(session.manifest, facts, options, created_at=created)
 
 

@@ -103,7 +103,8 @@ def run_apply(
     SIGTERM / SIGINT (``Drain.installed``); a run it stopped raises ``Interrupted``."""
     drain = drain or Drain()
     saved = request.saved
-    facts, plan = look(session, request.options)
+    at = saved.observed_at if saved is not None else None  # a saved plan: as reviewed
+    facts, plan = look(session, request.options, at=at)
     if saved is not None:  # before the first write: the lock is one
         check_saved(request.saved_name, saved, plan)
     guardrails.refuse_unusable_signers(facts, session.redactor)
@@ -131,7 +132,7 @@ def run_apply(
             )
         failpoint("after_account_locks")
         session = session.only({a.name for a in plan.accounts} if saved else locks.accounts.held)
-        facts, plan = look(session, request.options, known=facts)
+        facts, plan = look(session, request.options, known=facts, at=at)
         if saved is not None:  # what runs (and is shown) below is this fresh plan, equal to it
             check_saved(request.saved_name, saved, plan)
         report(PlanReady(plan))

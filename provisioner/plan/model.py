@@ -225,6 +225,10 @@ class Plan:
     # what an untrusted plan (--untrusted-manifest) did not check; apply and the drift check do
     not_checked: tuple[str, ...] = ()
     options: PlanOptions = PlanOptions()
+    # when the facts were read (epoch seconds): the "now" of the API key ages and rotations in
+    # it. ``apply PLAN`` plans again at this same time, so a reviewed rotation is not refused
+    # because its key grew older since (only changed facts make a saved plan stale)
+    observed_at: float | None = None
 
     def steps(self) -> list[Step]:
         return [s for acc in self.accounts for s in acc.steps]
@@ -258,6 +262,7 @@ class Plan:
                 for a in self.accounts
             ],
             "created_at": self.created_at,
+            "observed_at": self.observed_at,
             "format_version": self.format_version,
             "not_checked": list(self.not_checked),
             "options": {
@@ -302,6 +307,7 @@ class Plan:
             fingerprint=data["fingerprint"],
             accounts=accounts,
             created_at=data.get("created_at", ""),
+            observed_at=None if data.get("observed_at") is None else float(data["observed_at"]),
             not_checked=tuple(str(n) for n in data.get("not_checked", ())),
             options=PlanOptions(
                 prune_api_keys=bool(data["options"]["prune_api_keys"]),

@@ -68,6 +68,7 @@ def make_plan(
         created_at=created_at,
         not_checked=facts.not_checked,
         options=options,
+        observed_at=next((a.observed_at for a in facts.accounts if a.observed_at), None),
     )
 
 

@@ -324,3 +324,23 @@ def test_a_rotation_on_mainnet_needs_its_confirmation_and_deposits_nothing() -> 
     assert stored_key(w) == "key-q1"
     assert rotate(confirm=True) == 0
     assert stored_key(w) != "key-q1"
+
+
+def test_a_saved_plan_with_a_rotation_is_applied_though_its_key_grew_older() -> None:
+    """`apply PLAN` plans again at the saved plan's own time: the rotation's summary (its
+    age) is what was reviewed, while the facts must still be the same (the fingerprint)."""
+    import json
+
+    w = rotating(rotate_after=5, overlap=3600, age=6)
+    _, plan = look(session(w), PlanOptions())
+    saved = Plan.from_dict(json.loads(plan.to_json()))
+    assert saved.observed_at is not None
+    assert [s.summary for s in saved.steps()] == ["rotate quoter: 6 s old, policy 5 s"]
+    time.sleep(1.1)
+    assert planned(w) == ["rotate quoter: 7 s old, policy 5 s"]  # now, it reads otherwise
+    request = ApplyRequest(options=saved.options, saved=saved, saved_name="plan.json")
+    seen: list[Event] = []
+    assert run_apply(session(w), request, report=seen.append, approve=lambda _p: False) == 0
+    assert stored_key(w) != "key-q1"
+    (shown,) = [e.plan for e in seen if isinstance(e, PlanReady)]
+    assert [s.summary for s in shown.steps()] == ["rotate quoter: 6 s old, policy 5 s"]
