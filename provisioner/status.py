@@ -19,12 +19,14 @@ class AccountStatus:
     account: str
     address: str
     onboarded: bool | None  # None: could not tell
-    registered: bool
-    deposited: str  # USDC, formatted
+    # None: the STARK key is neither in Vault nor derived, so the chain could not be asked
+    registered: bool | None
+    deposited: str | None  # USDC, formatted
     pending: str
     target: str
     stark_key_in_vault: bool
     api_keys: tuple[tuple[str, bool], ...]  # (name, present in Vault and, if known, at dYdX)
+    stark_key_derived: bool = False  # not in Vault, derived in memory from the signer to look
     key_ages: tuple[KeyAge, ...] = ()
     observed_at: float | None = None
 
@@ -38,6 +40,7 @@ class AccountStatus:
             "pending": self.pending,
             "target": self.target,
             "stark_key_in_vault": self.stark_key_in_vault,
+            "stark_key_derived": self.stark_key_derived,
             "api_keys": dict(self.api_keys),
             "api_key_rotation": [k.to_dict() for k in self.key_ages],
         }
@@ -79,17 +82,22 @@ def account_status(spec: AccountSpec, f: AccountFacts) -> AccountStatus:
         )
         for name, e in f.api_secrets
     )
+    owner_known = not f.stark_key_unknown or f.derived_stark_key is not None
     return AccountStatus(
         account=spec.name,
         address=spec.address,
         onboarded=f.user_exists,
-        registered=f.stark_key_owner is not None
-        and f.stark_key_owner.lower() == spec.address.lower(),
-        deposited=format_usdc(from_base_units(f.deposited)),
+        registered=(
+            f.stark_key_owner is not None and f.stark_key_owner.lower() == spec.address.lower()
+        )
+        if owner_known
+        else None,
+        deposited=None if f.stark_key_unknown else format_usdc(from_base_units(f.deposited)),
         pending=format_usdc(from_base_units(f.pending_deposits + f.unconfirmed_deposits)),
         target=format_usdc(spec.deposit),
         stark_key_in_vault=f.stark_secret.exists,
         api_keys=keys,
+        stark_key_derived=f.derived_stark_key is not None,
         key_ages=key_ages(spec, f),
         observed_at=f.observed_at,
     )

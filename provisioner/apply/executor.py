@@ -142,6 +142,7 @@ def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
 class _Progress:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     failed: str | None = None
     error: str | None = None
     not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
@@ -175,6 +176,7 @@ class _AccountRun:
             name=self.plan.name,
             done=tuple(p.done),
             skipped=tuple(p.skipped),
+            unchanged=tuple(p.unchanged),
             failed=p.failed,
             error=p.error,
             tx_hashes=tuple(self.ctx.tx_hashes),
@@ -231,7 +233,7 @@ class _AccountRun:
             p.current = step.id
             try:
                 self.ctx.fence()  # a run that lost its lease starts nothing
-                RUNNERS[step.kind](self.ctx, step)
+                outcome = RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
                 p.current = None
                 self.failed_steps.add(step.id)
@@ -241,8 +243,8 @@ class _AccountRun:
                 continue
             p.current = None
             failpoint(f"after_step:{step.kind.value}")
-            self.report(StepDone(step))
-            p.done.append(step.id)
+            self.report(StepDone(step, outcome))
+            (p.done if outcome.changed else p.unchanged).append(step.id)
 
 
 def _describe(ctx: AccountContext, exc: Exception) -> str:

@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable
 
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.apply.steps import _api_record, _create_api_key, _unstored_key_deleted, _write
+from provisioner.apply.events import Outcome
+from provisioner.apply.steps import (
+    _api_record,
+    _create_api_key,
+    _stored,
+    _unstored_key_deleted,
+    _write,
+)
 from provisioner.clients.vault import VaultError
 from provisioner.failpoints import failpoint
 from provisioner.journal import KeyIntent
@@ -20,7 +27,7 @@ from provisioner.plan.rotation import StoredKey
 from provisioner.records import API_FIELDS, META_KEY_CREATED, META_KEY_ID, META_REPLACES
 
 
-def rotate_api_key(ctx: AccountContext, step: Step) -> None:
+def rotate_api_key(ctx: AccountContext, step: Step) -> Outcome:
     """Create a new key at dYdX and store it as a new version of the same destination; the key
     it replaces keeps working until its overlap ends (``retire_api_key``).
 
@@ -39,7 +46,7 @@ def rotate_api_key(ctx: AccountContext, step: Step) -> None:
     if held is None or held.key_id != params.replaces:
         if held is not None and held.replaces == params.replaces:
             ctx.log(f"API key {name} was already rotated to {held.key_id} (found by a fresh check)")
-            return
+            return Outcome(False, f"API key {name} was already rotated to {held.key_id}")
         raise StepFailed(
             f"{path} holds key {held.key_id if held else 'none'}, not {params.replaces} as planned; plan again"
         )
@@ -74,14 +81,19 @@ def rotate_api_key(ctx: AccountContext, step: Step) -> None:
             account=ctx.spec.name,
         )
         failpoint("after_metadata:rotate_api_key")
-        _write(ctx, path, _api_record(ctx, creds), label="rotated_api_key")
+        version = _write(ctx, path, _api_record(ctx, creds), label="rotated_api_key")
     except Exception as exc:  # noqa: BLE001 - whatever failed, no key may stay without its secret
         raise _unstored_key_deleted(ctx, intent, creds.key, exc) from None
     ctx.journal.forget(ctx.spec.name, intent.key)
     ctx.log(f"rotated API key {name}: {creds.key} stored at {path}, {params.replaces} still works")
+    return Outcome(
+        True,
+        f"rotated API key {name}: created {creds.key} at dYdX, {_stored(path, version)}; "
+        f"{params.replaces} still works",
+    )
 
 
-def retire_api_key(ctx: AccountContext, step: Step) -> None:
+def retire_api_key(ctx: AccountContext, step: Step) -> Outcome:
     """Delete at dYdX the key a rotation replaced, once the overlap has passed. Only the id the
     destination's own rotation record names as replaced, and only while the destination holds
     another, complete key: never the stored key, never the default key."""
@@ -109,14 +121,19 @@ def retire_api_key(ctx: AccountContext, step: Step) -> None:
         raise StepFailed(f"key {params.key_id} is the default API key, which is never deleted")
     if params.key_id not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
         ctx.log(f"the previous {params.name} key {params.key_id} is already gone at dYdX")
-        return
+        return Outcome(False, f"the previous {params.name} key {params.key_id} is already gone")
     failpoint("before_retire:api_key")
     ctx.conn.dydx.delete_api_key(ctx.signer, params.key_id, default_key=default)
     ctx.forget_credentials(params.key_id)
     ctx.log(f"retired the previous {params.name} key {params.key_id} (replaced by {held.key_id})")
+    return Outcome(
+        True,
+        f"deleted the previous {params.name} key {params.key_id} at dYdX "
+        f"(replaced by {held.key_id} {format_duration(since)} ago)",
+    )
 
 
-RUNNERS: dict[StepKind, Callable[[AccountContext, Step], None]] = {
+RUNNERS: dict[StepKind, Callable[[AccountContext, Step], Outcome]] = {
     StepKind.ROTATE_API_KEY: rotate_api_key,
     StepKind.RETIRE_API_KEY: retire_api_key,
 }

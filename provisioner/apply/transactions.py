@@ -81,9 +81,9 @@ def _held(ctx: AccountContext, tx: StoredTx) -> str:
     )
 
 
-def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> None:
+def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> str:
     """Sign, verify, journal, broadcast, wait for confirmations. The journal entry is written
-    before the broadcast and forgotten only once the transaction is final."""
+    before the broadcast and forgotten only once the transaction is final. The hash sent."""
     signer = ctx.signer
     nonce = int(str(tx["nonce"]))
     base = StoredTx(
@@ -131,9 +131,10 @@ def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int
         ) from None
     if intent != "deposit":
         ctx.unconfirmed.append(entry)
-        return
+        return tx_hash
     ctx.journal.forget_tx(entry)
     ctx.log(f"{intent} confirmed: {tx_hash}")
+    return tx_hash
 
 
 def await_confirmations(ctx: AccountContext) -> None:

@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plan deleting API keys the manifest no longer names",
     )
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
     _untrusted_args(p)
 
@@ -163,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
     _stream_args(p)
 
@@ -178,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--target", action="append", default=[], metavar="NAME")
     p.add_argument("--shard", default=None, metavar="I/N")
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
 
     p = sub.add_parser(

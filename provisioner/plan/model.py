@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -164,6 +164,7 @@ class PlanOptions:
     prune_api_keys: bool = False
     targets: tuple[str, ...] = ()
     shard: str | None = None
+    derive: bool = False  # remote signers derive a STARK key Vault lacks (``--derive``)
     # ``provision rotate``'s: never in a plan file (``plan --out`` cannot set them, and
     # ``rotate`` saves no plan), so a saved plan always has the defaults. A plan made with
     # them holds only rotation steps: read back without them, it would not match a fresh
@@ -180,6 +181,8 @@ class PlanOptions:
             out.append("--target")
         if self.shard != other.shard:
             out.append("--shard")
+        if self.derive != other.derive:
+            out.append("--derive")
         if self.rotate != other.rotate:
             out.append("rotate --account --key")
         if self.rotation_only != other.rotation_only:
@@ -269,6 +272,7 @@ class Plan:
                 "prune_api_keys": self.options.prune_api_keys,
                 "targets": list(self.options.targets),
                 "shard": self.options.shard,
+                "derive": self.options.derive,
             },
             "summary": {
                 "add": s.add,
@@ -313,5 +317,21 @@ class Plan:
                 prune_api_keys=bool(data["options"]["prune_api_keys"]),
                 targets=tuple(str(t) for t in data["options"]["targets"]),
                 shard=data["options"]["shard"],
+                derive=bool(data["options"].get("derive", False)),
             ),
         )
+
+
+def propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
+    """The steps, each waiting for a blocked one blocked too (the planner's last pass)."""
+    blocked: dict[str, str] = {}
+    out = []
+    for step in steps:
+        if step.blocked is None:
+            waiting = next((d for d in step.depends_on if d in blocked), None)
+            if waiting is not None:
+                step = replace(step, blocked=f"waits for blocked step {waiting}")
+        if step.blocked is not None:
+            blocked[step.id] = step.blocked
+        out.append(step)
+    return tuple(out)

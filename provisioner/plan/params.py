@@ -70,7 +70,11 @@ UNLIMITED_ALLOWANCE = 2**256 - 1  # what `allowance: max` approves
 
 @dataclass(frozen=True)
 class ApproveParams:
+    """``amount``: the allowance planned; ``target``: the deposit target the step recomputes the
+    remaining deposit from when it runs (absent in older plans: then ``amount`` is approved)."""
+
     amount_base_units: int = _wire("amount", _base_units)
+    target_base_units: int | None = _optional("target", _base_units)
 
     @property
     def unlimited(self) -> bool:

@@ -6,22 +6,29 @@ blocked too. Deposits only ever top up: a target below what was deposited is a
 note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
 and the default API key is never deleted.
 
-Each step's condition reads what the builder decided before it (whether the STARK key is
-ready, which onboarding and registration steps a later one waits for, the derived default
-key's id). Beside it: the notes on what an interrupted run left in the journal
-(plan/journal_notes.py) and the API key rotations (plan/rotation.py).
+Each step's condition reads what the builder decided before it (the STARK key ready, the
+steps a later one waits for, the derived default key's id). Beside it: plan/adoption.py (a
+STARK key derived while observing), plan/journal_notes.py, plan/rotation.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
 from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
 from provisioner.money import deposit_need, format_usdc, from_base_units, to_base_units
+from provisioner.plan.adoption import KNOWN_ONCE, dydx_key_conflict, unknown_why
 from provisioner.plan.fingerprint import fingerprint
 from provisioner.plan.journal_notes import interrupted_key_creations, journaled_transactions
-from provisioner.plan.model import AccountPlan, Action, Note, Plan, PlanOptions, Step, StepKind
+from provisioner.plan.model import (
+    AccountPlan,
+    Action,
+    Note,
+    Plan,
+    PlanOptions,
+    Step,
+    StepKind,
+    propagate_blocks,
+)
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -89,7 +96,7 @@ def plan_account(
     return AccountPlan(
         name=spec.name,
         address=spec.address,
-        steps=_propagate_blocks(steps),
+        steps=propagate_blocks(steps),
         notes=tuple(b.notes),
         api_keys=key_ages(spec, facts),
     )
@@ -182,6 +189,19 @@ class _AccountPlanBuilder:
             return
         action = Action.UPDATE if entry.exists else Action.CREATE
         reason = "STARK key incomplete in Vault" if entry.exists else "no STARK key in Vault"
+        conflict = dydx_key_conflict(self.spec, self.facts, self.import_hint())
+        if conflict is not None:
+            self.stark_step = self.add(
+                StepKind.STARK_KEY,
+                action,
+                f"store the STARK key at {entry.path}",
+                "the key derived from the signer is not dYdX's",
+                blocked=conflict,
+                params=StarkKeyParams(path=entry.path),
+            )
+            return
+        if self.facts.derived_stark_key is not None:
+            reason += "; derived in memory for this plan, the same key dYdX has"
         self.stark_step = self.add(
             StepKind.STARK_KEY,
             action,
@@ -378,24 +398,36 @@ class _AccountPlanBuilder:
                 params=ApiKeyParams(path=path, name=key.name, version=entry.version),
             )
 
+    def unknown_why(self) -> str:
+        return unknown_why(self.spec, self.facts, self.import_hint())
+
     def registration(self) -> None:
         owner = self.facts.stark_key_owner
-        if self.stark_ready and owner is not None:
+        derived = self.facts.derived_stark_key
+        if (self.stark_ready or derived is not None) and owner is not None:
             if owner.lower() != self.spec.address.lower():
+                where = (
+                    f"in {self.facts.stark_secret.path}"
+                    if self.stark_ready
+                    else "derived from the signer"
+                )
                 self.add(
                     StepKind.REGISTER,
                     Action.CREATE,
                     "register the STARK key on L1",
                     "registered to another address",
-                    blocked=f"conflict: the STARK key in {self.facts.stark_secret.path} is registered on L1 to {owner}, not {self.spec.address}",
+                    blocked=f"conflict: the STARK key {where} is registered on L1 to {owner}, not {self.spec.address}",
                     params=RegisterParams(),
                 )
             return
+        unknown = not self.stark_ready and derived is None and self.facts.stark_key_unknown
         self.add(
             StepKind.REGISTER,
             Action.CREATE,
-            "register the STARK key on L1 (GET /v3/registration, then registerUser)",
-            "getEthKey(starkKey) is not this address",
+            f"register the STARK key on L1 unless it is already: {KNOWN_ONCE}"
+            if unknown
+            else "register the STARK key on L1 (GET /v3/registration, then registerUser)",
+            self.unknown_why() if unknown else "getEthKey(starkKey) is not this address",
             depends=(self.stark_step, self.onboard_step),
             blocked=self.needs_signer(
                 "registration needs an Ethereum signer (registerUser is sent from the wallet); "
@@ -424,6 +456,7 @@ class _AccountPlanBuilder:
             )
         if not need:
             return
+        unknown = self.facts.stark_key_unknown
         need_text = format_usdc(from_base_units(need))
         blocked = self.needs_signer(
             "a deposit needs an Ethereum signer (approve and deposit are sent from the wallet); "
@@ -440,35 +473,28 @@ class _AccountPlanBuilder:
             approve_id = self.add(
                 StepKind.APPROVE,
                 Action.UPDATE,
-                f"approve {shown} for the exchange",
-                f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC",
+                f"approve {'up to ' if unknown and self.spec.allowance != 'max' else ''}{shown} "
+                "for the exchange" + (f": {KNOWN_ONCE}" if unknown else ""),
+                f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC"
+                + (f" (the deposit at most: {self.unknown_why()})" if unknown else ""),
                 # no allowance for a deposit that cannot happen: wait for what the deposit waits for
                 depends=(self.onboard_step, register_id),
                 blocked=blocked,
-                params=ApproveParams(amount_base_units=amount),
+                params=ApproveParams(amount_base_units=amount, target_base_units=target),
             )
         waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
         pending = f" (+{format_usdc(from_base_units(waiting))} pending)" if waiting else ""
         self.add(
             StepKind.DEPOSIT,
             Action.CREATE,
-            f"deposit {need_text} USDC",
-            f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
+            f"deposit up to {need_text} USDC: {KNOWN_ONCE}"
+            if unknown
+            else f"deposit {need_text} USDC",
+            # the worst case (nothing deposited yet) is what the deposit ceilings are held to
+            f"deposits not known, counted as {need_text} of {format_usdc(self.spec.deposit)} USDC: {self.unknown_why()}"
+            if unknown
+            else f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
             depends=(self.onboard_step, register_id, approve_id),
             blocked=blocked,
             params=DepositParams(amount_base_units=need, target_base_units=target),
         )
-
-
-def _propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
-    blocked: dict[str, str] = {}
-    out = []
-    for step in steps:
-        if step.blocked is None:
-            waiting = next((d for d in step.depends_on if d in blocked), None)
-            if waiting is not None:
-                step = replace(step, blocked=f"waits for blocked step {waiting}")
-        if step.blocked is not None:
-            blocked[step.id] = step.blocked
-        out.append(step)
-    return tuple(out)

@@ -17,6 +17,7 @@ from support.plans import fleet_plan
 from provisioner.apply.events import (
     AccountResult,
     Finished,
+    Outcome,
     PlanReady,
     StepDone,
     StepFailed,
@@ -26,11 +27,17 @@ from provisioner.cli.output.jsonl import JsonReporter
 from provisioner.cli.output.lines import Lines
 from provisioner.cli.output.live import LiveReporter
 from provisioner.cli.output.plain import PlainReporter
+from provisioner.plan.model import Step
 from provisioner.redact import Redactor
 from provisioner.waits import Wait
 
 ACCOUNTS = [f"mm-{i:02d}" for i in range(8)]
 CANARY = "canary-secret-5f1e0c9a7b"
+
+
+def _done(step: Step) -> StepDone:
+    """A step that did what it planned: its outcome says so in the plan's words."""
+    return StepDone(step, Outcome(True, step.summary))
 
 
 class SlowStream(io.StringIO):
@@ -53,7 +60,7 @@ def _storm(report, plan) -> None:  # type: ignore[no-untyped-def]
         start.wait()
         for step in acc.steps:
             report(StepStarted(step))
-            report(StepDone(step))
+            report(_done(step))
 
     threads = [threading.Thread(target=account, args=(a,)) for a in plan.accounts]
     for t in threads:
@@ -112,7 +119,7 @@ def test_plain_lines_say_every_30s_what_the_run_waits_for_without_control_codes(
         report(StepStarted(plan.accounts[0].steps[0]))
         report(Wait("dYdX write window", time.time() + 41, account="mm-beta"))
         time.sleep(0.3)
-        report(StepDone(plan.accounts[0].steps[0]))
+        report(_done(plan.accounts[0].steps[0]))
         report(Finished((AccountResult("mm-alpha", done=("mm-alpha/stark_key",)),)))
         count = err.getvalue().count("still waiting")
         time.sleep(0.2)
@@ -141,7 +148,7 @@ def test_the_json_stream_follows_its_schema_and_redacts_secrets() -> None:
         report(StepStarted(steps[0]))
         report(Wait("dYdX write window", time.time() + 12, account="mm-alpha"))
         report(Wait("receipt of 0xabc", 0.0, subject="0xabc"))
-        report(StepDone(steps[0]))
+        report(_done(steps[0]))
         report(StepStarted(steps[1]))
         report(StepFailed("mm-alpha", steps[1], f"dYdX refused the key {CANARY}"))
         report(StepFailed("mm-beta", None, "journal unreadable"))
@@ -186,7 +193,7 @@ def test_the_live_display_counts_accounts_steps_and_waits() -> None:
     live.tally.on(PlanReady(plan))
     live.tally.started = time.time() - 20
     for step in plan.accounts[0].steps:
-        live.tally.on(StepDone(step))
+        live.tally.on(_done(step))
     live.tally.on(StepFailed("mm-gamma", plan.accounts[2].steps[0], "boom"))
     live.tally.on(Wait("dYdX write window", time.time() + 41.4, account="mm-beta"))
     console_text = _render(live)
@@ -218,7 +225,7 @@ def test_the_live_display_prints_failures_as_they_happen_and_a_table_at_the_end(
         failure_shown = err.getvalue()
         for step in alpha:
             live(StepStarted(step))
-            live(StepDone(step))
+            live(_done(step))
         live(
             Finished(
                 (

@@ -251,6 +251,8 @@ class FakeChain:
         self.mine = True
         self.nonces = FakeNonces()
         self.taken_nonces: set[tuple[str, int]] = set()
+        # STARK key -> L1 owner; None: every key asked about is registered to its address
+        self.registered: dict[int, str] | None = None
         self._lock = threading.Lock()
 
     def read_accounts(
@@ -261,9 +263,13 @@ class FakeChain:
                 usdc_balance=10**12,
                 usdc_allowance=self.allowance.get(address, 0),
                 eth_balance_wei=10**18,
-                stark_key_owner=address,
+                stark_key_owner=address
+                if self.registered is None
+                else self.registered.get(stark)
+                if stark is not None
+                else None,
             )
-            for address, _ in items
+            for address, stark in items
         }
 
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:

@@ -27,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
         raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = load_saved_plan(args.plan_file) if args.plan_file else None
     options = PlanOptions(
-        prune_api_keys=args.prune_api_keys, targets=tuple(args.target or ()), shard=args.shard
+        prune_api_keys=args.prune_api_keys,
+        targets=tuple(args.target or ()),
+        shard=args.shard,
+        derive=args.derive,
     )
     if saved is not None:
         options = saved_options(saved, options, args.plan_file)

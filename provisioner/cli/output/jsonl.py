@@ -31,6 +31,7 @@ from provisioner.apply.events import (
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines
+from provisioner.cli.output.plain import apply_summary_line, done_line
 from provisioner.plan.model import Plan, Step
 from provisioner.plan.render import summary_line
 from provisioner.redact import Redactor
@@ -122,7 +123,13 @@ class JsonReporter:
             self.emit("step_start", f"{s.account}: {s.summary} ...", **_step_fields(s))
         elif isinstance(event, StepDone):
             s = event.step
-            self.emit("step_complete", f"{s.account}: done: {s.summary}", **_step_fields(s))
+            self.emit(
+                "step_complete",
+                f"{s.account}: {done_line(event)}",
+                **_step_fields(s),
+                changed=event.outcome.changed,
+                outcome=event.outcome.text,
+            )
         elif isinstance(event, StepFailed):
             fields: dict[str, Any] = {"account": event.account, "error": event.error}
             if event.step is not None:
@@ -193,10 +200,11 @@ class JsonReporter:
         failed = finished.failed
         self.emit(
             "apply_summary",
-            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.",
+            apply_summary_line(finished),
             level="error" if failed else "info",
             changes={
                 "steps_done": finished.steps_done,
+                "steps_unchanged": finished.steps_unchanged,
                 "accounts": len(finished.results),
                 "failed": len(failed),
                 "busy": finished.busy,
@@ -206,6 +214,7 @@ class JsonReporter:
                 {
                     "name": r.name,
                     "done": list(r.done),
+                    "unchanged": list(r.unchanged),
                     "skipped": list(r.skipped),
                     "failed": r.failed,
                     "error": r.error,

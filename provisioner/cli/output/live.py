@@ -31,7 +31,7 @@ from provisioner.apply.events import (
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines, styled
-from provisioner.cli.output.plain import WAIT_LINE_FROM, failure_line
+from provisioner.cli.output.plain import WAIT_LINE_FROM, apply_summary_line, failure_line
 from provisioner.cli.output.tally import Tally
 from provisioner.plan.render import render_text
 from provisioner.redact import Redactor
@@ -197,8 +197,6 @@ class LiveReporter:
         for res in finished.results:
             for tx in res.tx_hashes:
                 self.lines.out(self.redact(f"  {res.name}: transaction {tx}"))
-        self.lines.out(
-            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed."
-        )
+        self.lines.out(apply_summary_line(finished))
         if failed:
             self.lines.err(self.redact(failure_line(finished)))

@@ -90,8 +90,8 @@ class PlainReporter:
             self._err(f"warning: {event.message}")
         elif isinstance(event, StepStarted):
             self._err(f"  {event.step.account}: {event.step.summary} ...")
-        elif isinstance(event, StepDone):
-            self._err(f"  {event.step.account}: done: {event.step.summary}")
+        elif isinstance(event, StepDone):  # what the step did, not what was planned
+            self._err(f"  {event.step.account}: {done_line(event)}")
         elif isinstance(event, Wait):
             self._start_ticker()
             now = self.tally.clock()
@@ -147,9 +147,26 @@ def summarize(finished: Finished, lines: Lines, redact: Callable[[str], str]) ->
     if len(stopped) > _LISTED:
         lines.err(f"  ... and {len(stopped) - _LISTED} more account(s)")
     verb = "stopped" if stopped else "complete"
-    lines.out(f"Apply {verb}: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.")
+    lines.out(apply_summary_line(finished, verb))
     if failed:
         lines.err(failure_line(finished))
+
+
+def done_line(event: StepDone) -> str:
+    """A finished step as its Outcome says: "done: deposited 1.5 USDC (3 of 4.5 already
+    there)", or "nothing to do: ..." when it found the work done (issue 17)."""
+    what = "done" if event.outcome.changed else "nothing to do"
+    return f"{what}: {event.outcome.text}"
+
+
+def apply_summary_line(finished: Finished, verb: str = "complete") -> str:
+    unchanged = (
+        f", {finished.steps_unchanged} found nothing to do" if finished.steps_unchanged else ""
+    )
+    return (
+        f"Apply {verb}: {finished.steps_done} step(s) done{unchanged}, "
+        f"{len(finished.failed)} account(s) failed."
+    )
 
 
 def failure_line(finished: Finished) -> str:
