@@ -15,14 +15,22 @@ from jsonschema import Draft202012Validator
 from support.plans import fleet_plan
 
 from provisioner.apply.events import (
+    AccountBusy,
     AccountResult,
+    Cancelled,
     Finished,
+    LeaseTakenOver,
+    LeaseTrouble,
+    LeaseWaiting,
+    NothingToApply,
     Outcome,
     PlanReady,
     StepDone,
     StepFailed,
     StepStarted,
 )
+from provisioner.apply.holder import Process
+from provisioner.apply.lease import LeaseRecord, Takeover
 from provisioner.cli.output.jsonl import JsonReporter
 from provisioner.cli.output.lines import Lines
 from provisioner.cli.output.live import LiveReporter
@@ -184,6 +192,56 @@ def test_the_json_stream_follows_its_schema_and_redacts_secrets() -> None:
     assert CANARY not in out.getvalue()
     errored = documents[20]
     assert errored["step"]["id"] == "mm-alpha/onboard" and "refused the key" in errored["error"]
+
+
+def _notices() -> list:  # type: ignore[type-arg]
+    holder = LeaseRecord("run-1", Process.current(), 0.0, 60.0, 60)
+    return [
+        AccountBusy("mm-beta", holder, f"held by run-1 ({CANARY})"),
+        LeaseTakenOver(Takeover("state/locks/manifest-1", holder, "its process is gone")),
+        LeaseWaiting("a live lease holds the manifest: watching it for 60 s"),
+        LeaseTrouble("renewing the lease failed: Vault answered 503"),
+        NothingToApply(),
+        Cancelled(),
+    ]
+
+
+def test_every_reporter_words_the_run_notices_alike() -> None:
+    redactor = Redactor()
+    redactor.register(CANARY)
+    took = "took over state/locks/manifest-1 from "
+    plain_out, plain_err = io.StringIO(), io.StringIO()
+    with PlainReporter(redactor, Lines(plain_out, plain_err)) as report:
+        for event in _notices():
+            report(event)
+    assert plain_out.getvalue() == "Nothing to apply.\nApply cancelled.\n"
+    lines = plain_err.getvalue().splitlines()
+    assert lines[0].startswith("  mm-beta: held by run-1 (") and CANARY not in lines[0]
+    assert lines[1].startswith("  " + took) and lines[1].endswith(": its process is gone")
+    assert lines[2:] == [
+        "  a live lease holds the manifest: watching it for 60 s",
+        "warning: renewing the lease failed: Vault answered 503",
+    ]
+    live_out, live_err = io.StringIO(), io.StringIO()
+    with LiveReporter(redactor, Lines(live_out, live_err)) as report:
+        for event in _notices():
+            report(event)
+    assert live_out.getvalue() == plain_out.getvalue()
+    assert live_err.getvalue().splitlines()[-2:] == lines[2:]  # (the console wraps at 80)
+    assert CANARY not in live_err.getvalue()
+    json_out = io.StringIO()
+    with JsonReporter(redactor, Lines(json_out, io.StringIO())) as report:
+        for event in _notices():
+            report(event)
+    documents = [json.loads(line) for line in json_out.getvalue().splitlines()][1:]  # (version)
+    validator = _events_schema()
+    assert all(not list(validator.iter_errors(d)) for d in documents)
+    assert [(d["type"], d["@level"], d.get("account")) for d in documents] == [
+        ("note", "warn", "mm-beta"), ("note", "warn", None), ("note", "info", None),
+        ("note", "warn", None), ("note", "info", None), ("note", "warn", None),
+    ]  # fmt: skip
+    assert documents[3]["@message"] == "renewing the lease failed: Vault answered 503"
+    assert CANARY not in json_out.getvalue()
 
 
 def test_the_live_display_counts_accounts_steps_and_waits() -> None:

@@ -17,20 +17,15 @@ from typing import Any
 
 from provisioner import __version__
 from provisioner.apply.events import (
-    AccountBusy,
-    Cancelled,
     Event,
     Finished,
-    LeaseTakenOver,
-    LeaseTrouble,
-    LeaseWaiting,
-    NothingToApply,
     PlanReady,
     StepDone,
     StepFailed,
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines
+from provisioner.cli.output.notices import notice
 from provisioner.cli.output.plain import apply_summary_line, done_line
 from provisioner.plan.model import Plan, Step
 from provisioner.plan.render import summary_line
@@ -104,20 +99,9 @@ class JsonReporter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, PlanReady):
             self.plan(event.plan)
-        elif isinstance(event, NothingToApply):
-            self.emit("note", "Nothing to apply.")
-        elif isinstance(event, Cancelled):
-            self.emit("note", "Apply cancelled.", level="warn")
-        elif isinstance(event, AccountBusy):
-            self.emit(
-                "note", f"{event.account}: {event.message}", level="warn", account=event.account
-            )
-        elif isinstance(event, LeaseTakenOver):
-            self.emit("note", event.takeover.describe(), level="warn")
-        elif isinstance(event, LeaseWaiting):
-            self.emit("note", event.message)
-        elif isinstance(event, LeaseTrouble):
-            self.emit("note", event.message, level="warn")
+        elif (said := notice(event)) is not None:
+            about = {"account": said.account} if said.account else {}
+            self.emit("note", said.message, level=said.level, **about)
         elif isinstance(event, StepStarted):
             s = event.step
             self.emit("step_start", f"{s.account}: {s.summary} ...", **_step_fields(s))

@@ -12,19 +12,14 @@ from collections.abc import Callable
 from types import TracebackType
 
 from provisioner.apply.events import (
-    AccountBusy,
-    Cancelled,
     Event,
     Finished,
-    LeaseTakenOver,
-    LeaseTrouble,
-    LeaseWaiting,
-    NothingToApply,
     PlanReady,
     StepDone,
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines, styled
+from provisioner.cli.output.notices import notice
 from provisioner.cli.output.tally import Tally
 from provisioner.plan.render import render_text
 from provisioner.redact import Redactor
@@ -76,18 +71,8 @@ class PlainReporter:
         if isinstance(event, PlanReady):
             text = render_text(event.plan, color=self.color, compact=self.compact)
             self.lines.out(styled(self.redact(text), color=self.color))
-        elif isinstance(event, NothingToApply):
-            self.lines.out("Nothing to apply.")
-        elif isinstance(event, Cancelled):
-            self.lines.out("Apply cancelled.")
-        elif isinstance(event, AccountBusy):
-            self._err(f"  {event.account}: {event.message}")
-        elif isinstance(event, LeaseTakenOver):
-            self._err(f"  {event.takeover.describe()}")
-        elif isinstance(event, LeaseWaiting):
-            self._err(f"  {event.message}")
-        elif isinstance(event, LeaseTrouble):
-            self._err(f"warning: {event.message}")
+        elif (said := notice(event)) is not None:
+            self.lines.out(said.line) if said.result else self._err(said.line)
         elif isinstance(event, StepStarted):
             self._err(f"  {event.step.account}: {event.step.summary} ...")
         elif isinstance(event, StepDone):  # what the step did, not what was planned
