@@ -26,6 +26,10 @@ class VaultEntry:
     fields: frozenset[str] = frozenset()  # names of the data keys present
     # non-secret data values (public key, key id, position id...)
     public: tuple[tuple[str, str], ...] = ()
+    # when the current version was written (Vault's created_time, epoch seconds); None: unknown
+    written_at: float | None = None
+    # this tool's rotation records in custom_metadata (records.ROTATION_METADATA), ours only
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def is_ours(self, account: str) -> bool:
         return self.managed_by == MANAGED_BY and self.account == account
@@ -36,6 +40,9 @@ class VaultEntry:
 
     def get(self, name: str) -> str | None:
         return dict(self.public).get(name)
+
+    def meta(self, name: str) -> str | None:
+        return dict(self.metadata).get(name)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,9 @@ class AccountFacts:
     # could not be read (dYdX knows the user, or could not tell).
     derived_stark_key: DerivedStarkKey | None = None
     stark_key_unknown: bool = False
+    # when these facts were read (epoch seconds): the planner's "now" for key ages. Not part
+    # of the fingerprint (plan/fingerprint.py): it changes on every look, the world need not.
+    observed_at: float | None = field(default=None, compare=False, metadata={"fingerprint": False})
 
     def api_secret(self, name: str) -> VaultEntry | None:
         return dict(self.api_secrets).get(name)

@@ -30,6 +30,7 @@ named in ``WorldFacts.not_checked``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -101,10 +102,12 @@ def observe(
     known: WorldFacts | None = None,
     check_signer: SignerCheck = no_signer,
     derive: Derive = Derive.LOCAL,
+    clock: Callable[[], float] = time.time,
 ) -> WorldFacts:
-    """``known``: facts of an earlier look in this run (see the module docstring)."""
+    """``known``: facts of an earlier look in this run (see the module docstring); ``clock``:
+    the wall clock the facts are stamped with (the planner's "now" for API key ages)."""
     if conn.untrusted:
-        return _observe_untrusted(conn, accounts, parallelism, check_signer)
+        return _observe_untrusted(conn, accounts, parallelism, check_signer, clock)
     network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
@@ -121,7 +124,7 @@ def observe(
         )
     facts = [
         _with_derived_default(p, f)
-        for p, f in zip(partials, _with_chain_facts(conn, partials), strict=True)
+        for p, f in zip(partials, _with_chain_facts(conn, partials, clock()), strict=True)
     ]
     # A signer resolved while deriving (or that failed to be) is not resolved again, unless the
     # default key's id is needed and deriving did not recover it.
@@ -149,6 +152,7 @@ def _observe_untrusted(
     accounts: Sequence[AccountSpec],
     parallelism: int,
     has_work: SignerCheck,
+    clock: Callable[[], float],
 ) -> WorldFacts:
     """Metadata, public dYdX reads and the chain: nothing that needs a credential or a secret.
     ``has_work``: the accounts whose signer a trusted run would check (named as not checked)."""
@@ -182,7 +186,7 @@ def _observe_untrusted(
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         partials = list(pool.map(offchain, accounts))
-    facts = _with_chain_facts(conn, partials)
+    facts = _with_chain_facts(conn, partials, clock())
     selected = {a.name for a in accounts}
     journaled = sorted(
         set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
@@ -218,8 +222,11 @@ def _observe_untrusted(
     )
 
 
-def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
-    """The batched chain reads for every account, joined to what Vault and dYdX said."""
+def _with_chain_facts(
+    conn: Connections, partials: list[_Partial], observed_at: float
+) -> list[AccountFacts]:
+    """The batched chain reads for every account, joined to what Vault and dYdX said;
+    ``observed_at``: when the off-chain reads were made."""
     chain_state = conn.chain.read_accounts([(p.spec.address, _chain_key(p)) for p in partials])
     # A deposit counts as done only with `confirmations` blocks on top; younger ones count
     # toward the target (no second deposit) but leave the account pending.
@@ -254,6 +261,7 @@ def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[Accou
                 signer_error=p.signer_error,
                 derived_stark_key=p.derived,
                 stark_key_unknown=p.stark_unknown,
+                observed_at=observed_at,
             )
         )
     return facts

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from provisioner.connections import Connections, connect
 from provisioner.errors import ProvisionerError
-from provisioner.facts import AccountFacts, WorldFacts
+from provisioner.facts import WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.manifest.trust import TRUSTED, LoadPolicy
@@ -99,22 +99,33 @@ def open_session(
     return Session(manifest, tuple(accounts), conn, parallelism)
 
 
-def has_steps(spec: AccountSpec, facts: AccountFacts) -> bool:
-    """An account the planner has work for, or with keys at dYdX no destination holds (which
-    the derived default key must be told apart from): only its signer is worth resolving."""
-    return bool(plan_account(spec, facts).steps) or unstored_keys(facts)
+def work_for(options: PlanOptions) -> SignerCheck:
+    """Whether the planner has work for an account under ``options``, or dYdX lists keys no
+    destination holds (which the derived default key must be told apart from; a key in its
+    rotation overlap is one): only then is its signer worth resolving."""
+    return lambda spec, facts: (
+        bool(plan_account(spec, facts, options).steps) or unstored_keys(facts)
+    )
 
 
 def look(
-    session: Session, options: PlanOptions, known: WorldFacts | None = None
+    session: Session,
+    options: PlanOptions,
+    known: WorldFacts | None = None,
+    *,
+    at: float | None = None,
 ) -> tuple[WorldFacts, Plan]:
-    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run.
-    ``options.derive``: remote signers derive a STARK key Vault lacks too (local ones always)."""
+    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run;
+    ``options.derive``: remote signers derive a STARK key Vault lacks too (local ones always);
+    ``at``: plan as at this time instead of when the facts were read (a saved plan's own, so
+    that the ages in its rotation steps are what they were when it was reviewed)."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     derive = Derive.ALL if options.derive else Derive.LOCAL
     if session.conn.untrusted:  # resolves no signer: nothing is derived
         derive = Derive.OFF
-    facts = session.observe(known, check_signer=has_steps, derive=derive)
+    facts = session.observe(known, check_signer=work_for(options), derive=derive)
+    if at is not None:
+        facts = replace(facts, accounts=tuple(replace(a, observed_at=at) for a in facts.accounts))
     return facts, make_plan(session.manifest, facts, options, created_at=created)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from provisioner.apply import rotation
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
 from provisioner.apply.events import (
@@ -31,7 +32,8 @@ from provisioner.apply.events import (
 from provisioner.apply.fence import Fence, FencedConnections
 from provisioner.apply.ports import ApplyConnections
 from provisioner.apply.signals import Drain
-from provisioner.apply.steps import RUNNERS, settle_journal
+from provisioner.apply.steps import RUNNERS as STEP_RUNNERS
+from provisioner.apply.steps import settle_journal
 from provisioner.apply.transactions import await_confirmations
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
@@ -41,8 +43,19 @@ from provisioner.plan.params import ApiKeyParams
 
 # Steps that write at dYdX, spending the account's budget of 10 writes a minute
 # (the default API key's step only derives and stores it).
-_DYDX_WRITES = frozenset({StepKind.ONBOARD, StepKind.REPLACE_API_KEY, StepKind.DELETE_API_KEY})
+_DYDX_WRITES = frozenset(
+    {
+        StepKind.ONBOARD,
+        StepKind.REPLACE_API_KEY,
+        StepKind.DELETE_API_KEY,
+        StepKind.ROTATE_API_KEY,
+        StepKind.RETIRE_API_KEY,
+    }
+)
 _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
+
+
+RUNNERS = {**STEP_RUNNERS, **rotation.RUNNERS}
 
 
 def _unfenced() -> None:

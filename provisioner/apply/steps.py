@@ -250,8 +250,25 @@ def _delete_orphans(ctx: AccountContext, intent: KeyIntent, keep: set[str] | Non
 def _unstored_key_deleted(
     ctx: AccountContext, intent: KeyIntent, key_id: str, cause: Exception
 ) -> StepFailed:
-    """Storing a new key failed: delete it at dYdX rather than leave a live key nobody holds."""
+    """Storing a new key failed: delete it at dYdX rather than leave a live key nobody holds.
+
+    Unless Vault shows it stored after all (a write that landed unanswered), or cannot be
+    asked: then it is left to the journal, and the next apply settles it."""
     why = str(cause) if isinstance(cause, StepFailed | VaultError) else type(cause).__name__
+    try:
+        landed = ctx.conn.vault.read(intent.path).data.get(API_KEY) == key_id
+    except VaultError as exc:
+        return StepFailed(
+            f"storing API key {intent.name} at {intent.path} failed ({why}), and Vault cannot tell "
+            f"whether it landed ({exc}); the journal keeps key {key_id}: the next apply settles it"
+        )
+    if landed:
+        with contextlib.suppress(VaultError):
+            ctx.journal.forget(ctx.spec.name, intent.key)
+        return StepFailed(
+            f"storing API key {intent.name} at {intent.path} reported a failure ({why}), but the "
+            f"new key {key_id} is stored there; run apply again to finish"
+        )
     try:
         ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=ctx.default_key_id())
     except Exception as exc:  # noqa: BLE001 - reported; the journal keeps the intent

@@ -6,22 +6,29 @@ blocked too. Deposits only ever top up: a target below what was deposited is a
 note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
 and the default API key is never deleted.
 
-It is one piece: each step's condition reads what the builder decided before it (whether
-the STARK key is ready, which onboarding and registration steps a later one waits for, the
-derived default key's id), and the notes on the journal sit with the steps they explain.
-What a STARK key derived while observing changes is in plan/adoption.py.
+Each step's condition reads what the builder decided before it (the STARK key ready, the
+steps a later one waits for, the derived default key's id). Beside it: plan/adoption.py (a
+STARK key derived while observing), plan/journal_notes.py, plan/rotation.py.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
 from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
 from provisioner.money import deposit_need, format_usdc, from_base_units, to_base_units
 from provisioner.plan.adoption import KNOWN_ONCE, dydx_key_conflict, unknown_why
 from provisioner.plan.fingerprint import fingerprint
-from provisioner.plan.model import AccountPlan, Action, Note, Plan, PlanOptions, Step, StepKind
+from provisioner.plan.journal_notes import interrupted_key_creations, journaled_transactions
+from provisioner.plan.model import (
+    AccountPlan,
+    Action,
+    Note,
+    Plan,
+    PlanOptions,
+    Step,
+    StepKind,
+    propagate_blocks,
+)
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -34,6 +41,7 @@ from provisioner.plan.params import (
     StarkKeyParams,
     StepParams,
 )
+from provisioner.plan.rotation import key_ages, plan_rotations, selected
 from provisioner.records import API_FIELDS, API_KEY, ETHEREUM_ADDRESS, POSITION_ID, STARK_FIELDS
 
 MAX_UINT256 = 2**256 - 1
@@ -67,6 +75,7 @@ def make_plan(
         created_at=created_at,
         not_checked=facts.not_checked,
         options=options,
+        observed_at=next((a.observed_at for a in facts.accounts if a.observed_at), None),
     )
 
 
@@ -80,10 +89,16 @@ def plan_account(
     # waits a minute, and nothing else should wait behind it.
     b.registration()
     b.deposit()
-    b.api_keys(options.prune_api_keys)
-    b.journaled_transactions()
+    forced = options.rotate[1] if options.rotate and options.rotate[0] == spec.name else None
+    b.api_keys(options.prune_api_keys, frozenset({forced} if forced else ()))
+    b.notes.extend(journaled_transactions(facts, spec.name))
+    steps = selected(b.steps, options.rotate, forced, only_rotations=options.rotation_only)
     return AccountPlan(
-        name=spec.name, address=spec.address, steps=_propagate_blocks(b.steps), notes=tuple(b.notes)
+        name=spec.name,
+        address=spec.address,
+        steps=propagate_blocks(steps),
+        notes=tuple(b.notes),
+        api_keys=key_ages(spec, facts),
     )
 
 
@@ -236,7 +251,7 @@ class _AccountPlanBuilder:
                 params=RecordAccountParams(path=path, version=self.facts.stark_secret.version),
             )
 
-    def api_keys(self, prune: bool) -> None:
+    def api_keys(self, prune: bool, rotate_now: frozenset[str] = frozenset()) -> None:
         listed = self.facts.dydx_api_keys
         stored_ids: set[str] = set()
         # The default key's id comes from the onboarding signature, never from what its
@@ -256,10 +271,11 @@ class _AccountPlanBuilder:
             self._api_key(key, entry, key_id, listed)
         if default_id:
             stored_ids.add(default_id)  # whatever Vault holds, never an extra to prune
-        orphans = self.interrupted_key_creations()
+        orphans = interrupted_key_creations(self.facts, self.notes)
+        replaced = plan_rotations(self, rotate_now)  # live until their overlap ends
         if listed is None:
             return
-        extra = sorted(listed - stored_ids - orphans)
+        extra = sorted(listed - stored_ids - orphans - replaced)
         if not extra:
             return
         if not prune:
@@ -286,104 +302,6 @@ class _AccountPlanBuilder:
                 depends=(self.onboard_step,),
                 blocked=blocked,
                 params=DeleteApiKeyParams(key_id=key_id),
-            )
-
-    def interrupted_key_creations(self) -> frozenset[str]:
-        """Notes for API key creations a killed run left in the journal; the orphaned key ids.
-
-        apply settles them before any step: an orphan (listed at dYdX, its secret never
-        stored) is deleted there, then the key's own step creates a fresh one.
-        """
-        orphans: set[str] = set()
-        for intent in self.facts.api_key_intents:
-            if intent.unexpected:
-                orphans.update(intent.unexpected)  # reported here, not again as keys to prune
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"API key(s) {', '.join(intent.unexpected)} appeared at dYdX while an interrupted apply was "
-                        f"creating {intent.name}, and the journal does not say this tool created them: "
-                        "left alone (if one is an unstored key of ours, delete it at dYdX yourself)",
-                    )
-                )
-            if intent.orphans is None:
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"an interrupted apply may have created API key {intent.name} at dYdX without storing it; "
-                        "apply compares dYdX's keys with Vault first and deletes a key whose secret was lost",
-                    )
-                )
-            elif intent.orphans:
-                orphans.update(intent.orphans)
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"an interrupted apply created API key {intent.name} at dYdX ({', '.join(intent.orphans)}) "
-                        "and never stored its secret in Vault: apply deletes it there (never the default key) "
-                        "before creating the key again",
-                    )
-                )
-            else:
-                self.notes.append(
-                    Note(
-                        "info",
-                        f"an interrupted apply left a journal entry for API key {intent.name}; "
-                        "no key was lost, apply clears the entry",
-                    )
-                )
-        return frozenset(orphans)
-
-    def journaled_transactions(self) -> None:
-        """Notes for journaled transactions; those not final yet are pending (a change)."""
-        for entry in self.facts.journal:
-            final, then = {
-                "confirmed": (True, "confirmed: apply clears the entry"),
-                "superseded": (
-                    True,
-                    "superseded (its nonce went to another transaction): apply clears the entry",
-                ),
-                "failed": (
-                    True,
-                    "reverted: apply clears the entry and the step runs again if still needed",
-                ),
-                "mined": (False, "mined, waiting for confirmations: apply waits for them"),
-                "pending": (
-                    False,
-                    "pending at the node: apply waits for its receipt and confirmations",
-                ),
-                "dropped": (
-                    False,
-                    "unknown to the node: apply broadcasts the same signed transaction again",
-                ),
-                "awaiting": (
-                    False,
-                    "awaiting the remote signer: nothing new is sent for this address until its nonce is used or a person resolves it (provision journal resolve)",
-                ),
-            }.get(entry.status, (False, f"status {entry.status}"))
-            if entry.problem:
-                final, then = (
-                    False,
-                    f"held for a person: {entry.problem} (provision journal resolve)",
-                )
-            who = (
-                f" (journaled as {entry.journaled_by})"
-                if entry.journaled_by not in ("", self.spec.name)
-                else ""
-            )
-            self.notes.append(
-                Note(
-                    "info" if final else "pending",
-                    f"journaled {entry.intent} {entry.tx_hash or 'without a hash yet'} (nonce {entry.nonce}){who} is {then}",
-                )
-            )
-        if self.facts.unconfirmed_deposits:
-            self.notes.append(
-                Note(
-                    "pending",
-                    f"{format_usdc(from_base_units(self.facts.unconfirmed_deposits))} USDC deposited in blocks "
-                    "without enough confirmations yet: counted toward the target, not done until confirmed",
-                )
             )
 
     def _wrong_default(self, key: ApiKeySpec, entry: VaultEntry, held: str, derived: str) -> None:
@@ -580,17 +498,3 @@ class _AccountPlanBuilder:
             blocked=blocked,
             params=DepositParams(amount_base_units=need, target_base_units=target),
         )
-
-
-def _propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
-    blocked: dict[str, str] = {}
-    out = []
-    for step in steps:
-        if step.blocked is None:
-            waiting = next((d for d in step.depends_on if d in blocked), None)
-            if waiting is not None:
-                step = replace(step, blocked=f"waits for blocked step {waiting}")
-        if step.blocked is not None:
-            blocked[step.id] = step.blocked
-        out.append(step)
-    return tuple(out)

@@ -60,6 +60,10 @@ def _shown(options: PlanOptions, flag: str) -> str:
         return "with it" if on else "without it"
     if flag == "--target":
         return ", ".join(options.targets) or "every account"
+    if flag == "rotate --account --key":
+        return "/".join(options.rotate) if options.rotate else "no key"
+    if flag == "rotate --due":
+        return "with it" if options.rotation_only else "without it"
     return options.shard or "no shard"
 
 

@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     # Like plan: a STARK key not in Vault yet (an account onboarded in the web app) is derived in
     # memory with a local signer, so registration and deposits are read, not shown as missing.
     derive = Derive.ALL if getattr(args, "derive", False) else Derive.LOCAL
-    rows = [row.to_dict() for row in status_rows(r.accounts, r.observe(derive=derive))]
+    statuses = status_rows(r.accounts, r.observe(derive=derive))
+    rows = [row.to_dict() for row in statuses]
     if args.format == "json":
         sys.stdout.write(r.redactor.redact(json.dumps({"accounts": rows}, indent=2)) + "\n")
         return 0
@@ -31,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
         "deposited / target",
         "STARK key",
         "API keys",
+        "key age, next rotation",
     ):
         table.add_column(col)
 
     def yn(v: object) -> str:
         return "unknown" if v is None else ("yes" if v else "no")
 
-    for row in rows:
+    for row, status in zip(rows, statuses, strict=True):
         key_text = (
             ", ".join(f"{k}{'' if ok else ' (missing)'}" for k, ok in row["api_keys"].items())
             or "-"
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             f"{deposited}{pending} / {row['target']}",
             stark,
             key_text,
+            status.rotation_text(),
         )
     console = Console(no_color=not sys.stdout.isatty())
     with console.capture() as captured:
