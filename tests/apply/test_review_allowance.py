@@ -9,8 +9,7 @@ needed"; issue 21: "a deposit that cannot happen leaves no allowance standing").
 
 from __future__ import annotations
 
-import pytest
-from support.apply_fakes import world
+from support.apply_fakes import World, world
 
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.executor import execute
@@ -20,23 +19,17 @@ from provisioner.plan.params import ApproveParams, DepositParams
 USDC = 10**6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: approve does not consult the run's deposit budget; a deposit the ceiling "
-    "then refuses leaves the allowance standing",
-)
-def test_a_deposit_the_ceiling_refuses_leaves_no_allowance() -> None:
-    w = world(deposit="5")
+def _approve_then_deposit(w: World, amount: int) -> Plan:
     name = w.spec.name
-    amount = 5 * USDC
+    usdc = amount // USDC
     steps = (
         Step(
             id=f"{name}/approve",
             account=name,
             kind=StepKind.APPROVE,
             action=Action.UPDATE,
-            summary="approve 5 USDC for the exchange",
-            reason="allowance 0 USDC < 5 USDC",
+            summary=f"approve {usdc} USDC for the exchange",
+            reason=f"allowance 0 USDC < {usdc} USDC",
             params=ApproveParams(amount_base_units=amount, target_base_units=amount),
         ),
         Step(
@@ -44,22 +37,41 @@ def test_a_deposit_the_ceiling_refuses_leaves_no_allowance() -> None:
             account=name,
             kind=StepKind.DEPOSIT,
             action=Action.CREATE,
-            summary="deposit 5 USDC",
-            reason="deposited 0 of 5 USDC",
+            summary=f"deposit {usdc} USDC",
+            reason=f"deposited 0 of {usdc} USDC",
             params=DepositParams(amount_base_units=amount, target_base_units=amount),
             depends_on=(f"{name}/approve",),
         ),
     )
-    plan = Plan(
+    return Plan(
         "unit.yaml",
         "sepolia",
         w.conn.manifest.network.chain_id,
         "sha256:t",
         (AccountPlan(name=name, address=w.spec.address, steps=steps),),
     )
+
+
+def test_a_deposit_the_ceiling_refuses_leaves_no_allowance() -> None:
+    w = world(deposit="5")
+    name = w.spec.name
+    plan = _approve_then_deposit(w, 5 * USDC)
     # --max-deposit 10; 6 USDC already charged this run (a journaled deposit rebroadcast, or
     # another account's deposit): the guardrail saw only this plan's 5 and let it through
     budget = DepositBudget((("--max-deposit", 10 * USDC),), spent=6 * USDC)
     (result,) = execute(w.conn, plan, budget=budget)
-    assert result.failed == f"{name}/deposit"  # refused by the ceiling, rightly
+    assert result.failed == f"{name}/approve"  # refused by the ceiling before the allowance
+    assert "over --max-deposit of 10 USDC" in (result.error or "")
     assert w.chain.allowance.get(w.spec.address, 0) == 0, "an allowance for no deposit"
+    assert w.chain.raw_sent == []
+
+
+def test_no_allowance_for_a_deposit_the_wallet_cannot_pay() -> None:
+    w = world(deposit="5")
+    name = w.spec.name
+    plan = _approve_then_deposit(w, 5 * USDC)
+    w.chain.usdc_balance = 2 * USDC  # spent elsewhere between plan and apply
+    (result,) = execute(w.conn, plan, budget=DepositBudget())
+    assert result.failed == f"{name}/approve"
+    assert "the wallet holds 2 USDC, the deposit needs 5 USDC" in (result.error or "")
+    assert w.chain.allowance.get(w.spec.address, 0) == 0 and w.chain.raw_sent == []
