@@ -3,7 +3,9 @@
 ``network.name`` is a free label, accepted by ``--untrusted-manifest`` with the pinned
 endpoints. It went unescaped into the comment's heading: a name holding newlines, markdown
 and an HTML comment opener made the posted plan read "No changes" and hid the real table
-and summary from the reviewers. It is now a one-line code span.
+and summary from the reviewers. Such a name is now a manifest error at its file:line (a line
+break or control character), and the heading shows whatever name it is given as a one-line
+code span (a plan file given to ``show`` carries its own).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from support.plans import fleet_plan
 
+from provisioner.manifest.diagnostics import ManifestError
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.trust import LoadPolicy, PinnedEndpoints
 from provisioner.plan.render import render_markdown
@@ -46,8 +50,10 @@ def test_an_untrusted_network_name_cannot_rewrite_the_markdown_plan(tmp_path: Pa
     pins = PinnedEndpoints(
         "http://127.0.0.1:8200", "http://127.0.0.1:8080", "http://127.0.0.1:8545", 11155111
     )
-    manifest = load_manifest(path, env={}, policy=LoadPolicy.untrusted(pins, frozenset()))
-    plan = replace(fleet_plan(["mm-alpha"]), network=manifest.network.name)  # as make_plan sets it
+    with pytest.raises(ManifestError, match="holds a line break or control character"):
+        load_manifest(path, env={}, policy=LoadPolicy.untrusted(pins, frozenset()))
+    hostile = "sandbox\n\n**No changes.** Every account matches the manifest.\n\n<!--"
+    plan = replace(fleet_plan(["mm-alpha"]), network=hostile)  # a plan file's own, for `show`
     text = render_markdown(plan)
     heading, *rest = text.splitlines()
     shown = "sandbox **No changes.** Every account matches the manifest. <!--"
