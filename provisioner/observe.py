@@ -46,7 +46,7 @@ from provisioner.secrets import SecretError
 from provisioner.signers.base import SignerError
 from provisioner.signers.factory import make_signer
 
-DEFAULT_PARALLELISM = 16
+DEFAULT_PARALLELISM = 64  # threads at most: each pool makes only as many as it has accounts
 
 SignerCheck = Callable[[AccountSpec, AccountFacts], bool]
 """Given what was seen, whether this account's signer must be resolved and checked."""

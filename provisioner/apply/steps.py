@@ -9,7 +9,14 @@ from collections.abc import Callable
 
 from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.apply.transactions import charge, guard_sender, send, settle_transactions, usdc
+from provisioner.apply.transactions import (
+    charge,
+    guard_sender,
+    revoke_on_failure,
+    send,
+    settle_transactions,
+    usdc,
+)
 from provisioner.clients.dydx import (
     AlreadyOnboarded,
     ApiCredentials,
@@ -106,6 +113,7 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
     if not absent and ctx.conn.dydx.user_exists(ctx.spec.address):
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
+        ctx.remember_position(account.position_id)
     _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
 
 
@@ -117,10 +125,12 @@ def onboard(ctx: AccountContext, step: Step) -> None:
         ctx.log("already onboarded (dYdX answered 409)")
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
+        ctx.remember_position(account.position_id)
     else:
         failpoint("after_onboard")
         ctx.remember_credentials(creds)
         ctx.log(f"onboarded: position {account.position_id}")
+        ctx.remember_position(account.position_id)
         default = next((k for k in ctx.spec.api_keys if k.is_default), None)
         if default is not None:  # the default key comes with onboarding: keep it right away
             _write(ctx, default.secret_path, _api_record(ctx, creds), label="default_api_key")
@@ -131,6 +141,7 @@ def record_account(ctx: AccountContext, step: Step) -> None:
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
     pair = ctx.stark()
     _same_stark_key(ctx, pair, account)
+    ctx.remember_position(account.position_id)
     _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_account")
 
 
@@ -283,34 +294,37 @@ def approve(ctx: AccountContext, step: Step) -> None:
 def deposit(ctx: AccountContext, step: Step) -> None:
     """Top up to the manifest's target, recomputed from the journal, then fresh chain events
     (in that order: a deposit mined and forgotten in between is then in the events). Never
-    more than the plan showed, never past the run's ceiling: never pay twice."""
+    more than the plan showed, never past the run's ceiling: never pay twice. Simulated on the
+    pending state, right behind this account's register and approve; a deposit that cannot
+    happen after this run approved it leaves no allowance standing (apply/transactions.py)."""
     planned = step.params_as(DepositParams).amount_base_units
     target = to_base_units(ctx.spec.deposit)  # the manifest's, never a plan file's
     pair = ctx.stark()
-    account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
+    position_id = ctx.position_id()
     pending = in_flight(
         (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx, ctx.confirmations))
         for tx in guard_sender(ctx)
         if tx.intent == "deposit"  # only their status is asked of the node
     )
     confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
-    position = (pair.public_key, account.position_id)
+    position = (pair.public_key, position_id)
     deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
     need = deposit_need(target, deposited, pending)
     if not need:
         ctx.log("deposit already covered")
         return
-    if need > planned:
-        raise StepFailed(
-            f"the deposit needed now ({usdc(need)} USDC) is more than the plan showed "
-            f"({usdc(planned)} USDC); nothing was sent: run plan again"
-        )
-    if need != planned:
-        ctx.log(
-            f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
-        )
-    tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, account.position_id, need)
-    charge(ctx, need, f"the deposit of {ctx.spec.name}")
+    with revoke_on_failure(ctx, f"the deposit of {usdc(need)} USDC"):
+        if need > planned:
+            raise StepFailed(
+                f"the deposit needed now ({usdc(need)} USDC) is more than the plan showed "
+                f"({usdc(planned)} USDC); nothing was sent: run plan again"
+            )
+        if need != planned:
+            ctx.log(
+                f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
+            )
+        tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, position_id, need)
+        charge(ctx, need, f"the deposit of {ctx.spec.name}")
     send(ctx, "deposit", tx, amount=need)
 
 
