@@ -50,6 +50,7 @@ PROVISION = str(Path(sys.executable).parent / "provision")
 WAN = Latencies(dydx=0.050, vault=0.005, rpc=0.020)
 CONNECT_RTTS = 2  # TCP, then TLS 1.3: what a new https connection costs before its request
 MAINNET_BLOCK_S = 12.0
+CONFIRMATIONS = 2  # the sandbox network's, which apply waits for (and the emulators use)
 
 
 def say(message: str) -> None:
@@ -137,7 +138,7 @@ def _sandbox_env(args: argparse.Namespace) -> dict[str, str]:
     return {
         **env,
         "SANDBOX_RATE_LIMITS": "relaxed",
-        "SANDBOX_CONFIRMATIONS": "2",
+        "SANDBOX_CONFIRMATIONS": str(CONFIRMATIONS),
         "SANDBOX_BLOCK_TIME": f"{args.block_time:g}",
     }
 
@@ -259,8 +260,11 @@ def _apply(
         raise SystemExit(f"the apply failed ({applied.rc}):\n{applied.stderr[-3000:]}")
     seen = blocks.since(start)
     check = run([PROVISION, "plan", "-f", str(manifest), "--detailed-exitcode"], env)
-    floor = ApplyFloor(WAN, floor_from_counts(counts, n), tuple(t for _, t in seen))
+    floor = ApplyFloor(
+        WAN, floor_from_counts(counts, n), tuple(t for _, t in seen), confirmations=CONFIRMATIONS
+    )
     took = _blocks_taken(info.rpc_url, seen, {a.address.lower() for a in accounts.accounts})
+    took["waited"] = len(seen)  # every block mined while apply ran: confirmations included
     ratio = applied.seconds / floor.seconds
     per_account = ", ".join(f"{r} {c / n:g}" for r, c in sorted(counts.items()) if c)
     lines = [
@@ -272,7 +276,8 @@ def _apply(
         f"   provision apply: {applied.seconds:.2f} s, CPU {applied.cpu_seconds:.2f} s  (then plan"
         f" --detailed-exitcode: {check.rc}, 0 = converged)",
         f"   its transactions went into {took['blocks']} blocks, at most {took['per_account']} per"
-        f" account; the last at {took['last']:.2f} s",
+        f" account; the last at {took['last']:.2f} s; {took['waited']:g} blocks mined while it"
+        f" ran ({CONFIRMATIONS} confirmations awaited)",
         f"   => {ratio:.2f}x the floor  (target <= 1.2x)",
         f"   429 answers: {rejected}  (target 0)",
         *_at_mainnet_blocks(floor, applied.seconds, took, args.block_time),
@@ -308,7 +313,8 @@ def _at_mainnet_blocks(
     floor: ApplyFloor, measured: float, took: Mapping[str, float], block_time: float
 ) -> list[str]:
     """What 12 s blocks would make of the apply figure, from the same phase: a projection that
-    takes every block the run saw mined, up to the last with its transactions, as a wait."""
+    takes every block mined while the apply ran (the confirmations it waited for included)
+    as a wait; with the sandbox's confirmations, not mainnet's 14."""
     first = floor.blocks_at[0] if floor.blocks_at else block_time
     slow = replace(floor, blocks_at=periodic_blocks(first * MAINNET_BLOCK_S / block_time,
                                                     MAINNET_BLOCK_S))  # fmt: skip

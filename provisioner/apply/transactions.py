@@ -138,18 +138,29 @@ def await_confirmations(ctx: AccountContext) -> None:
     final (journaled before broadcast, forgotten only then); one that failed does not stop
     the wait for the others, and the failures are raised at the end. A deposit that reverted
     after this run approved it leaves no allowance standing: the approve is revoked and
-    awaited too."""
+    awaited too. An unreachable node ends the wait: what is left stays journaled."""
     failures: list[str] = []
-    while ctx.unconfirmed:
-        mined = []
-        for tx in ctx.unconfirmed[:]:  # a revoke may join the list meanwhile
-            ctx.unconfirmed.remove(tx)
-            if _settle_one(ctx, tx, failures, final=False):
-                mined.append(tx)
-        for tx in mined:
-            if _settle_one(ctx, tx, failures, final=True):
-                ctx.journal.forget_tx(tx)
-                ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
+    left: list[StoredTx] = []  # broadcast, not yet final
+    try:
+        while ctx.unconfirmed:
+            left += ctx.unconfirmed
+            ctx.unconfirmed.clear()  # a revoke sent meanwhile joins it again
+            for tx in list(left):
+                if not _settle_one(ctx, tx, failures, final=False):
+                    left.remove(tx)
+            for tx in list(left):
+                if _settle_one(ctx, tx, failures, final=True):
+                    ctx.journal.forget_tx(tx)
+                    ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
+                left.remove(tx)
+    except ChainError as exc:
+        left += ctx.unconfirmed
+        ctx.unconfirmed.clear()
+        named = ", ".join(f"{t.intent} {t.tx_hash or f'with nonce {t.nonce}'}" for t in left)
+        failures.append(
+            f"{named} {'was' if len(left) == 1 else 'were'} broadcast and journaled, but {exc}; "
+            "the next apply looks them up by hash before anything else"
+        )
     if failures:
         raise StepFailed("; then ".join(failures))
 
@@ -163,12 +174,6 @@ def _settle_one(ctx: AccountContext, tx: StoredTx, failures: list[str], *, final
         if tx.intent == "deposit" and _approved_here(ctx):
             failure += f"; {_revoke(ctx, failure)}"
         failures.append(failure)
-        return False
-    except ChainError as exc:
-        failures.append(
-            f"{tx.intent} {tx.tx_hash} was broadcast and journaled, but {exc}; "
-            "the next apply looks it up by hash before anything else"
-        )
         return False
     return True
 
