@@ -1,6 +1,7 @@
 """Issue #21's benchmarks: plan and apply where desks run them, far from dYdX, with real block times.
 
-Run: make bench   (or .venv/bin/python -m benchmarks.realistic [--accounts 300] [--fresh 50])
+Run: make bench   (or .venv/bin/python -m benchmarks.realistic [--accounts 300] [--fresh 50]
+[--block-time 2] [--only plan|apply])
 
 It starts a sandbox of its own in a temporary directory, with anvil mining a block every
 ``--block-time`` seconds (2), and puts a latency proxy (benchmarks/latency_proxy.py) in front
@@ -60,7 +61,7 @@ def say(message: str) -> None:
 class BlockWatch:
     """When each block appears, polling anvil directly (not through a proxy) every few ms."""
 
-    def __init__(self, rpc_url: str, poll_s: float = 0.005) -> None:
+    def __init__(self, rpc_url: str, poll_s: float = 0.010) -> None:
         self._url = rpc_url
         self._poll = poll_s
         self._session = requests.Session()
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each plan (median)")
     parser.add_argument("--block-time", type=float, default=2.0, help="anvil's, in seconds")
     parser.add_argument("--parallelism", type=int, default=None, help="plan/apply --parallelism")
+    parser.add_argument(
+        "--only", choices=("plan", "apply"), default=None, help="measure one figure alone"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dydx-realistic-") as tmp:
@@ -162,10 +166,18 @@ def _benchmarks(
             "ETH_RPC_URL": proxies.add(info.rpc_url, Link(WAN.rpc, CONNECT_RTTS)),
             "DYDX_API_URL": proxies.add(info.api_url, Link(WAN.dydx, CONNECT_RTTS)),
         }
-        plan_lines, plan_figure = _plan_vs_naive(args, info, direct, far, proxies, tmp)
-        strict_far = {**far, "DYDX_API_URL": proxies.add(strict.url, Link(WAN.dydx, CONNECT_RTTS))}
-        apply_lines, apply_figure = _apply(args, info, strict, strict_far, blocks, tmp)
-    return [*out, *plan_lines, *apply_lines, "", plan_figure, apply_figure]
+        lines, figures = [], []
+        if args.only != "apply":
+            plan_lines, plan_figure = _plan_vs_naive(args, info, direct, far, proxies, tmp)
+            lines, figures = lines + plan_lines, [*figures, plan_figure]
+        if args.only != "plan":
+            strict_far = {
+                **far,
+                "DYDX_API_URL": proxies.add(strict.url, Link(WAN.dydx, CONNECT_RTTS)),
+            }
+            apply_lines, apply_figure = _apply(args, info, strict, strict_far, blocks, tmp)
+            lines, figures = lines + apply_lines, [*figures, apply_figure]
+    return [*out, *lines, "", *figures]
 
 
 def _seed(count: int, info: SandboxInfo, env: Mapping[str, str], tmp: Path) -> Path:
