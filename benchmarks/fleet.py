@@ -157,11 +157,13 @@ def write_manifest(
     deposit: str = "10",
     api_keys: Sequence[str] = ("default",),
     accounts: Sequence[FleetAccount] | None = None,
+    rotation: dict[str, str] | None = None,
 ) -> Path:
     """A manifest for ``accounts`` (default: the whole fleet) with destinations under the prefix.
 
     Token auth (VAULT_TOKEN), the sandbox network block, one ``defaults`` block so that
-    each account is three lines.
+    each account is three lines. ``rotation``: ``rotate_after`` / ``rotation_overlap`` for
+    every named key, in ``defaults``.
     """
     doc: dict[str, Any] = {
         "version": 1,
@@ -178,6 +180,7 @@ def write_manifest(
             "api_keys": [
                 {"name": k, "secret": f"{fleet.prefix}/{{name}}/api/{k}"} for k in api_keys
             ],
+            **(rotation or {}),
         },
         "accounts": [
             {

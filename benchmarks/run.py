@@ -12,6 +12,8 @@ each a ratio to a baseline measured in this same run:
 2. a full ``provision apply`` of ``--fresh`` new accounts against a second emulator on the
    same chain with v3's real rate limits, vs the floor those limits impose on the
    requests it made (benchmarks/ratelimit_floor.py), and the 429s the emulator answered;
+   then, once their keys are a minute old, an apply that rotates every named key with no
+   overlap (a new key and the old one deleted: two writes each), held to the same floor;
 3. the plan's peak memory at ``--accounts``, and its time at 10, 100 and ``--accounts``.
 
 Nothing is cached between runs; the sandbox is removed at the end. Timings depend on the
@@ -233,6 +235,7 @@ def _apply_under_limits(
     per_account = ", ".join(
         f"{route} {count / n:g}" for route, count in sorted(counts.items()) if count
     )
+    rotated = _rotation_under_limits(args, strict, strict_env, tmp, accounts, keys)
     return [
         "",
         f"2. Full apply of {n} fresh accounts ({len(keys)} API keys each: the default and"
@@ -247,6 +250,57 @@ def _apply_under_limits(
             else "   => so few requests that the limits impose no wait: no ratio"
         ),
         f"   429 answers from the rate-limited emulator: {rejected}  (target 0)",
+        *rotated,
+    ]
+
+
+ROTATE_AFTER = 60  # seconds: past it, every key of the fresh apply is due, and its windows over
+
+
+def _rotation_under_limits(
+    args: argparse.Namespace,
+    strict: StrictEmulator,
+    strict_env: Mapping[str, str],
+    tmp: Path,
+    accounts: fleet.Fleet,
+    keys: list[str],
+) -> list[str]:
+    """Rotation writes count against v3's limits like every other write: an apply that rotates
+    every named key of the fresh accounts, under the same limits, vs the same floor."""
+    n = args.fresh
+    if args.named_keys < 1:
+        return []
+    manifest = fleet.write_manifest(
+        tmp / f"rotate-{n}.yaml",
+        accounts,
+        api_keys=keys,
+        rotation={"rotate_after": f"{ROTATE_AFTER}s", "rotation_overlap": "0s"},
+    )
+    say(f"waiting {ROTATE_AFTER + 1} s: the keys become due, the accounts' write windows end")
+    time.sleep(ROTATE_AFTER + 1)
+    before, rejected_before = strict.request_counts(), strict.count_429()
+    say(f"apply rotating {args.named_keys} named keys of each of {n} accounts, under v3 limits")
+    applied = run(
+        [PROVISION, "apply", "-f", str(manifest), "--auto-approve", "--parallelism", str(n)],
+        strict_env,
+    )
+    after = strict.request_counts()
+    counts = {route: after[route] - before.get(route, 0) for route in after}
+    if applied.rc != 0:
+        raise SystemExit(f"the rotating apply failed ({applied.rc}):\n{applied.stderr[-3000:]}")
+    floor = floor_from_counts(counts, n)
+    creates, deletes = counts.get("POST /v3/api-keys", 0), counts.get("DELETE /v3/api-keys", 0)
+    return [
+        f"   rotation of every named key ({args.named_keys} per account, no overlap): "
+        f"{creates / n:g} created and {deletes / n:g} deleted per account",
+        *(f"   {line}" for line in floor.explain()),
+        f"   provision apply --parallelism {n}: {applied.seconds:.1f} s",
+        (
+            f"   => {applied.seconds / floor.seconds:.3f}x the floor  (target <= 1.1x)"
+            if floor.seconds
+            else "   => so few requests that the limits impose no wait: no ratio"
+        ),
+        f"   429 answers: {strict.count_429() - rejected_before}  (target 0)",
     ]
 
 

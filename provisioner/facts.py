@@ -26,6 +26,10 @@ class VaultEntry:
     fields: frozenset[str] = frozenset()  # names of the data keys present
     # non-secret data values (public key, key id, position id...)
     public: tuple[tuple[str, str], ...] = ()
+    # when the current version was written (Vault's created_time, epoch seconds); None: unknown
+    written_at: float | None = None
+    # this tool's rotation records in custom_metadata (records.ROTATION_METADATA), ours only
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def is_ours(self, account: str) -> bool:
         return self.managed_by == MANAGED_BY and self.account == account
@@ -36,6 +40,9 @@ class VaultEntry:
 
     def get(self, name: str) -> str | None:
         return dict(self.public).get(name)
+
+    def meta(self, name: str) -> str | None:
+        return dict(self.metadata).get(name)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,18 @@ class ApiKeyIntentFact:
 
 
 @dataclass(frozen=True)
+class DerivedStarkKey:
+    """The STARK key derived in memory from the account's signer, when Vault holds none.
+
+    Only the public half is a fact; the pair itself is neither kept nor stored by observing.
+    """
+
+    public_key: str  # 0x hex
+    position_id: int | None = None  # dYdX's position for the account; None: dYdX knows no user
+    dydx_stark_key: str | None = None  # the key dYdX's account has (0x hex); None: not read
+
+
+@dataclass(frozen=True)
 class AccountFacts:
     name: str
     address: str
@@ -89,6 +108,14 @@ class AccountFacts:
     # signer: why it cannot sign for the address, None if fine or absent
     signer_error: str | None = None
     default_key_id: str | None = None  # derived from the onboarding signature; None: not derived
+    # The STARK key when Vault holds none: derived from the signer, or not known at all (no
+    # signer, a remote signer without ``plan --derive``), when registration and deposits to it
+    # could not be read (dYdX knows the user, or could not tell).
+    derived_stark_key: DerivedStarkKey | None = None
+    stark_key_unknown: bool = False
+    # when these facts were read (epoch seconds): the planner's "now" for key ages. Not part
+    # of the fingerprint (plan/fingerprint.py): it changes on every look, the world need not.
+    observed_at: float | None = field(default=None, compare=False, metadata={"fingerprint": False})
 
     def api_secret(self, name: str) -> VaultEntry | None:
         return dict(self.api_secrets).get(name)

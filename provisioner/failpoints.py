@@ -23,7 +23,7 @@ from provisioner.plan.model import StepKind
 ENV = "PROVISION_FAILPOINT"
 
 _TX_INTENTS = ("register", "approve", "deposit")
-_WRITES = ("stark_key", "stark_account", "default_api_key", "api_key")
+_WRITES = ("stark_key", "stark_account", "default_api_key", "api_key", "rotated_api_key")
 _STEP_KINDS = tuple(kind.value for kind in StepKind)
 
 # name -> what the world looks like when the process dies there
@@ -36,6 +36,11 @@ POINTS: dict[str, str] = {
     "after_intent:api_key": "API key intent journaled (keys listed before), POST not sent",
     "after_create:api_key": "POST /v3/api-keys succeeded, the secret only in memory",
     "after_intent_update:api_key": "the created key id recorded in the intent, secret not stored",
+    "after_intent:rotate_api_key": "rotation intent journaled (keys listed before), POST not sent",
+    "after_create:rotate_api_key": "the new key created at dYdX, its secret only in memory, the old key stored",
+    "after_intent_update:rotate_api_key": "the new key's id recorded in the intent, secret not stored",
+    "after_metadata:rotate_api_key": "custom_metadata names the new key and what it replaces; the data still holds the old key",
+    "before_retire:api_key": "the replaced key checked and about to be deleted at dYdX",
     "settle:after_orphan_delete": "an orphaned API key deleted at dYdX, intent not yet forgotten",
     "settle:after_rebroadcast": "a journaled transaction rebroadcast, receipt not seen",
     "settle:before_forget": "a journaled transaction settled, its entry not yet forgotten",

@@ -14,6 +14,14 @@ Vault and the chain are read again; each step still checks dYdX right before it 
 Whether an account's signer is checked (resolving its key) is the caller's call, made
 from the facts (``check_signer``): the planner decides what has work, observe only looks.
 
+An account dYdX knows whose STARK key is not in Vault (onboarded in the web app) has its key
+derived in memory from its signer (``derive``): one "dYdX STARK Key" signature, made twice
+to refuse a signer that is not deterministic, and the default API key's signature to read
+its position. Nothing is stored, nothing is sent but that read; the public key is what the
+chain is asked about, so the plan sees the registration and the deposits that exist. Local
+signers derive by default; remote ones, where a signature may wait for a person, only when
+asked (``plan --derive``); an untrusted plan derives nothing (provisioner/derivation.py).
+
 An untrusted plan (``conn.untrusted``: a pull request's manifest) reads Vault metadata
 only (what apply records there, see ``content_metadata``), asks dYdX only public
 questions, resolves no signer and reads no journal entry; what it could not check is
@@ -22,6 +30,7 @@ named in ``WorldFacts.not_checked``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,7 +38,14 @@ from dataclasses import dataclass, replace
 from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
 from provisioner.connections import Connections
-from provisioner.facts import AccountFacts, ApiKeyIntentFact, JournalEntry, WorldFacts
+from provisioner.derivation import Derive, derive_stark
+from provisioner.facts import (
+    AccountFacts,
+    ApiKeyIntentFact,
+    DerivedStarkKey,
+    JournalEntry,
+    WorldFacts,
+)
 from provisioner.journal import Journal, KeyIntent, key_orphans, unexpected_keys
 from provisioner.manifest.model import AccountSpec
 from provisioner.money import in_flight
@@ -47,6 +63,7 @@ from provisioner.signers.base import SignerError
 from provisioner.signers.factory import make_signer
 
 DEFAULT_PARALLELISM = 64  # threads at most: each pool makes only as many as it has accounts
+__all__ = ["DEFAULT_PARALLELISM", "Derive", "SignerCheck", "no_signer", "observe", "unstored_keys"]
 
 SignerCheck = Callable[[AccountSpec, AccountFacts], bool]
 """Given what was seen, whether this account's signer must be resolved and checked."""
@@ -70,6 +87,11 @@ class _Partial:
     stark_public: int | None
     journal: tuple[JournalEntry, ...]
     key_intents: tuple[ApiKeyIntentFact, ...]
+    derived: DerivedStarkKey | None = None
+    stark_unknown: bool = False
+    signer_error: str | None = None
+    signer_made: bool = False  # resolved while deriving: no need to check it again
+    default_key_id: str | None = None  # recovered while deriving (to read the position)
 
 
 def observe(
@@ -79,10 +101,13 @@ def observe(
     parallelism: int = DEFAULT_PARALLELISM,
     known: WorldFacts | None = None,
     check_signer: SignerCheck = no_signer,
+    derive: Derive = Derive.LOCAL,
+    clock: Callable[[], float] = time.time,
 ) -> WorldFacts:
-    """``known``: facts of an earlier look in this run (see the module docstring)."""
+    """``known``: facts of an earlier look in this run (see the module docstring); ``clock``:
+    the wall clock the facts are stamped with (the planner's "now" for API key ages)."""
     if conn.untrusted:
-        return _observe_untrusted(conn, accounts, parallelism, check_signer)
+        return _observe_untrusted(conn, accounts, parallelism, check_signer, clock)
     network = conn.manifest.network
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
@@ -92,16 +117,30 @@ def observe(
         partials = list(
             pool.map(
                 lambda s: _observe_offchain(
-                    conn, s, *journal.get(s.name, ((), ())), before.get(s.name)
+                    conn, s, *journal.get(s.name, ((), ())), before.get(s.name), derive
                 ),
                 accounts,
             )
         )
-    facts = _with_chain_facts(conn, partials)
+    facts = [
+        _with_derived_default(p, f)
+        for p, f in zip(partials, _with_chain_facts(conn, partials, clock()), strict=True)
+    ]
+    # A signer resolved while deriving (or that failed to be) is not resolved again, unless the
+    # default key's id is needed and deriving did not recover it.
+    made = {
+        p.spec.name
+        for p, f in zip(partials, facts, strict=True)
+        if p.signer_error or (p.signer_made and not _needs_default(f))
+    }
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         checked = list(
             pool.map(
-                lambda pair: _check_signer(conn, *pair) if check_signer(*pair) else pair[1],
+                lambda pair: (
+                    _check_signer(conn, *pair)
+                    if pair[0].name not in made and check_signer(*pair)
+                    else pair[1]
+                ),
                 zip(accounts, facts, strict=True),
             )
         )
@@ -113,6 +152,7 @@ def _observe_untrusted(
     accounts: Sequence[AccountSpec],
     parallelism: int,
     has_work: SignerCheck,
+    clock: Callable[[], float],
 ) -> WorldFacts:
     """Metadata, public dYdX reads and the chain: nothing that needs a credential or a secret.
     ``has_work``: the accounts whose signer a trusted run would check (named as not checked)."""
@@ -124,23 +164,29 @@ def _observe_untrusted(
         for record in (stark, *api.values()):
             if record.entry.exists and record.entry.is_ours(spec.name) and not record.described:
                 undescribed.append(record.entry.path)
+        exists = conn.dydx.user_exists(spec.address)
+        stark_public = (
+            _int_or_none(stark.entry.get(STARK_PUBLIC_KEY))
+            if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
+            else None
+        )
         return _Partial(
             spec,
             SecretRecord(entry=stark.entry, data={}),
             {name: SecretRecord(entry=r.entry, data={}) for name, r in api.items()},
-            conn.dydx.user_exists(spec.address),
+            exists,
             None,
             _int_or_none(stark.entry.get(POSITION_ID)),
-            _int_or_none(stark.entry.get(STARK_PUBLIC_KEY))
-            if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
-            else None,
+            stark_public,
             (),
             (),
+            # no signer, so no key is derived: what an existing account has is not known
+            stark_unknown=stark_public is None and exists,
         )
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         partials = list(pool.map(offchain, accounts))
-    facts = _with_chain_facts(conn, partials)
+    facts = _with_chain_facts(conn, partials, clock())
     selected = {a.name for a in accounts}
     journaled = sorted(
         set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
@@ -176,9 +222,12 @@ def _observe_untrusted(
     )
 
 
-def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[AccountFacts]:
-    """The batched chain reads for every account, joined to what Vault and dYdX said."""
-    chain_state = conn.chain.read_accounts([(p.spec.address, p.stark_public) for p in partials])
+def _with_chain_facts(
+    conn: Connections, partials: list[_Partial], observed_at: float
+) -> list[AccountFacts]:
+    """The batched chain reads for every account, joined to what Vault and dYdX said;
+    ``observed_at``: when the off-chain reads were made."""
+    chain_state = conn.chain.read_accounts([(p.spec.address, _chain_key(p)) for p in partials])
     # A deposit counts as done only with `confirmations` blocks on top; younger ones count
     # toward the target (no second deposit) but leave the account pending.
     deposits, unconfirmed = conn.chain.deposit_totals(
@@ -187,10 +236,11 @@ def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[Accou
     facts = []
     for p in partials:
         c = chain_state[p.spec.address]
+        stark_public, position_id = _chain_key(p), _position(p)
         done = waiting = 0
-        if p.stark_public is not None and p.position_id is not None:
-            done = deposits.get((p.stark_public, p.position_id), 0)
-            waiting = unconfirmed.get((p.stark_public, p.position_id), 0)
+        if stark_public is not None and position_id is not None:
+            done = deposits.get((stark_public, position_id), 0)
+            waiting = unconfirmed.get((stark_public, position_id), 0)
         facts.append(
             AccountFacts(
                 name=p.spec.name,
@@ -208,6 +258,10 @@ def _with_chain_facts(conn: Connections, partials: list[_Partial]) -> list[Accou
                 pending_deposits=in_flight((j.intent, j.amount, j.status) for j in p.journal),
                 journal=p.journal,
                 api_key_intents=p.key_intents,
+                signer_error=p.signer_error,
+                derived_stark_key=p.derived,
+                stark_key_unknown=p.stark_unknown,
+                observed_at=observed_at,
             )
         )
     return facts
@@ -219,10 +273,12 @@ def _observe_offchain(
     journal: tuple[JournalEntry, ...],
     intents: tuple[KeyIntent, ...],
     known: AccountFacts | None = None,
+    derive: Derive = Derive.LOCAL,
 ) -> _Partial:
     stark = conn.vault.read(spec.stark_key_path)
     api = _read_api_secrets(conn, spec, known)
-    if known is not None and _vault_unchanged(known, stark, api, journal, intents):
+    unchanged = known is not None and _vault_unchanged(known, stark, api, journal, intents)
+    if known is not None and unchanged:
         user_exists, dydx_keys = known.user_exists, known.dydx_api_keys
     else:
         user_exists, dydx_keys = _observe_dydx(conn, spec, api)
@@ -232,6 +288,19 @@ def _observe_offchain(
         else None
     )
     position_id = _int_or_none(stark.data.get(POSITION_ID))
+    derived: DerivedStarkKey | None = None
+    signer_error: str | None = None
+    default_key_id: str | None = None
+    made = False
+    # Without a dYdX user nothing can be registered or deposited (registration needs dYdX's
+    # signature): a fresh account's plan is exact with no key at all, and nothing is signed.
+    if stark_public is None and user_exists is not False:
+        if known is not None and unchanged and known.derived_stark_key is not None:
+            derived = known.derived_stark_key  # the same signer gives the same key
+        elif user_exists and derive.covers(spec):
+            found = derive_stark(conn, spec, api)
+            derived, signer_error, default_key_id = found.key, found.error, found.default_key_id
+            made = True
     return _Partial(
         spec,
         stark,
@@ -242,7 +311,39 @@ def _observe_offchain(
         stark_public,
         journal,
         tuple(_intent_fact(spec, i, api, dydx_keys) for i in intents),
+        derived,
+        stark_unknown=stark_public is None
+        and user_exists is not False
+        and (derived is None or derived.position_id is None),
+        signer_error=signer_error,
+        signer_made=made,
+        default_key_id=default_key_id,
     )
+
+
+def _with_derived_default(p: _Partial, facts: AccountFacts) -> AccountFacts:
+    """The default key's id recovered while deriving, where money's rule wants it (a key dYdX
+    lists that no destination holds: see ``_check_signer``)."""
+    if p.default_key_id and facts.user_exists and unstored_keys(facts):
+        return replace(facts, default_key_id=p.default_key_id)
+    return facts
+
+
+def _needs_default(facts: AccountFacts) -> bool:
+    return bool(facts.user_exists and unstored_keys(facts) and facts.default_key_id is None)
+
+
+def _chain_key(p: _Partial) -> int | None:
+    """The STARK key the chain is asked about: Vault's, else the one derived in memory."""
+    if p.stark_public is not None:
+        return p.stark_public
+    return int(p.derived.public_key, 16) if p.derived is not None else None
+
+
+def _position(p: _Partial) -> int | None:
+    if p.stark_public is None and p.derived is not None:
+        return p.derived.position_id
+    return p.position_id
 
 
 def _read_api_secrets(

@@ -16,6 +16,15 @@ META_ACCOUNT = "account"
 
 DEFAULT_API_KEY = "default"
 
+# custom_metadata an API key destination carries once this tool has rotated its key. Public
+# facts (key ids and times, never a secret), so a metadata-only reader can plan from them.
+# They describe the key whose id META_KEY_ID names: if the data holds another key (a run
+# died between the metadata and the data write), they are stale and ignored.
+META_KEY_ID = "api-key-id"
+META_KEY_CREATED = "api-key-created-at"  # ISO-8601 UTC, when dYdX created that key
+META_REPLACES = "replaces"  # the previous key's id: live at dYdX until its overlap ends
+ROTATION_METADATA = (META_KEY_ID, META_KEY_CREATED, META_REPLACES)
+
 STARK_PRIVATE_KEY = "private_key"
 STARK_PUBLIC_KEY = "public_key"
 STARK_PUBLIC_KEY_Y = "public_key_y_coordinate"

@@ -14,11 +14,18 @@ from datetime import UTC, datetime
 
 from provisioner.connections import Connections, connect
 from provisioner.errors import ProvisionerError
-from provisioner.facts import AccountFacts, WorldFacts
+from provisioner.facts import WorldFacts
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.manifest.trust import TRUSTED, LoadPolicy
-from provisioner.observe import DEFAULT_PARALLELISM, SignerCheck, no_signer, observe, unstored_keys
+from provisioner.observe import (
+    DEFAULT_PARALLELISM,
+    Derive,
+    SignerCheck,
+    no_signer,
+    observe,
+    unstored_keys,
+)
 from provisioner.plan.model import Plan
 from provisioner.plan.planner import PlanOptions, make_plan, plan_account
 from provisioner.redact import Redactor
@@ -43,7 +50,11 @@ class Session:
         return replace(self, accounts=tuple(a for a in self.accounts if a.name in names))
 
     def observe(
-        self, known: WorldFacts | None = None, *, check_signer: SignerCheck = no_signer
+        self,
+        known: WorldFacts | None = None,
+        *,
+        check_signer: SignerCheck = no_signer,
+        derive: Derive = Derive.LOCAL,
     ) -> WorldFacts:
         return observe(
             self.conn,
@@ -51,6 +62,7 @@ class Session:
             parallelism=self.parallelism,
             known=known,
             check_signer=check_signer,
+            derive=derive,
         )
 
 
@@ -87,18 +99,33 @@ def open_session(
     return Session(manifest, tuple(accounts), conn, parallelism)
 
 
-def has_steps(spec: AccountSpec, facts: AccountFacts) -> bool:
-    """An account the planner has work for, or with keys at dYdX no destination holds (which
-    the derived default key must be told apart from): only its signer is worth resolving."""
-    return bool(plan_account(spec, facts).steps) or unstored_keys(facts)
+def work_for(options: PlanOptions) -> SignerCheck:
+    """Whether the planner has work for an account under ``options``, or dYdX lists keys no
+    destination holds (which the derived default key must be told apart from; a key in its
+    rotation overlap is one): only then is its signer worth resolving."""
+    return lambda spec, facts: (
+        bool(plan_account(spec, facts, options).steps) or unstored_keys(facts)
+    )
 
 
 def look(
-    session: Session, options: PlanOptions, known: WorldFacts | None = None
+    session: Session,
+    options: PlanOptions,
+    known: WorldFacts | None = None,
+    *,
+    at: float | None = None,
 ) -> tuple[WorldFacts, Plan]:
-    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run."""
+    """Observe the session's accounts, then plan; ``known``: facts of an earlier look this run;
+    ``options.derive``: remote signers derive a STARK key Vault lacks too (local ones always);
+    ``at``: plan as at this time instead of when the facts were read (a saved plan's own, so
+    that the ages in its rotation steps are what they were when it was reviewed)."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    facts = session.observe(known, check_signer=has_steps)
+    derive = Derive.ALL if options.derive else Derive.LOCAL
+    if session.conn.untrusted:  # resolves no signer: nothing is derived
+        derive = Derive.OFF
+    facts = session.observe(known, check_signer=work_for(options), derive=derive)
+    if at is not None:
+        facts = replace(facts, accounts=tuple(replace(a, observed_at=at) for a in facts.accounts))
     return facts, make_plan(session.manifest, facts, options, created_at=created)
 
 

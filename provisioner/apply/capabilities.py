@@ -17,7 +17,7 @@ from provisioner.facts import WorldFacts
 from provisioner.journal import sender_folder
 from provisioner.manifest.model import AccountSpec, Manifest
 from provisioner.plan.model import Plan, Step, StepKind
-from provisioner.plan.params import ApiKeyParams
+from provisioner.plan.params import ApiKeyParams, RotateApiKeyParams
 from provisioner.records import journal_path
 
 WRITE = frozenset({"create", "update"})
@@ -92,4 +92,6 @@ def _written(spec: AccountSpec, step: Step) -> list[str]:
         return [spec.stark_key_path, *(k.secret_path for k in spec.api_keys if k.is_default)]
     if step.kind in (StepKind.API_KEY, StepKind.REPLACE_API_KEY):
         return [step.params_as(ApiKeyParams).path]
+    if step.kind is StepKind.ROTATE_API_KEY:
+        return [step.params_as(RotateApiKeyParams).path]
     return []

@@ -126,6 +126,11 @@ class AccountContext:
     def remember_credentials(self, creds: ApiCredentials) -> None:
         self._creds = creds
 
+    def forget_credentials(self, key_id: str) -> None:
+        """``key_id`` was deleted at dYdX: if it is the key requests are signed with, read again."""
+        if self._creds is not None and self._creds.key == key_id:
+            self._creds = None
+
     def default_key_id(self) -> str:
         """The default API key's id, derived from the onboarding signature (no request)."""
         if self._default_key is None:

@@ -65,8 +65,19 @@ class StepStarted:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a step actually did, with the numbers it used: a reporter shows this, not the plan's
+    summary, so an amount planned but not paid is never shown as done. ``changed``: False when
+    the step found nothing to do (``text`` then says what it found)."""
+
+    changed: bool
+    text: str
+
+
+@dataclass(frozen=True)
 class StepDone:
     step: Step
+    outcome: Outcome
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,9 @@ class Cancelled:
 @dataclass(frozen=True)
 class AccountResult:
     name: str
-    done: tuple[str, ...] = ()
+    done: tuple[str, ...] = ()  # steps that changed something
     skipped: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()  # steps that ran and found nothing to do
     failed: str | None = None  # the step id, or "journal"
     error: str | None = None
     tx_hashes: tuple[str, ...] = ()
@@ -113,7 +125,12 @@ class Finished:
 
     @property
     def steps_done(self) -> int:
+        """Steps that changed something; those that found nothing to do are ``steps_unchanged``."""
         return sum(len(r.done) for r in self.results)
+
+    @property
+    def steps_unchanged(self) -> int:
+        return sum(len(r.unchanged) for r in self.results)
 
 
 Event = (

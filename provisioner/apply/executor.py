@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from provisioner.apply import rotation
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.context import AccountContext
 from provisioner.apply.events import (
@@ -34,7 +35,8 @@ from provisioner.apply.events import (
 from provisioner.apply.fence import Fence, FencedConnections
 from provisioner.apply.ports import ApplyConnections
 from provisioner.apply.signals import Drain
-from provisioner.apply.steps import RUNNERS, settle_journal
+from provisioner.apply.steps import RUNNERS as STEP_RUNNERS
+from provisioner.apply.steps import settle_journal
 from provisioner.apply.transactions import await_confirmations
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
@@ -44,9 +46,20 @@ from provisioner.plan.params import ApiKeyParams
 
 # Steps that write at dYdX, spending the account's budget of 10 writes a minute
 # (the default API key's step only derives and stores it).
-_DYDX_WRITES = frozenset({StepKind.ONBOARD, StepKind.REPLACE_API_KEY, StepKind.DELETE_API_KEY})
+_DYDX_WRITES = frozenset(
+    {
+        StepKind.ONBOARD,
+        StepKind.REPLACE_API_KEY,
+        StepKind.DELETE_API_KEY,
+        StepKind.ROTATE_API_KEY,
+        StepKind.RETIRE_API_KEY,
+    }
+)
 _CHAIN = frozenset({StepKind.REGISTER, StepKind.APPROVE, StepKind.DEPOSIT})
 WRITES_PER_WINDOW = 10  # v3: an account's writes a minute
+
+
+RUNNERS = {**STEP_RUNNERS, **rotation.RUNNERS}
 
 
 def _unfenced() -> None:
@@ -136,6 +149,7 @@ def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
 class _Progress:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     failed: str | None = None
     error: str | None = None
     not_started: list[str] = field(default_factory=list)  # the run was stopped (a signal)
@@ -169,6 +183,7 @@ class _AccountRun:
             name=self.plan.name,
             done=tuple(p.done),
             skipped=tuple(p.skipped),
+            unchanged=tuple(p.unchanged),
             failed=p.failed,
             error=p.error,
             tx_hashes=tuple(self.ctx.tx_hashes),
@@ -234,7 +249,7 @@ class _AccountRun:
             p.current = step.id
             try:
                 self.ctx.fence()  # a run that lost its lease starts nothing
-                RUNNERS[step.kind](self.ctx, step)
+                outcome = RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
                 p.current = None
                 self.failed_steps.add(step.id)
@@ -244,8 +259,8 @@ class _AccountRun:
                 continue
             p.current = None
             failpoint(f"after_step:{step.kind.value}")
-            self.report(StepDone(step))
-            p.done.append(step.id)
+            self.report(StepDone(step, outcome))
+            (p.done if outcome.changed else p.unchanged).append(step.id)
 
 
 def _describe(ctx: AccountContext, exc: Exception) -> str:

@@ -31,7 +31,7 @@ Fence = Callable[[], None]
 
 # The port methods that change something outside this process, fenced below.
 WRITES: dict[str, frozenset[str]] = {
-    "vault": frozenset({"write_owned", "write_state", "delete_state"}),
+    "vault": frozenset({"write_owned", "set_owned_metadata", "write_state", "delete_state"}),
     "dydx": frozenset({"onboard", "create_api_key", "delete_api_key"}),
     "chain": frozenset({"send_raw"}),
     "signer": frozenset({"send_transaction"}),
@@ -58,6 +58,10 @@ class FencedVault:
         return self._inner.write_owned(
             path, data, account=account, expected_version=expected_version, current=current
         )
+
+    def set_owned_metadata(self, path: str, metadata: Mapping[str, str], *, account: str) -> None:
+        self._fence()
+        self._inner.set_owned_metadata(path, metadata, account=account)
 
     def read_state(self, path: str) -> tuple[dict[str, Any], int] | None:
         return self._inner.read_state(path)

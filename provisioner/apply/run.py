@@ -75,6 +75,7 @@ class ApplyRequest:
     auto_approve: bool = False
     interactive: bool = False  # a person is there to answer (stdin is a terminal)
     max_deposit: int | None = None  # base units (``--max-deposit``)
+    max_deposit_source: str = "--max-deposit"  # who set it, as messages name it
     confirm_mainnet: bool = False
     force_unlock: str | None = None
     shard: Shard | None = None
@@ -102,7 +103,8 @@ def run_apply(
     SIGTERM / SIGINT (``Drain.installed``); a run it stopped raises ``Interrupted``."""
     drain = drain or Drain()
     saved = request.saved
-    facts, plan = look(session, request.options)
+    at = saved.observed_at if saved is not None else None  # a saved plan: as reviewed
+    facts, plan = look(session, request.options, at=at)
     if saved is not None:  # before the first write: the lock is one
         check_saved(request.saved_name, saved, plan)
     guardrails.refuse_unusable_signers(facts, session.redactor)
@@ -130,7 +132,7 @@ def run_apply(
             )
         failpoint("after_account_locks")
         session = session.only({a.name for a in plan.accounts} if saved else locks.accounts.held)
-        facts, plan = look(session, request.options, known=facts)
+        facts, plan = look(session, request.options, known=facts, at=at)
         if saved is not None:  # what runs (and is shown) below is this fresh plan, equal to it
             check_saved(request.saved_name, saved, plan)
         report(PlanReady(plan))
@@ -220,7 +222,7 @@ def _budget(session: Session, request: ApplyRequest) -> DepositBudget:
     if session.manifest.max_deposit is not None:
         ceilings.append(("the manifest's max_deposit", to_base_units(session.manifest.max_deposit)))
     if request.max_deposit is not None:
-        ceilings.append(("--max-deposit", request.max_deposit))
+        ceilings.append((request.max_deposit_source, request.max_deposit))
     return DepositBudget(tuple(ceilings))
 
 

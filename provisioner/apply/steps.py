@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
+from provisioner.apply.events import Outcome
 from provisioner.apply.transactions import (
     charge,
     guard_sender,
@@ -42,6 +44,7 @@ from provisioner.plan.params import (
     DepositParams,
     StarkKeyParams,
 )
+from provisioner.plan.planner import MAX_UINT256
 from provisioner.records import API_FIELDS, API_KEY, MANAGED_BY
 
 WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
@@ -58,14 +61,14 @@ def _api_record(ctx: AccountContext, creds: ApiCredentials) -> dict[str, str]:
     return records.api_key_secret(creds, ctx.spec.address, ctx.conn.manifest.network.name)
 
 
-def _write(ctx: AccountContext, path: str, data: dict[str, str], *, label: str) -> None:
+def _write(ctx: AccountContext, path: str, data: dict[str, str], *, label: str) -> int | None:
     """Write an owned secret, retrying what Vault failed: each try reads again and writes with
-    check-and-set against that version, so a write that landed unanswered is seen, not repeated."""
+    check-and-set against that version, so a write that landed unanswered is seen, not repeated.
+    The version written; None when Vault held the same data already."""
     attempt = 1
     while True:
         try:
-            _write_once(ctx, path, data, label)
-            return
+            return _write_once(ctx, path, data, label)
         except ForeignSecret:
             raise
         except VaultError as exc:  # CasConflict too: the next read shows whose write it was
@@ -79,18 +82,18 @@ def _write(ctx: AccountContext, path: str, data: dict[str, str], *, label: str) 
             attempt += 1
 
 
-def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str) -> None:
+def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str) -> int | None:
     current = ctx.conn.vault.read(path)
     if current.entry.is_foreign(ctx.spec.name):
         raise StepFailed(
             f"{path} holds data not written by {MANAGED_BY} for {ctx.spec.name}; left untouched"
         )
     if current.entry.exists and dict(current.data) == data:
-        return
+        return None
     failpoint(f"before_vault_write:{label}")
     # write_owned sets the ownership metadata first, then the data with check-and-set: a
     # crash in between leaves an empty path of ours, never data without an owner.
-    ctx.conn.vault.write_owned(
+    version = ctx.conn.vault.write_owned(
         path,
         data,
         account=ctx.spec.name,
@@ -99,9 +102,14 @@ def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str
     )
     failpoint(f"after_vault_write:{label}")
     ctx.log(f"stored {path}")
+    return version
 
 
-def stark_key(ctx: AccountContext, step: Step) -> None:
+def _stored(path: str, version: int | None) -> str:
+    return f"stored at {path} (version {version})" if version else f"already at {path}, unchanged"
+
+
+def stark_key(ctx: AccountContext, step: Step) -> Outcome:
     pair = ctx.conn.dydx.derive_stark_key(ctx.signer, check_deterministic=True)
     failpoint("after_derive:stark_key")
     ctx.remember_stark(pair)
@@ -114,10 +122,19 @@ def stark_key(ctx: AccountContext, step: Step) -> None:
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
         ctx.remember_position(account.position_id)
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_key")
+    path = ctx.spec.stark_key_path
+    version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_key")
+    found = f", dYdX's position {account.position_id}" if account is not None else ""
+    return Outcome(
+        version is not None,
+        f"derived STARK key {pair.public_key_hex}{found}; {_stored(path, version)}",
+    )
 
 
-def onboard(ctx: AccountContext, step: Step) -> None:
+def onboard(ctx: AccountContext, step: Step) -> Outcome:
+    """POST /v3/onboarding, then the position in the STARK secret. The default API key it
+    returns is kept in memory for the steps after it; storing it is the default key's own step
+    (it is recovered from the same signature), so each step's writes are the ones it plans."""
     pair = ctx.stark()
     try:
         account, creds = ctx.conn.dydx.onboard(ctx.signer, pair)
@@ -126,23 +143,30 @@ def onboard(ctx: AccountContext, step: Step) -> None:
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
         ctx.remember_position(account.position_id)
+        onboarded = False
     else:
         failpoint("after_onboard")
         ctx.remember_credentials(creds)
         ctx.log(f"onboarded: position {account.position_id}")
         ctx.remember_position(account.position_id)
-        default = next((k for k in ctx.spec.api_keys if k.is_default), None)
-        if default is not None:  # the default key comes with onboarding: keep it right away
-            _write(ctx, default.secret_path, _api_record(ctx, creds), label="default_api_key")
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_account")
+        onboarded = True
+    path = ctx.spec.stark_key_path
+    version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_account")
+    what = "onboarded at dYdX" if onboarded else "already onboarded at dYdX (409)"
+    return Outcome(
+        onboarded or version is not None,
+        f"{what}: position {account.position_id}, {_stored(path, version)}",
+    )
 
 
-def record_account(ctx: AccountContext, step: Step) -> None:
+def record_account(ctx: AccountContext, step: Step) -> Outcome:
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
     pair = ctx.stark()
     _same_stark_key(ctx, pair, account)
     ctx.remember_position(account.position_id)
-    _write(ctx, ctx.spec.stark_key_path, _stark_record(ctx, pair, account), label="stark_account")
+    path = ctx.spec.stark_key_path
+    version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_account")
+    return Outcome(version is not None, f"position {account.position_id} {_stored(path, version)}")
 
 
 def _same_stark_key(ctx: AccountContext, pair: StarkKeyPair, account: OnboardedAccount) -> None:
@@ -153,19 +177,22 @@ def _same_stark_key(ctx: AccountContext, pair: StarkKeyPair, account: OnboardedA
         )
 
 
-def api_key(ctx: AccountContext, step: Step) -> None:
+def api_key(ctx: AccountContext, step: Step) -> Outcome:
     params = step.params_as(ApiKeyParams)
     name, path = params.name, params.path
     if params.is_default:  # recovered from the onboarding signature: nothing created at dYdX
         creds = ctx.conn.dydx.recover_default_credentials(ctx.signer)
-        _write(ctx, path, _api_record(ctx, creds), label="default_api_key")
-        return
+        version = _write(ctx, path, _api_record(ctx, creds), label="default_api_key")
+        return Outcome(
+            version is not None,
+            f"recovered the default API key {creds.key}; {_stored(path, version)}",
+        )
     listed = ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials())
     stored = ctx.conn.vault.read(path)
     complete = all(stored.data.get(f) for f in API_FIELDS)
     if complete and stored.entry.is_ours(ctx.spec.name) and stored.data[API_KEY] in listed:
         ctx.log(f"API key {name} is already at dYdX and in {path} (found by a fresh check)")
-        return
+        return Outcome(False, f"API key {name} is already at dYdX and in {path}")
     intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
     ctx.journal.record_key_intent(intent)
     failpoint("after_intent:api_key")
@@ -178,10 +205,11 @@ def api_key(ctx: AccountContext, step: Step) -> None:
         ctx.log(f"could not note key {creds.key} in the journal ({exc})")
     failpoint("after_intent_update:api_key")
     try:
-        _write(ctx, path, _api_record(ctx, creds), label="api_key")
+        version = _write(ctx, path, _api_record(ctx, creds), label="api_key")
     except Exception as exc:  # noqa: BLE001 - whatever failed, no key may stay without its secret
         raise _unstored_key_deleted(ctx, intent, creds.key, exc) from None
     ctx.journal.forget(ctx.spec.name, intent.key)
+    return Outcome(True, f"created API key {name} ({creds.key}) at dYdX; {_stored(path, version)}")
 
 
 def _create_api_key(ctx: AccountContext, intent: KeyIntent) -> ApiCredentials:
@@ -233,8 +261,25 @@ def _delete_orphans(ctx: AccountContext, intent: KeyIntent, keep: set[str] | Non
 def _unstored_key_deleted(
     ctx: AccountContext, intent: KeyIntent, key_id: str, cause: Exception
 ) -> StepFailed:
-    """Storing a new key failed: delete it at dYdX rather than leave a live key nobody holds."""
+    """Storing a new key failed: delete it at dYdX rather than leave a live key nobody holds.
+
+    Unless Vault shows it stored after all (a write that landed unanswered), or cannot be
+    asked: then it is left to the journal, and the next apply settles it."""
     why = str(cause) if isinstance(cause, StepFailed | VaultError) else type(cause).__name__
+    try:
+        landed = ctx.conn.vault.read(intent.path).data.get(API_KEY) == key_id
+    except VaultError as exc:
+        return StepFailed(
+            f"storing API key {intent.name} at {intent.path} failed ({why}), and Vault cannot tell "
+            f"whether it landed ({exc}); the journal keeps key {key_id}: the next apply settles it"
+        )
+    if landed:
+        with contextlib.suppress(VaultError):
+            ctx.journal.forget(ctx.spec.name, intent.key)
+        return StepFailed(
+            f"storing API key {intent.name} at {intent.path} reported a failure ({why}), but the "
+            f"new key {key_id} is stored there; run apply again to finish"
+        )
     try:
         ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=ctx.default_key_id())
     except Exception as exc:  # noqa: BLE001 - reported; the journal keeps the intent
@@ -251,19 +296,20 @@ def _unstored_key_deleted(
     )
 
 
-def delete_api_key(ctx: AccountContext, step: Step) -> None:
+def delete_api_key(ctx: AccountContext, step: Step) -> Outcome:
     default_id = ctx.default_key_id()  # derived from the onboarding signature, never read
     key_id = step.params_as(DeleteApiKeyParams).key_id
     if key_id.strip().lower() == default_id.strip().lower():
         raise StepFailed(f"{default_id} is the default API key: never deleted")
     if key_id not in ctx.conn.dydx.list_api_keys(ctx.spec.address, ctx.credentials()):
         ctx.log(f"API key {key_id} is already gone at dYdX")
-        return
+        return Outcome(False, f"API key {key_id} is already gone at dYdX")
     ctx.conn.dydx.delete_api_key(ctx.signer, key_id, default_key=default_id)
     ctx.log(f"deleted API key {key_id}")
+    return Outcome(True, f"deleted API key {key_id} at dYdX")
 
 
-def register(ctx: AccountContext, step: Step) -> None:
+def register(ctx: AccountContext, step: Step) -> Outcome:
     pair = ctx.stark()
     owner = ctx.conn.chain.read_accounts([(ctx.spec.address, pair.public_key)])[
         ctx.spec.address
@@ -271,34 +317,42 @@ def register(ctx: AccountContext, step: Step) -> None:
     if owner is not None:
         if owner.lower() != ctx.spec.address.lower():
             raise StepFailed(f"STARK key is registered on L1 to {owner}")
-        return
+        return Outcome(False, f"the STARK key is already registered on L1 to {owner}")
     signature = ctx.conn.dydx.registration_signature(ctx.spec.address, ctx.credentials())
     guard_sender(ctx)
     tx = ctx.conn.chain.build_register(
         ctx.spec.address, ctx.spec.address, pair.public_key, signature
     )
-    send(ctx, "register", tx, amount=0)
+    tx_hash = send(ctx, "register", tx, amount=0)
+    return Outcome(True, f"sent registerUser for the STARK key ({tx_hash})")
 
 
-def approve(ctx: AccountContext, step: Step) -> None:
-    amount = step.params_as(ApproveParams).amount_base_units
-    current = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[
-        ctx.spec.address
-    ].usdc_allowance
-    if current >= amount:
-        return
-    guard_sender(ctx)
-    send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
+@dataclass(frozen=True)
+class _Remaining:
+    """The deposit still to make, from the journal and fresh chain events."""
+
+    target: int
+    deposited: int
+    pending: int
+    stark_key: int
+    position_id: int
+
+    @property
+    def need(self) -> int:
+        return deposit_need(self.target, self.deposited, self.pending)
+
+    @property
+    def there(self) -> str:
+        """What is there already, in the words the log uses: "3 of 4.5", "3 (+1 pending) of 4.5"."""
+        pending = f" (+{usdc(self.pending)} pending)" if self.pending else ""
+        return f"{usdc(self.deposited)}{pending} of {usdc(self.target)}"
 
 
-def deposit(ctx: AccountContext, step: Step) -> None:
-    """Top up to the manifest's target, recomputed from the journal, then fresh chain events
-    (in that order: a deposit mined and forgotten in between is then in the events). Never
-    more than the plan showed, never past the run's ceiling: never pay twice. Simulated on the
-    pending state, right behind this account's register and approve; a deposit that cannot
-    happen after this run approved it leaves no allowance standing (apply/transactions.py)."""
-    planned = step.params_as(DepositParams).amount_base_units
-    target = to_base_units(ctx.spec.deposit)  # the manifest's, never a plan file's
+def _remaining(ctx: AccountContext) -> _Remaining:
+    """Toward the manifest's target (never a plan file's), read from the journal, then fresh
+    chain events (in that order: a deposit mined and forgotten in between is then in the
+    events). The sender is guarded on the way (no unexplained pending nonce)."""
+    target = to_base_units(ctx.spec.deposit)
     pair = ctx.stark()
     position_id = ctx.position_id()
     pending = in_flight(
@@ -309,10 +363,55 @@ def deposit(ctx: AccountContext, step: Step) -> None:
     confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
     position = (pair.public_key, position_id)
     deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
-    need = deposit_need(target, deposited, pending)
+    return _Remaining(target, deposited, pending, pair.public_key, position_id)
+
+
+def approve(ctx: AccountContext, step: Step) -> Outcome:
+    """Allow what the remaining deposit needs, recomputed now: nothing when nothing is to
+    deposit, and never more than the plan showed."""
+    params = step.params_as(ApproveParams)
+    planned = amount = need = params.amount_base_units
+    if params.target_base_units is not None:
+        remaining = _remaining(ctx)
+        need = remaining.need
+        if not need:
+            return Outcome(
+                False, f"{remaining.there} USDC already deposited: no allowance needed, none sent"
+            )
+        if planned != MAX_UINT256:  # ``allowance: max`` asks for the maximum whatever the need
+            if need > planned:
+                raise StepFailed(
+                    f"the deposit needed now ({usdc(need)} USDC) is more than the allowance the "
+                    f"plan showed ({usdc(planned)} USDC); nothing was sent: run plan again"
+                )
+            amount = need
+    current = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[
+        ctx.spec.address
+    ].usdc_allowance
+    if current >= need:
+        return Outcome(
+            False, f"the allowance of {usdc(current)} USDC covers the {usdc(need)} USDC deposit"
+        )
+    guard_sender(ctx)
+    send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
+    shown = "an unlimited allowance" if amount == MAX_UINT256 else f"{usdc(amount)} USDC"
+    return Outcome(
+        True,
+        f"sent approve of {shown} for the exchange (the deposit needs {usdc(need)}; allowance was {usdc(current)})",
+    )
+
+
+def deposit(ctx: AccountContext, step: Step) -> Outcome:
+    """Top up to the manifest's target, recomputed from the journal, then fresh chain events.
+    Never more than the plan showed, never past the run's ceiling: never pay twice. Simulated
+    on the pending state, right behind this account's register and approve; a deposit that
+    cannot happen after this run approved it leaves no allowance standing."""
+    planned = step.params_as(DepositParams).amount_base_units
+    remaining = _remaining(ctx)
+    need = remaining.need
     if not need:
         ctx.log("deposit already covered")
-        return
+        return Outcome(False, f"{remaining.there} USDC already deposited")
     with revoke_on_failure(ctx, f"the deposit of {usdc(need)} USDC"):
         if need > planned:
             raise StepFailed(
@@ -323,9 +422,13 @@ def deposit(ctx: AccountContext, step: Step) -> None:
             ctx.log(
                 f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
             )
-        tx = ctx.conn.chain.build_deposit(ctx.spec.address, pair.public_key, position_id, need)
+        tx = ctx.conn.chain.build_deposit(
+            ctx.spec.address, remaining.stark_key, remaining.position_id, need
+        )
         charge(ctx, need, f"the deposit of {ctx.spec.name}")
     send(ctx, "deposit", tx, amount=need)
+    # sent, not yet final: the account's end awaits it (and says so if it reverts)
+    return Outcome(True, f"sent a deposit of {usdc(need)} USDC ({remaining.there} already there)")
 
 
 def settle_journal(ctx: AccountContext) -> None:
@@ -338,7 +441,7 @@ def settle_journal(ctx: AccountContext) -> None:
     settle_transactions(ctx)
 
 
-RUNNERS: dict[StepKind, Callable[[AccountContext, Step], None]] = {
+RUNNERS: dict[StepKind, Callable[[AccountContext, Step], Outcome]] = {
     StepKind.STARK_KEY: stark_key,
     StepKind.ONBOARD: onboard,
     StepKind.RECORD_ACCOUNT: record_account,

@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plan deleting API keys the manifest no longer names",
     )
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
     _untrusted_args(p)
 
@@ -163,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--parallelism", type=int, default=None, metavar="N")
     p.add_argument("--shard", default=None, metavar="I/N")
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
     _stream_args(p)
 
@@ -178,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--target", action="append", default=[], metavar="NAME")
     p.add_argument("--shard", default=None, metavar="I/N")
+    p.add_argument(
+        "--derive",
+        action="store_true",
+        help="derive a STARK key Vault lacks with remote signers too (one signature, nothing stored); "
+        "local signers always do",
+    )
     _vault_token_arg(p)
 
     p = sub.add_parser(
@@ -194,6 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", required=True, metavar="NAME")
     p.add_argument("--local-storage", required=True, metavar="EXPORT.json")
     _vault_token_arg(p)
+
+    p = sub.add_parser(
+        "rotate",
+        help="rotate one named API key now, whatever its age; or (--due) every rotation that is due",
+        description="Rotate --account's --key now, or with --due only what rotate_after and "
+        "rotation_overlap make due (new keys, retiring replaced ones), nothing else. "
+        "Shows the plan and asks, or --auto-approve.",
+    )
+    _manifest_arg(p)
+    p.add_argument("--account", metavar="NAME")
+    p.add_argument("--key", metavar="KEY", help="the manifest's name of the key")
+    p.add_argument(
+        "--due",
+        action="store_true",
+        help="every rotation and retirement that is due, no other step",
+    )
+    p.add_argument("--target", action="append", default=[], metavar="NAME", help="with --due")
+    p.add_argument("--shard", default=None, metavar="I/N", help="with --due")
+    p.add_argument("--auto-approve", action="store_true")
+    p.add_argument("--confirm-mainnet", action="store_true", help="as apply's")
+    p.add_argument("--parallelism", type=int, default=None, metavar="N")
+    _vault_token_arg(p)
+    _stream_args(p)
 
     p = sub.add_parser(
         "sandbox",

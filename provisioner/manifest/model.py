@@ -73,11 +73,18 @@ class RemoteSigner:
 Signer = PrivateKeySigner | KeystoreSigner | RemoteSigner
 
 
+DEFAULT_ROTATION_OVERLAP = 3600  # seconds the previous key keeps working after a rotation
+
+
 @dataclass(frozen=True)
 class ApiKeySpec:
     name: str
     secret_path: str
     location: Location | None = None
+    # seconds; None: never rotated on a schedule (``provision rotate`` still can, but for the
+    # default key, which is derived from the wallet's signature and never deleted)
+    rotate_after: int | None = None
+    rotation_overlap: int = DEFAULT_ROTATION_OVERLAP
 
     @property
     def is_default(self) -> bool:

@@ -27,7 +27,9 @@ def _encode(value: Any) -> Any:
 
 @cache
 def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls)) if hasattr(cls, "__dataclass_fields__") else ()
+    if not hasattr(cls, "__dataclass_fields__"):
+        return ()
+    return tuple(f.name for f in fields(cls) if f.metadata.get("fingerprint", True))
 
 
 def fingerprint(facts: WorldFacts) -> str:

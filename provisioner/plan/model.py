@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from provisioner.plan.ages import KeyAge
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -16,6 +17,8 @@ from provisioner.plan.params import (
     OnboardParams,
     RecordAccountParams,
     RegisterParams,
+    RetireApiKeyParams,
+    RotateApiKeyParams,
     StarkKeyParams,
     StepParams,
     from_wire,
@@ -37,6 +40,9 @@ class StepKind(StrEnum):
     - api_key: the default key is recovered, a named one created (POST /v3/api-keys); then stored
     - replace_api_key: the stored key is gone at dYdX: create a new one, update Vault
     - delete_api_key: only with --prune-api-keys, never the default key
+    - rotate_api_key: a named key older than its rotate_after (or ``provision rotate``): a new
+      key is created and stored as a new version of the same destination
+    - retire_api_key: the key a rotation replaced, deleted at dYdX once its overlap has passed
     """
 
     STARK_KEY = "stark_key"
@@ -48,6 +54,8 @@ class StepKind(StrEnum):
     API_KEY = "api_key"
     REPLACE_API_KEY = "replace_api_key"
     DELETE_API_KEY = "delete_api_key"
+    ROTATE_API_KEY = "rotate_api_key"
+    RETIRE_API_KEY = "retire_api_key"
 
 
 P = TypeVar("P", bound=StepParams)
@@ -62,6 +70,8 @@ PARAMS: dict[StepKind, type[StepParams]] = {
     StepKind.API_KEY: ApiKeyParams,
     StepKind.REPLACE_API_KEY: ApiKeyParams,
     StepKind.DELETE_API_KEY: DeleteApiKeyParams,
+    StepKind.ROTATE_API_KEY: RotateApiKeyParams,
+    StepKind.RETIRE_API_KEY: RetireApiKeyParams,
 }
 
 
@@ -154,6 +164,13 @@ class PlanOptions:
     prune_api_keys: bool = False
     targets: tuple[str, ...] = ()
     shard: str | None = None
+    derive: bool = False  # remote signers derive a STARK key Vault lacks (``--derive``)
+    # ``provision rotate``'s: never in a plan file (``plan --out`` cannot set them, and
+    # ``rotate`` saves no plan), so a saved plan always has the defaults. A plan made with
+    # them holds only rotation steps: read back without them, it would not match a fresh
+    # plan of the same facts, and ``apply PLAN`` refuses it (plan/saved.py).
+    rotate: tuple[str, str] | None = None  # (account, key): rotate that key now, nothing else
+    rotation_only: bool = False  # ``rotate --due``: only the rotations and retirements due
 
     def differences(self, other: PlanOptions) -> list[str]:
         """What differs from ``other``, as the command-line options that say it."""
@@ -164,6 +181,12 @@ class PlanOptions:
             out.append("--target")
         if self.shard != other.shard:
             out.append("--shard")
+        if self.derive != other.derive:
+            out.append("--derive")
+        if self.rotate != other.rotate:
+            out.append("rotate --account --key")
+        if self.rotation_only != other.rotation_only:
+            out.append("rotate --due")
         return out
 
 
@@ -173,6 +196,7 @@ class AccountPlan:
     address: str
     steps: tuple[Step, ...] = ()
     notes: tuple[Note, ...] = ()
+    api_keys: tuple[KeyAge, ...] = ()  # each key's age and next rotation
 
     @property
     def converged(self) -> bool:
@@ -204,6 +228,10 @@ class Plan:
     # what an untrusted plan (--untrusted-manifest) did not check; apply and the drift check do
     not_checked: tuple[str, ...] = ()
     options: PlanOptions = PlanOptions()
+    # when the facts were read (epoch seconds): the "now" of the API key ages and rotations in
+    # it. ``apply PLAN`` plans again at this same time, so a reviewed rotation is not refused
+    # because its key grew older since (only changed facts make a saved plan stale)
+    observed_at: float | None = None
 
     def steps(self) -> list[Step]:
         return [s for acc in self.accounts for s in acc.steps]
@@ -232,16 +260,19 @@ class Plan:
                     "address": a.address,
                     "steps": [step.to_dict() for step in a.steps],
                     "notes": [{"level": n.level, "message": n.message} for n in a.notes],
+                    "api_keys": [k.to_dict() for k in a.api_keys],
                 }
                 for a in self.accounts
             ],
             "created_at": self.created_at,
+            "observed_at": self.observed_at,
             "format_version": self.format_version,
             "not_checked": list(self.not_checked),
             "options": {
                 "prune_api_keys": self.options.prune_api_keys,
                 "targets": list(self.options.targets),
                 "shard": self.options.shard,
+                "derive": self.options.derive,
             },
             "summary": {
                 "add": s.add,
@@ -269,6 +300,7 @@ class Plan:
                 notes=tuple(
                     Note(level=n["level"], message=n["message"]) for n in a.get("notes", ())
                 ),
+                api_keys=tuple(KeyAge.from_dict(k) for k in a.get("api_keys", ())),
             )
             for a in data["accounts"]
         )
@@ -279,10 +311,27 @@ class Plan:
             fingerprint=data["fingerprint"],
             accounts=accounts,
             created_at=data.get("created_at", ""),
+            observed_at=None if data.get("observed_at") is None else float(data["observed_at"]),
             not_checked=tuple(str(n) for n in data.get("not_checked", ())),
             options=PlanOptions(
                 prune_api_keys=bool(data["options"]["prune_api_keys"]),
                 targets=tuple(str(t) for t in data["options"]["targets"]),
                 shard=data["options"]["shard"],
+                derive=bool(data["options"].get("derive", False)),
             ),
         )
+
+
+def propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
+    """The steps, each waiting for a blocked one blocked too (the planner's last pass)."""
+    blocked: dict[str, str] = {}
+    out = []
+    for step in steps:
+        if step.blocked is None:
+            waiting = next((d for d in step.depends_on if d in blocked), None)
+            if waiting is not None:
+                step = replace(step, blocked=f"waits for blocked step {waiting}")
+        if step.blocked is not None:
+            blocked[step.id] = step.blocked
+        out.append(step)
+    return tuple(out)

@@ -70,7 +70,11 @@ UNLIMITED_ALLOWANCE = 2**256 - 1  # what `allowance: max` approves
 
 @dataclass(frozen=True)
 class ApproveParams:
+    """``amount``: the allowance planned; ``target``: the deposit target the step recomputes the
+    remaining deposit from when it runs (absent in older plans: then ``amount`` is approved)."""
+
     amount_base_units: int = _wire("amount", _base_units)
+    target_base_units: int | None = _optional("target", _base_units)
 
     @property
     def unlimited(self) -> bool:
@@ -103,6 +107,34 @@ class DeleteApiKeyParams:
     key_id: str = _wire("key")
 
 
+def _seconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"overlap {text!r}: expected seconds >= 0")
+    return value
+
+
+@dataclass(frozen=True)
+class RotateApiKeyParams:
+    """Replacing the key ``replaces`` stored at ``path`` (version ``version``) with a new one."""
+
+    path: str = _wire("path")
+    name: str = _wire("name")
+    version: int = _wire("version", int)
+    replaces: str = _wire("replaces")
+
+
+@dataclass(frozen=True)
+class RetireApiKeyParams:
+    """Deleting at dYdX the key ``key_id`` that a rotation of ``name`` replaced, once the
+    new key has been stored at ``path`` for ``overlap`` seconds (checked again when it runs)."""
+
+    path: str = _wire("path")
+    name: str = _wire("name")
+    key_id: str = _wire("key")
+    overlap: int = _wire("overlap", _seconds)
+
+
 StepParams = (
     StarkKeyParams
     | OnboardParams
@@ -112,6 +144,8 @@ StepParams = (
     | DepositParams
     | ApiKeyParams
     | DeleteApiKeyParams
+    | RotateApiKeyParams
+    | RetireApiKeyParams
 )
 
 

@@ -6,20 +6,29 @@ blocked too. Deposits only ever top up: a target below what was deposited is a
 note, never a withdrawal. Nothing is destroyed unless ``prune_api_keys`` is set,
 and the default API key is never deleted.
 
-It is one piece: each step's condition reads what the builder decided before it (whether
-the STARK key is ready, which onboarding and registration steps a later one waits for, the
-derived default key's id), and the notes on the journal sit with the steps they explain.
+Each step's condition reads what the builder decided before it (the STARK key ready, the
+steps a later one waits for, the derived default key's id). Beside it: plan/adoption.py (a
+STARK key derived while observing), plan/journal_notes.py, plan/rotation.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from provisioner.facts import AccountFacts, VaultEntry, WorldFacts
 from provisioner.manifest.model import AccountSpec, ApiKeySpec, Manifest
 from provisioner.money import deposit_need, format_usdc, from_base_units, to_base_units
+from provisioner.plan.adoption import KNOWN_ONCE, dydx_key_conflict, unknown_why
 from provisioner.plan.fingerprint import fingerprint
-from provisioner.plan.model import AccountPlan, Action, Note, Plan, PlanOptions, Step, StepKind
+from provisioner.plan.journal_notes import interrupted_key_creations, journaled_transactions
+from provisioner.plan.model import (
+    AccountPlan,
+    Action,
+    Note,
+    Plan,
+    PlanOptions,
+    Step,
+    StepKind,
+    propagate_blocks,
+)
 from provisioner.plan.params import (
     ApiKeyParams,
     ApproveParams,
@@ -32,6 +41,7 @@ from provisioner.plan.params import (
     StarkKeyParams,
     StepParams,
 )
+from provisioner.plan.rotation import key_ages, plan_rotations, selected
 from provisioner.records import API_FIELDS, API_KEY, ETHEREUM_ADDRESS, POSITION_ID, STARK_FIELDS
 
 MAX_UINT256 = 2**256 - 1
@@ -65,6 +75,7 @@ def make_plan(
         created_at=created_at,
         not_checked=facts.not_checked,
         options=options,
+        observed_at=next((a.observed_at for a in facts.accounts if a.observed_at), None),
     )
 
 
@@ -78,10 +89,16 @@ def plan_account(
     # waits a minute, and nothing else should wait behind it.
     b.registration()
     b.deposit()
-    b.api_keys(options.prune_api_keys)
-    b.journaled_transactions()
+    forced = options.rotate[1] if options.rotate and options.rotate[0] == spec.name else None
+    b.api_keys(options.prune_api_keys, frozenset({forced} if forced else ()))
+    b.notes.extend(journaled_transactions(facts, spec.name))
+    steps = selected(b.steps, options.rotate, forced, only_rotations=options.rotation_only)
     return AccountPlan(
-        name=spec.name, address=spec.address, steps=_propagate_blocks(b.steps), notes=tuple(b.notes)
+        name=spec.name,
+        address=spec.address,
+        steps=propagate_blocks(steps),
+        notes=tuple(b.notes),
+        api_keys=key_ages(spec, facts),
     )
 
 
@@ -172,6 +189,19 @@ class _AccountPlanBuilder:
             return
         action = Action.UPDATE if entry.exists else Action.CREATE
         reason = "STARK key incomplete in Vault" if entry.exists else "no STARK key in Vault"
+        conflict = dydx_key_conflict(self.spec, self.facts, self.import_hint())
+        if conflict is not None:
+            self.stark_step = self.add(
+                StepKind.STARK_KEY,
+                action,
+                f"store the STARK key at {entry.path}",
+                "the key derived from the signer is not dYdX's",
+                blocked=conflict,
+                params=StarkKeyParams(path=entry.path),
+            )
+            return
+        if self.facts.derived_stark_key is not None:
+            reason += "; derived in memory for this plan, the same key dYdX has"
         self.stark_step = self.add(
             StepKind.STARK_KEY,
             action,
@@ -221,7 +251,7 @@ class _AccountPlanBuilder:
                 params=RecordAccountParams(path=path, version=self.facts.stark_secret.version),
             )
 
-    def api_keys(self, prune: bool) -> None:
+    def api_keys(self, prune: bool, rotate_now: frozenset[str] = frozenset()) -> None:
         listed = self.facts.dydx_api_keys
         stored_ids: set[str] = set()
         # The default key's id comes from the onboarding signature, never from what its
@@ -241,10 +271,11 @@ class _AccountPlanBuilder:
             self._api_key(key, entry, key_id, listed)
         if default_id:
             stored_ids.add(default_id)  # whatever Vault holds, never an extra to prune
-        orphans = self.interrupted_key_creations()
+        orphans = interrupted_key_creations(self.facts, self.notes)
+        replaced = plan_rotations(self, rotate_now)  # live until their overlap ends
         if listed is None:
             return
-        extra = sorted(listed - stored_ids - orphans)
+        extra = sorted(listed - stored_ids - orphans - replaced)
         if not extra:
             return
         if not prune:
@@ -271,104 +302,6 @@ class _AccountPlanBuilder:
                 depends=(self.onboard_step,),
                 blocked=blocked,
                 params=DeleteApiKeyParams(key_id=key_id),
-            )
-
-    def interrupted_key_creations(self) -> frozenset[str]:
-        """Notes for API key creations a killed run left in the journal; the orphaned key ids.
-
-        apply settles them before any step: an orphan (listed at dYdX, its secret never
-        stored) is deleted there, then the key's own step creates a fresh one.
-        """
-        orphans: set[str] = set()
-        for intent in self.facts.api_key_intents:
-            if intent.unexpected:
-                orphans.update(intent.unexpected)  # reported here, not again as keys to prune
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"API key(s) {', '.join(intent.unexpected)} appeared at dYdX while an interrupted apply was "
-                        f"creating {intent.name}, and the journal does not say this tool created them: "
-                        "left alone (if one is an unstored key of ours, delete it at dYdX yourself)",
-                    )
-                )
-            if intent.orphans is None:
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"an interrupted apply may have created API key {intent.name} at dYdX without storing it; "
-                        "apply compares dYdX's keys with Vault first and deletes a key whose secret was lost",
-                    )
-                )
-            elif intent.orphans:
-                orphans.update(intent.orphans)
-                self.notes.append(
-                    Note(
-                        "warning",
-                        f"an interrupted apply created API key {intent.name} at dYdX ({', '.join(intent.orphans)}) "
-                        "and never stored its secret in Vault: apply deletes it there (never the default key) "
-                        "before creating the key again",
-                    )
-                )
-            else:
-                self.notes.append(
-                    Note(
-                        "info",
-                        f"an interrupted apply left a journal entry for API key {intent.name}; "
-                        "no key was lost, apply clears the entry",
-                    )
-                )
-        return frozenset(orphans)
-
-    def journaled_transactions(self) -> None:
-        """Notes for journaled transactions; those not final yet are pending (a change)."""
-        for entry in self.facts.journal:
-            final, then = {
-                "confirmed": (True, "confirmed: apply clears the entry"),
-                "superseded": (
-                    True,
-                    "superseded (its nonce went to another transaction): apply clears the entry",
-                ),
-                "failed": (
-                    True,
-                    "reverted: apply clears the entry and the step runs again if still needed",
-                ),
-                "mined": (False, "mined, waiting for confirmations: apply waits for them"),
-                "pending": (
-                    False,
-                    "pending at the node: apply waits for its receipt and confirmations",
-                ),
-                "dropped": (
-                    False,
-                    "unknown to the node: apply broadcasts the same signed transaction again",
-                ),
-                "awaiting": (
-                    False,
-                    "awaiting the remote signer: nothing new is sent for this address until its nonce is used or a person resolves it (provision journal resolve)",
-                ),
-            }.get(entry.status, (False, f"status {entry.status}"))
-            if entry.problem:
-                final, then = (
-                    False,
-                    f"held for a person: {entry.problem} (provision journal resolve)",
-                )
-            who = (
-                f" (journaled as {entry.journaled_by})"
-                if entry.journaled_by not in ("", self.spec.name)
-                else ""
-            )
-            self.notes.append(
-                Note(
-                    "info" if final else "pending",
-                    f"journaled {entry.intent} {entry.tx_hash or 'without a hash yet'} (nonce {entry.nonce}){who} is {then}",
-                )
-            )
-        if self.facts.unconfirmed_deposits:
-            self.notes.append(
-                Note(
-                    "pending",
-                    f"{format_usdc(from_base_units(self.facts.unconfirmed_deposits))} USDC deposited in blocks "
-                    "without enough confirmations yet: counted toward the target, not done until confirmed",
-                )
             )
 
     def _wrong_default(self, key: ApiKeySpec, entry: VaultEntry, held: str, derived: str) -> None:
@@ -465,24 +398,36 @@ class _AccountPlanBuilder:
                 params=ApiKeyParams(path=path, name=key.name, version=entry.version),
             )
 
+    def unknown_why(self) -> str:
+        return unknown_why(self.spec, self.facts, self.import_hint())
+
     def registration(self) -> None:
         owner = self.facts.stark_key_owner
-        if self.stark_ready and owner is not None:
+        derived = self.facts.derived_stark_key
+        if (self.stark_ready or derived is not None) and owner is not None:
             if owner.lower() != self.spec.address.lower():
+                where = (
+                    f"in {self.facts.stark_secret.path}"
+                    if self.stark_ready
+                    else "derived from the signer"
+                )
                 self.add(
                     StepKind.REGISTER,
                     Action.CREATE,
                     "register the STARK key on L1",
                     "registered to another address",
-                    blocked=f"conflict: the STARK key in {self.facts.stark_secret.path} is registered on L1 to {owner}, not {self.spec.address}",
+                    blocked=f"conflict: the STARK key {where} is registered on L1 to {owner}, not {self.spec.address}",
                     params=RegisterParams(),
                 )
             return
+        unknown = not self.stark_ready and derived is None and self.facts.stark_key_unknown
         self.add(
             StepKind.REGISTER,
             Action.CREATE,
-            "register the STARK key on L1 (GET /v3/registration, then registerUser)",
-            "getEthKey(starkKey) is not this address",
+            f"register the STARK key on L1 unless it is already: {KNOWN_ONCE}"
+            if unknown
+            else "register the STARK key on L1 (GET /v3/registration, then registerUser)",
+            self.unknown_why() if unknown else "getEthKey(starkKey) is not this address",
             depends=(self.stark_step, self.onboard_step),
             blocked=self.needs_signer(
                 "registration needs an Ethereum signer (registerUser is sent from the wallet); "
@@ -511,6 +456,7 @@ class _AccountPlanBuilder:
             )
         if not need:
             return
+        unknown = self.facts.stark_key_unknown
         need_text = format_usdc(from_base_units(need))
         blocked = self.needs_signer(
             "a deposit needs an Ethereum signer (approve and deposit are sent from the wallet); "
@@ -527,35 +473,28 @@ class _AccountPlanBuilder:
             approve_id = self.add(
                 StepKind.APPROVE,
                 Action.UPDATE,
-                f"approve {shown} for the exchange",
-                f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC",
+                f"approve {'up to ' if unknown and self.spec.allowance != 'max' else ''}{shown} "
+                "for the exchange" + (f": {KNOWN_ONCE}" if unknown else ""),
+                f"allowance {format_usdc(from_base_units(self.facts.usdc_allowance))} USDC < {need_text} USDC"
+                + (f" (the deposit at most: {self.unknown_why()})" if unknown else ""),
                 # no allowance for a deposit that cannot happen: wait for what the deposit waits for
                 depends=(self.onboard_step, register_id),
                 blocked=blocked,
-                params=ApproveParams(amount_base_units=amount),
+                params=ApproveParams(amount_base_units=amount, target_base_units=target),
             )
         waiting = self.facts.pending_deposits + self.facts.unconfirmed_deposits
         pending = f" (+{format_usdc(from_base_units(waiting))} pending)" if waiting else ""
         self.add(
             StepKind.DEPOSIT,
             Action.CREATE,
-            f"deposit {need_text} USDC",
-            f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
+            f"deposit up to {need_text} USDC: {KNOWN_ONCE}"
+            if unknown
+            else f"deposit {need_text} USDC",
+            # the worst case (nothing deposited yet) is what the deposit ceilings are held to
+            f"deposits not known, counted as {need_text} of {format_usdc(self.spec.deposit)} USDC: {self.unknown_why()}"
+            if unknown
+            else f"deposited {format_usdc(from_base_units(self.facts.deposited))}{pending} of {format_usdc(self.spec.deposit)} USDC",
             depends=(self.onboard_step, register_id, approve_id),
             blocked=blocked,
             params=DepositParams(amount_base_units=need, target_base_units=target),
         )
-
-
-def _propagate_blocks(steps: list[Step]) -> tuple[Step, ...]:
-    blocked: dict[str, str] = {}
-    out = []
-    for step in steps:
-        if step.blocked is None:
-            waiting = next((d for d in step.depends_on if d in blocked), None)
-            if waiting is not None:
-                step = replace(step, blocked=f"waits for blocked step {waiting}")
-        if step.blocked is not None:
-            blocked[step.id] = step.blocked
-        out.append(step)
-    return tuple(out)

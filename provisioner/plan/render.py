@@ -7,7 +7,13 @@ from decimal import Decimal
 
 from provisioner.money import format_usdc, from_base_units
 from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind, Summary
-from provisioner.plan.params import ApiKeyParams, ApproveParams, DepositParams
+from provisioner.plan.params import (
+    ApiKeyParams,
+    ApproveParams,
+    DepositParams,
+    RetireApiKeyParams,
+    RotateApiKeyParams,
+)
 
 COMPACT_FROM = 50
 """Accounts in a plan from which its text groups accounts that need the same steps."""
@@ -100,6 +106,10 @@ def _short(step: Step) -> str | None:
         return "default API key" if p.is_default else f"API key {p.name}"
     if step.kind is StepKind.REPLACE_API_KEY and isinstance(p, ApiKeyParams):
         return f"replace API key {p.name}"
+    if isinstance(p, RotateApiKeyParams):  # the age and policy are in --format json
+        return f"rotate API key {p.name}"
+    if isinstance(p, RetireApiKeyParams):
+        return f"retire the previous {p.name} key"
     return {
         StepKind.ONBOARD: "onboard",
         StepKind.RECORD_ACCOUNT: "record the account id",

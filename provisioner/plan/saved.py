@@ -41,6 +41,7 @@ def saved_options(saved: Plan, asked: PlanOptions, name: str) -> PlanOptions:
         prune_api_keys=asked.prune_api_keys or saved.options.prune_api_keys,
         targets=asked.targets or saved.options.targets,
         shard=asked.shard or saved.options.shard,
+        derive=asked.derive or saved.options.derive,
     )
     differs = given.differences(saved.options)
     if differs:
@@ -54,10 +55,15 @@ def saved_options(saved: Plan, asked: PlanOptions, name: str) -> PlanOptions:
 
 
 def _shown(options: PlanOptions, flag: str) -> str:
-    if flag == "--prune-api-keys":
-        return "with it" if options.prune_api_keys else "without it"
+    if flag in ("--prune-api-keys", "--derive"):
+        on = options.prune_api_keys if flag == "--prune-api-keys" else options.derive
+        return "with it" if on else "without it"
     if flag == "--target":
         return ", ".join(options.targets) or "every account"
+    if flag == "rotate --account --key":
+        return "/".join(options.rotate) if options.rotate else "no key"
+    if flag == "rotate --due":
+        return "with it" if options.rotation_only else "without it"
     return options.shard or "no shard"
 
 

@@ -102,7 +102,9 @@ def test_a_deposit_already_covered_sends_nothing() -> None:
     w = world()
     w.chain.credited[position_key(w)] = 5 * USDC
     (result,) = execute(w.conn, deposit_plan(w, 5 * USDC, 5 * USDC))
-    assert result.failed is None and result.done == ("mm-unit/deposit",)
+    # it ran, and is not counted as done: it found nothing to pay
+    assert result.failed is None and result.done == ()
+    assert result.unchanged == ("mm-unit/deposit",)
     assert w.chain.raw_sent == [] and journal_left(w) == []
 
 

@@ -34,6 +34,7 @@ def conn(sandbox_env: SandboxInfo, tmp_path: Path) -> Iterator[tuple[Connections
 WRITE_CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
     "vault": {
         "write_owned": ("fence-test/secret", {"k": "v"}),
+        "set_owned_metadata": ("fence-test/secret", {"replaces": "k"}),
         "write_state": ("fence-test/state", {"k": "v"}, 0),
         "delete_state": ("fence-test/state",),
     },
@@ -43,6 +44,7 @@ WRITE_CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 KWARGS = {
     "write_owned": {"account": "fenced", "expected_version": 0},
+    "set_owned_metadata": {"account": "fenced"},
     "delete_api_key": {"default_key": "other"},
 }
 

@@ -117,12 +117,17 @@ def test_an_edited_saved_plan_is_refused_and_nothing_is_sent(
     assert pruning.rc == 1 and "--prune-api-keys" in pruning.err, str(pruning)
     sharded = _apply(sandbox, m, str(reviewed), "--shard", "0/1")
     assert sharded.rc == 1 and "--shard" in sharded.err, str(sharded)
+    deriving = _apply(sandbox, m, str(reviewed), "--derive")
+    assert deriving.rc == 1 and "--derive" in deriving.err, str(deriving)
     assert nonces(sandbox, [acct.address]) == before
 
     # the plan as reviewed: what is printed is what is paid
     applied = _apply(sandbox, m, str(reviewed))
     assert applied.rc == 0, str(applied)
-    assert "edited: done: deposit 2 USDC" in applied.err
+    # the log says what the step did, with the numbers it used (issue 17)
+    assert "edited: done: sent a deposit of 2 USDC (5 of 7 already there)" in applied.err, (
+        applied.err
+    )
     assert _total(sandbox, m, "edited") == to_base_units(Decimal(7))
 
 

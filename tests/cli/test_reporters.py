@@ -15,22 +15,37 @@ from jsonschema import Draft202012Validator
 from support.plans import fleet_plan
 
 from provisioner.apply.events import (
+    AccountBusy,
     AccountResult,
+    Cancelled,
     Finished,
+    LeaseTakenOver,
+    LeaseTrouble,
+    LeaseWaiting,
+    NothingToApply,
+    Outcome,
     PlanReady,
     StepDone,
     StepFailed,
     StepStarted,
 )
+from provisioner.apply.holder import Process
+from provisioner.apply.lease import LeaseRecord, Takeover
 from provisioner.cli.output.jsonl import JsonReporter
 from provisioner.cli.output.lines import Lines
 from provisioner.cli.output.live import LiveReporter
 from provisioner.cli.output.plain import PlainReporter
+from provisioner.plan.model import Step
 from provisioner.redact import Redactor
 from provisioner.waits import Wait
 
 ACCOUNTS = [f"mm-{i:02d}" for i in range(8)]
 CANARY = "canary-secret-5f1e0c9a7b"
+
+
+def _done(step: Step) -> StepDone:
+    """A step that did what it planned: its outcome says so in the plan's words."""
+    return StepDone(step, Outcome(True, step.summary))
 
 
 class SlowStream(io.StringIO):
@@ -53,7 +68,7 @@ def _storm(report, plan) -> None:  # type: ignore[no-untyped-def]
         start.wait()
         for step in acc.steps:
             report(StepStarted(step))
-            report(StepDone(step))
+            report(_done(step))
 
     threads = [threading.Thread(target=account, args=(a,)) for a in plan.accounts]
     for t in threads:
@@ -112,7 +127,7 @@ def test_plain_lines_say_every_30s_what_the_run_waits_for_without_control_codes(
         report(StepStarted(plan.accounts[0].steps[0]))
         report(Wait("dYdX write window", time.time() + 41, account="mm-beta"))
         time.sleep(0.3)
-        report(StepDone(plan.accounts[0].steps[0]))
+        report(_done(plan.accounts[0].steps[0]))
         report(Finished((AccountResult("mm-alpha", done=("mm-alpha/stark_key",)),)))
         count = err.getvalue().count("still waiting")
         time.sleep(0.2)
@@ -141,7 +156,7 @@ def test_the_json_stream_follows_its_schema_and_redacts_secrets() -> None:
         report(StepStarted(steps[0]))
         report(Wait("dYdX write window", time.time() + 12, account="mm-alpha"))
         report(Wait("receipt of 0xabc", 0.0, subject="0xabc"))
-        report(StepDone(steps[0]))
+        report(_done(steps[0]))
         report(StepStarted(steps[1]))
         report(StepFailed("mm-alpha", steps[1], f"dYdX refused the key {CANARY}"))
         report(StepFailed("mm-beta", None, "journal unreadable"))
@@ -179,6 +194,56 @@ def test_the_json_stream_follows_its_schema_and_redacts_secrets() -> None:
     assert errored["step"]["id"] == "mm-alpha/onboard" and "refused the key" in errored["error"]
 
 
+def _notices() -> list:  # type: ignore[type-arg]
+    holder = LeaseRecord("run-1", Process.current(), 0.0, 60.0, 60)
+    return [
+        AccountBusy("mm-beta", holder, f"held by run-1 ({CANARY})"),
+        LeaseTakenOver(Takeover("state/locks/manifest-1", holder, "its process is gone")),
+        LeaseWaiting("a live lease holds the manifest: watching it for 60 s"),
+        LeaseTrouble("renewing the lease failed: Vault answered 503"),
+        NothingToApply(),
+        Cancelled(),
+    ]
+
+
+def test_every_reporter_words_the_run_notices_alike() -> None:
+    redactor = Redactor()
+    redactor.register(CANARY)
+    took = "took over state/locks/manifest-1 from "
+    plain_out, plain_err = io.StringIO(), io.StringIO()
+    with PlainReporter(redactor, Lines(plain_out, plain_err)) as report:
+        for event in _notices():
+            report(event)
+    assert plain_out.getvalue() == "Nothing to apply.\nApply cancelled.\n"
+    lines = plain_err.getvalue().splitlines()
+    assert lines[0].startswith("  mm-beta: held by run-1 (") and CANARY not in lines[0]
+    assert lines[1].startswith("  " + took) and lines[1].endswith(": its process is gone")
+    assert lines[2:] == [
+        "  a live lease holds the manifest: watching it for 60 s",
+        "warning: renewing the lease failed: Vault answered 503",
+    ]
+    live_out, live_err = io.StringIO(), io.StringIO()
+    with LiveReporter(redactor, Lines(live_out, live_err)) as report:
+        for event in _notices():
+            report(event)
+    assert live_out.getvalue() == plain_out.getvalue()
+    assert live_err.getvalue().splitlines()[-2:] == lines[2:]  # (the console wraps at 80)
+    assert CANARY not in live_err.getvalue()
+    json_out = io.StringIO()
+    with JsonReporter(redactor, Lines(json_out, io.StringIO())) as report:
+        for event in _notices():
+            report(event)
+    documents = [json.loads(line) for line in json_out.getvalue().splitlines()][1:]  # (version)
+    validator = _events_schema()
+    assert all(not list(validator.iter_errors(d)) for d in documents)
+    assert [(d["type"], d["@level"], d.get("account")) for d in documents] == [
+        ("note", "warn", "mm-beta"), ("note", "warn", None), ("note", "info", None),
+        ("note", "warn", None), ("note", "info", None), ("note", "warn", None),
+    ]  # fmt: skip
+    assert documents[3]["@message"] == "renewing the lease failed: Vault answered 503"
+    assert CANARY not in json_out.getvalue()
+
+
 def test_the_live_display_counts_accounts_steps_and_waits() -> None:
     plan = fleet_plan(["mm-alpha", "mm-beta", "mm-gamma"])
     err = io.StringIO()
@@ -186,7 +251,7 @@ def test_the_live_display_counts_accounts_steps_and_waits() -> None:
     live.tally.on(PlanReady(plan))
     live.tally.started = time.time() - 20
     for step in plan.accounts[0].steps:
-        live.tally.on(StepDone(step))
+        live.tally.on(_done(step))
     live.tally.on(StepFailed("mm-gamma", plan.accounts[2].steps[0], "boom"))
     live.tally.on(Wait("dYdX write window", time.time() + 41.4, account="mm-beta"))
     console_text = _render(live)
@@ -218,7 +283,7 @@ def test_the_live_display_prints_failures_as_they_happen_and_a_table_at_the_end(
         failure_shown = err.getvalue()
         for step in alpha:
             live(StepStarted(step))
-            live(StepDone(step))
+            live(_done(step))
         live(
             Finished(
                 (

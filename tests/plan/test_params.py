@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from provisioner.money import deposit_need, in_flight
+from provisioner.plan.ages import KeyAge
 from provisioner.plan.model import PARAMS, AccountPlan, Action, Plan, Step, StepKind
 from provisioner.plan.params import (
     ApiKeyParams,
@@ -18,6 +19,8 @@ from provisioner.plan.params import (
     OnboardParams,
     RecordAccountParams,
     RegisterParams,
+    RetireApiKeyParams,
+    RotateApiKeyParams,
     StarkKeyParams,
     StepParams,
     to_wire,
@@ -37,6 +40,14 @@ ONE_OF_EACH: list[tuple[StepKind, StepParams]] = [
     (StepKind.API_KEY, ApiKeyParams(path="d/a/api/default", name="default", version=0)),
     (StepKind.REPLACE_API_KEY, ApiKeyParams(path="d/a/api/h", name="h")),
     (StepKind.DELETE_API_KEY, DeleteApiKeyParams(key_id="k-old")),
+    (
+        StepKind.ROTATE_API_KEY,
+        RotateApiKeyParams(path="d/a/api/q", name="q", version=2, replaces="k-q1"),
+    ),
+    (
+        StepKind.RETIRE_API_KEY,
+        RetireApiKeyParams(path="d/a/api/q", name="q", key_id="k-q0", overlap=3600),
+    ),
 ]
 
 
@@ -58,8 +69,17 @@ def plan_with(pairs: list[tuple[StepKind, StepParams]]) -> Plan:
         network="sepolia",
         chain_id=11155111,
         fingerprint="sha256:" + "0" * 64,
-        accounts=(AccountPlan("a", "0x" + "11" * 20, steps),),
+        accounts=(AccountPlan("a", "0x" + "11" * 20, steps, api_keys=AGES),),
     )
+
+
+AGES = (
+    KeyAge("default", "k-d", 1_700_000_000.0, 86_400.0, None, None),
+    KeyAge(
+        "q", "k-q1", 1_700_000_000.0, 86_400.0, 7_776_000, 1_707_776_000.0, "k-q0", 1_700_003_600.0
+    ),
+    KeyAge("h", None, None, None, 3_600, None),
+)
 
 
 def test_every_kind_round_trips_through_a_saved_plan(tmp_path: Path) -> None:

@@ -198,10 +198,22 @@ def test_the_drift_cronjob_fails_at_once_on_exit_code_2(tmp_path: Path) -> None:
     assert "provision plan" in script and "--detailed-exitcode" in script
     assert rule["onExitCodes"]["containerName"] == container["name"]
     for code in (0, 1, 2):  # `exec`: the pod's exit code is provision's own
-        rc, _, _ = _run_step(
+        rc, _, out = _run_step(
             script, code, tmp_path, ["sh", "-c"], JOB_COMPLETION_INDEX="0", SHARDS="4"
         )
         assert rc == code
+    # the nightly run is where keys are rotated: what is due, on this shard, before the check
+    _, _, out = _run_step(script, 0, tmp_path, ["sh", "-c"], JOB_COMPLETION_INDEX="1", SHARDS="4")
+    rotate, plan = out.splitlines()
+    assert rotate == (
+        "provision rotate --due -f /etc/provision/provision.yaml --shard 1/4 --auto-approve"
+        " --confirm-mainnet"  # the configmap's manifest is on mainnet
+    )
+    assert plan.startswith("provision plan") and "--shard 1/4" in plan
+    _, _, failed = _run_step(
+        script, 1, tmp_path, ["sh", "-c"], JOB_COMPLETION_INDEX="1", SHARDS="4"
+    )
+    assert "provision plan" not in failed  # a failed rotation is retried, not hidden by the check
     _check_pod_wiring(pod, container)
 
 
@@ -226,6 +238,9 @@ def test_the_configmap_holds_a_valid_manifest_with_kubernetes_auth(tmp_path: Pat
     )
     assert manifest.vault.auth.method == "kubernetes" and manifest.vault.auth.role
     assert len(manifest.accounts) >= 2
+    for account in manifest.accounts:  # the nightly CronJob rotates the named keys
+        policies = {k.name: (k.rotate_after, k.rotation_overlap) for k in account.api_keys}
+        assert policies == {"default": (None, 3600), "quoter": (90 * 86400, 7200)}
 
 
 def test_pull_request_plans_take_the_manifest_as_untrusted(workflow: dict[str, Any]) -> None:

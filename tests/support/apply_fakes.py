@@ -9,6 +9,7 @@ broadcast, secret stored before the journal entry is dropped). The signer is rea
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,7 +28,7 @@ from provisioner.clients.dydx import (
     OnboardedAccount,
     StarkKeyPair,
 )
-from provisioner.clients.vault import CasConflict, SecretRecord, VaultError
+from provisioner.clients.vault import CasConflict, ForeignSecret, SecretRecord, VaultError
 from provisioner.facts import VaultEntry
 from provisioner.manifest.model import (
     AccountSpec,
@@ -58,10 +59,13 @@ class FakeVault:
         self.secrets: dict[str, tuple[dict[str, str], int, str | None, str | None]] = {}
         self.state: dict[str, tuple[dict[str, Any], int]] = {}
         self.fail_writes_to: set[str] = set()
+        self.metadata: dict[str, dict[str, str]] = {}  # our custom_metadata keys, per path
+        self.written: dict[str, float] = {}  # created_time of each path's current version
 
     def put_owned(self, path: str, data: Mapping[str, str], account: str) -> None:
         version = self.secrets.get(path, ({}, 0, None, None))[1] + 1
         self.secrets[path] = (dict(data), version, MANAGED_BY, account)
+        self.written[path] = time.time()
 
     def read(self, path: str) -> SecretRecord:
         data, version, managed_by, account = self.secrets.get(path, ({}, 0, None, None))
@@ -73,8 +77,19 @@ class FakeVault:
             account=account,
             fields=frozenset(data),
             public=tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS)),
+            written_at=self.written.get(path) if data else None,
+            metadata=tuple(sorted(self.metadata.get(path, {}).items())),
         )
         return SecretRecord(entry=entry, data=MappingProxyType(dict(data)))
+
+    def set_owned_metadata(self, path: str, metadata: Mapping[str, str], *, account: str) -> None:
+        if path in self.fail_writes_to:
+            raise VaultError(f"Vault: permission denied writing the metadata of {path}")
+        _, _, managed_by, owner = self.secrets.get(path, ({}, 0, None, None))
+        if managed_by != MANAGED_BY or owner != account:
+            raise ForeignSecret(f"{path} is not ours")
+        self.metadata.setdefault(path, {}).update(metadata)
+        self.log.append(f"vault metadata {path}")
 
     def write_owned(
         self,
@@ -91,6 +106,7 @@ class FakeVault:
         if version != expected_version:
             raise CasConflict(f"{path}: version {version}, expected {expected_version}")
         self.secrets[path] = (dict(data), version + 1, MANAGED_BY, account)
+        self.written[path] = time.time()
         self.log.append(f"vault write {path}")
         return version + 1
 
@@ -235,6 +251,8 @@ class FakeChain:
         self.mine = True
         self.nonces = FakeNonces()
         self.taken_nonces: set[tuple[str, int]] = set()
+        # STARK key -> L1 owner; None: every key asked about is registered to its address
+        self.registered: dict[int, str] | None = None
         self._lock = threading.Lock()
 
     def read_accounts(
@@ -245,9 +263,13 @@ class FakeChain:
                 usdc_balance=10**12,
                 usdc_allowance=self.allowance.get(address, 0),
                 eth_balance_wei=10**18,
-                stark_key_owner=address,
+                stark_key_owner=address
+                if self.registered is None
+                else self.registered.get(stark)
+                if stark is not None
+                else None,
             )
-            for address, _ in items
+            for address, stark in items
         }
 
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:

@@ -48,6 +48,8 @@ class TestAccount:
     deposit: str = "0"
     api_keys: list[str] = field(default_factory=lambda: ["default"])
     signer: bool = True
+    # more fields of an API key's manifest entry, by key name (rotate_after, rotation_overlap)
+    key_options: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def vault(sandbox: SandboxInfo) -> hvac.Client:
@@ -109,6 +111,7 @@ def make_accounts(sandbox: SandboxInfo, specs: Sequence[dict[str, Any]]) -> list
             deposit=s.get("deposit", "0"),
             api_keys=list(s.get("api_keys", ["default"])),
             signer=s.get("signer", True),
+            key_options=dict(s.get("key_options", {})),
         )
         for s, (address, key) in zip(specs, funded, strict=True)
     ]
@@ -183,7 +186,8 @@ def write_manifest(
         entry["deposit"] = a.deposit
         entry["secrets"] = {"stark_key": f"{prefix}/{a.name}/stark"}
         entry["api_keys"] = [
-            {"name": k, "secret": f"{prefix}/{a.name}/api/{k}"} for k in a.api_keys
+            {"name": k, "secret": f"{prefix}/{a.name}/api/{k}", **a.key_options.get(k, {})}
+            for k in a.api_keys
         ]
         doc["accounts"].append(entry)
     path = Path(tmp_path) / filename

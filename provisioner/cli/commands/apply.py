@@ -27,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
         raise ProvisionerError(f"--lock-ttl {ttl}: expected at least {MIN_TTL_SECONDS} seconds")
     saved = load_saved_plan(args.plan_file) if args.plan_file else None
     options = PlanOptions(
-        prune_api_keys=args.prune_api_keys, targets=tuple(args.target or ()), shard=args.shard
+        prune_api_keys=args.prune_api_keys,
+        targets=tuple(args.target or ()),
+        shard=args.shard,
+        derive=args.derive,
     )
     if saved is not None:
         options = saved_options(saved, options, args.plan_file)
@@ -50,26 +53,31 @@ def run(args: argparse.Namespace) -> int:
                 interactive=interactive,
                 max_deposit=max_deposit,
                 confirm_mainnet=args.confirm_mainnet
-                or _typed_mainnet(session.manifest, interactive, max_deposit),
+                or typed_mainnet(session.manifest, interactive, max_deposit),
                 force_unlock=args.force_unlock,
                 shard=parse_shard(options.shard) if options.shard else None,
                 lock_ttl=ttl,
             )
-            return run_apply(session, request, report=report, approve=_ask, drain=drain)
+            return run_apply(session, request, report=report, approve=ask, drain=drain)
         except Interrupted as stop:
-            print(
-                f"Stopped on {drain.name} after {drain.since():.1f}s: {stop}; "
-                "the leases are released, the next apply does the rest.",
-                file=sys.stderr,
-                flush=True,
-            )
-            if stop.abandoned:  # threads are still in their calls: exit now, not when they return
-                sys.stdout.flush()
-                os._exit(stop.exit_code)
-            return stop.exit_code
+            return stopped(drain, stop)
 
 
-def _typed_mainnet(manifest: Manifest, interactive: bool, max_deposit: int | None) -> bool:
+def stopped(drain: Drain, stop: Interrupted) -> int:
+    """A run SIGTERM/SIGINT drained (apply's, and rotate's, which is one): say so, exit."""
+    print(
+        f"Stopped on {drain.name} after {drain.since():.1f}s: {stop}; "
+        "the leases are released, the next apply does the rest.",
+        file=sys.stderr,
+        flush=True,
+    )
+    if stop.abandoned:  # threads are still in their calls: exit now, not when they return
+        sys.stdout.flush()
+        os._exit(stop.exit_code)
+    return stop.exit_code
+
+
+def typed_mainnet(manifest: Manifest, interactive: bool, max_deposit: int | None) -> bool:
     """On a terminal, mainnet asks for its own confirmation, whatever else was given (a saved
     plan, --auto-approve); without a ceiling it is refused anyway, so nothing is asked."""
     capped = manifest.max_deposit is not None or max_deposit is not None
@@ -90,5 +98,5 @@ def _max_deposit(text: str | None) -> int | None:
         ) from None
 
 
-def _ask(_plan: Plan) -> bool:
+def ask(_plan: Plan) -> bool:
     return input("Apply these steps? Only 'yes' is accepted: ").strip() == "yes"

@@ -4,32 +4,44 @@ A request a remote signer never answered (it may still send it, with this nonce 
 or a transaction a signer sent that differs from what it was asked, blocks its sender: no new
 transaction goes out from that address until the entry's nonce is used on chain, or someone who
 knows what the signer did (refused it, cancelled it, it was reviewed) resolves it here. The entry
-is printed before it is removed; nothing is sent.
+is printed before it is removed; nothing is sent. It holds the account's lock meanwhile, as apply
+does, so it never removes an entry a running apply is settling or about to act on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 
+from provisioner.apply.lease import DEFAULT_TTL_SECONDS, Lease
+from provisioner.apply.lock import AccountLocks
 from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
 from provisioner.journal import PENDING, Journal, tx_status
+from provisioner.session import Session
 
 
 def run(args: argparse.Namespace) -> int:
     args.shard = None
     r = session_from_args(args, [args.account])
     spec = r.manifest.account(args.account)
+    with _account_lock(r, spec.name):
+        return _resolve(r, spec.name, args.nonce)
+
+
+def _resolve(r: Session, account: str, nonce: int) -> int:
+    spec = r.manifest.account(account)
     network = r.manifest.network
     journal = Journal(r.conn.vault, r.manifest.vault.state_path)
     entries = [
         tx
         for tx in journal.transactions(network.chain_id, spec.address, spec.name)
-        if tx.nonce == args.nonce
+        if tx.nonce == nonce
     ]
     if not entries:
         raise ProvisionerError(
-            f"no journaled transaction with nonce {args.nonce} for {spec.name} ({spec.address})"
+            f"no journaled transaction with nonce {nonce} for {spec.name} ({spec.address})"
         )
     for tx in entries:
         status = tx_status(r.conn.chain, tx, network.confirmations)
@@ -49,3 +61,23 @@ def run(args: argparse.Namespace) -> int:
         )
         journal.forget_tx(tx)
     return 0
+
+
+@contextlib.contextmanager
+def _account_lock(r: Session, account: str) -> Iterator[None]:
+    """The account's lock under a lease of its own: refused while an apply holds the account."""
+    state = r.manifest.vault.state_path
+    lease = Lease(r.conn.vault, f"{state}/locks/resolve-{account}", DEFAULT_TTL_SECONDS)
+    lease.acquire()
+    locks = AccountLocks(r.conn.vault, state, lease)
+    try:
+        busy = locks.acquire([account])
+        if account in busy:
+            raise ProvisionerError(
+                f"{account}: {busy[account].message}; nothing was resolved: run this again once "
+                "that run has ended"
+            )
+        yield
+    finally:
+        locks.release()
+        lease.release()

@@ -41,6 +41,7 @@ def _plan(args: argparse.Namespace, r: Session) -> Plan:
         prune_api_keys=getattr(args, "prune_api_keys", False),
         targets=tuple(args.target or ()),
         shard=args.shard,
+        derive=getattr(args, "derive", False),
     )
     _, plan = look(r, options)
     if args.out:

@@ -17,20 +17,16 @@ from typing import Any
 
 from provisioner import __version__
 from provisioner.apply.events import (
-    AccountBusy,
-    Cancelled,
     Event,
     Finished,
-    LeaseTakenOver,
-    LeaseTrouble,
-    LeaseWaiting,
-    NothingToApply,
     PlanReady,
     StepDone,
     StepFailed,
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines
+from provisioner.cli.output.notices import notice
+from provisioner.cli.output.plain import apply_summary_line, done_line
 from provisioner.plan.model import Plan, Step
 from provisioner.plan.render import summary_line
 from provisioner.redact import Redactor
@@ -103,26 +99,21 @@ class JsonReporter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, PlanReady):
             self.plan(event.plan)
-        elif isinstance(event, NothingToApply):
-            self.emit("note", "Nothing to apply.")
-        elif isinstance(event, Cancelled):
-            self.emit("note", "Apply cancelled.", level="warn")
-        elif isinstance(event, AccountBusy):
-            self.emit(
-                "note", f"{event.account}: {event.message}", level="warn", account=event.account
-            )
-        elif isinstance(event, LeaseTakenOver):
-            self.emit("note", event.takeover.describe(), level="warn")
-        elif isinstance(event, LeaseWaiting):
-            self.emit("note", event.message)
-        elif isinstance(event, LeaseTrouble):
-            self.emit("note", event.message, level="warn")
+        elif (said := notice(event)) is not None:
+            about = {"account": said.account} if said.account else {}
+            self.emit("note", said.message, level=said.level, **about)
         elif isinstance(event, StepStarted):
             s = event.step
             self.emit("step_start", f"{s.account}: {s.summary} ...", **_step_fields(s))
         elif isinstance(event, StepDone):
             s = event.step
-            self.emit("step_complete", f"{s.account}: done: {s.summary}", **_step_fields(s))
+            self.emit(
+                "step_complete",
+                f"{s.account}: {done_line(event)}",
+                **_step_fields(s),
+                changed=event.outcome.changed,
+                outcome=event.outcome.text,
+            )
         elif isinstance(event, StepFailed):
             fields: dict[str, Any] = {"account": event.account, "error": event.error}
             if event.step is not None:
@@ -193,10 +184,11 @@ class JsonReporter:
         failed = finished.failed
         self.emit(
             "apply_summary",
-            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.",
+            apply_summary_line(finished),
             level="error" if failed else "info",
             changes={
                 "steps_done": finished.steps_done,
+                "steps_unchanged": finished.steps_unchanged,
                 "accounts": len(finished.results),
                 "failed": len(failed),
                 "busy": finished.busy,
@@ -206,6 +198,7 @@ class JsonReporter:
                 {
                     "name": r.name,
                     "done": list(r.done),
+                    "unchanged": list(r.unchanged),
                     "skipped": list(r.skipped),
                     "failed": r.failed,
                     "error": r.error,

@@ -18,20 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from provisioner.apply.events import (
-    AccountBusy,
-    Cancelled,
     Event,
     Finished,
-    LeaseTakenOver,
-    LeaseTrouble,
-    LeaseWaiting,
-    NothingToApply,
     PlanReady,
     StepFailed,
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines, styled
-from provisioner.cli.output.plain import WAIT_LINE_FROM, failure_line
+from provisioner.cli.output.notices import notice
+from provisioner.cli.output.plain import WAIT_LINE_FROM, apply_summary_line, failure_line
 from provisioner.cli.output.tally import Tally
 from provisioner.plan.render import render_text
 from provisioner.redact import Redactor
@@ -86,18 +81,11 @@ class LiveReporter:
             if isinstance(event, PlanReady):
                 text = render_text(event.plan, color=self.color, compact=self.compact)
                 self.lines.out(styled(self.redact(text), color=self.color))
-            elif isinstance(event, NothingToApply):
-                self.lines.out("Nothing to apply.")
-            elif isinstance(event, Cancelled):
-                self.lines.out("Apply cancelled.")
-            elif isinstance(event, AccountBusy):
-                self._above(f"  {event.account}: {event.message}", style="yellow")
-            elif isinstance(event, LeaseTakenOver):
-                self._above(f"  {event.takeover.describe()}", style="yellow")
-            elif isinstance(event, LeaseWaiting):
-                self._above(f"  {event.message}", style="dim")
-            elif isinstance(event, LeaseTrouble):
-                self._above(f"warning: {event.message}", style="yellow")
+            elif (said := notice(event)) is not None:
+                if said.result:
+                    self.lines.out(said.line)
+                else:
+                    self._above(said.line, style=said.style)
             elif isinstance(event, StepStarted):
                 self._start()
             elif isinstance(event, StepFailed):
@@ -197,8 +185,6 @@ class LiveReporter:
         for res in finished.results:
             for tx in res.tx_hashes:
                 self.lines.out(self.redact(f"  {res.name}: transaction {tx}"))
-        self.lines.out(
-            f"Apply complete: {finished.steps_done} step(s) done, {len(failed)} account(s) failed."
-        )
+        self.lines.out(apply_summary_line(finished))
         if failed:
             self.lines.err(self.redact(failure_line(finished)))

@@ -12,19 +12,14 @@ from collections.abc import Callable
 from types import TracebackType
 
 from provisioner.apply.events import (
-    AccountBusy,
-    Cancelled,
     Event,
     Finished,
-    LeaseTakenOver,
-    LeaseTrouble,
-    LeaseWaiting,
-    NothingToApply,
     PlanReady,
     StepDone,
     StepStarted,
 )
 from provisioner.cli.output.lines import Lines, styled
+from provisioner.cli.output.notices import notice
 from provisioner.cli.output.tally import Tally
 from provisioner.plan.render import render_text
 from provisioner.redact import Redactor
@@ -76,22 +71,12 @@ class PlainReporter:
         if isinstance(event, PlanReady):
             text = render_text(event.plan, color=self.color, compact=self.compact)
             self.lines.out(styled(self.redact(text), color=self.color))
-        elif isinstance(event, NothingToApply):
-            self.lines.out("Nothing to apply.")
-        elif isinstance(event, Cancelled):
-            self.lines.out("Apply cancelled.")
-        elif isinstance(event, AccountBusy):
-            self._err(f"  {event.account}: {event.message}")
-        elif isinstance(event, LeaseTakenOver):
-            self._err(f"  {event.takeover.describe()}")
-        elif isinstance(event, LeaseWaiting):
-            self._err(f"  {event.message}")
-        elif isinstance(event, LeaseTrouble):
-            self._err(f"warning: {event.message}")
+        elif (said := notice(event)) is not None:
+            self.lines.out(said.line) if said.result else self._err(said.line)
         elif isinstance(event, StepStarted):
             self._err(f"  {event.step.account}: {event.step.summary} ...")
-        elif isinstance(event, StepDone):
-            self._err(f"  {event.step.account}: done: {event.step.summary}")
+        elif isinstance(event, StepDone):  # what the step did, not what was planned
+            self._err(f"  {event.step.account}: {done_line(event)}")
         elif isinstance(event, Wait):
             self._start_ticker()
             now = self.tally.clock()
@@ -147,9 +132,26 @@ def summarize(finished: Finished, lines: Lines, redact: Callable[[str], str]) ->
     if len(stopped) > _LISTED:
         lines.err(f"  ... and {len(stopped) - _LISTED} more account(s)")
     verb = "stopped" if stopped else "complete"
-    lines.out(f"Apply {verb}: {finished.steps_done} step(s) done, {len(failed)} account(s) failed.")
+    lines.out(apply_summary_line(finished, verb))
     if failed:
         lines.err(failure_line(finished))
+
+
+def done_line(event: StepDone) -> str:
+    """A finished step as its Outcome says: "done: sent a deposit of 1.5 USDC (3 of 4.5
+    already there)", or "nothing to do: ..." when it found the work done (issue 17)."""
+    what = "done" if event.outcome.changed else "nothing to do"
+    return f"{what}: {event.outcome.text}"
+
+
+def apply_summary_line(finished: Finished, verb: str = "complete") -> str:
+    unchanged = (
+        f", {finished.steps_unchanged} found nothing to do" if finished.steps_unchanged else ""
+    )
+    return (
+        f"Apply {verb}: {finished.steps_done} step(s) done{unchanged}, "
+        f"{len(finished.failed)} account(s) failed."
+    )
 
 
 def failure_line(finished: Finished) -> str:

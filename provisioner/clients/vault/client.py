@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +39,7 @@ from provisioner.content_metadata import (
 )
 from provisioner.facts import MANAGED_BY, VaultEntry
 from provisioner.manifest.model import VaultSpec
+from provisioner.records import ROTATION_METADATA
 from provisioner.redact import Redactor
 
 T = TypeVar("T")
@@ -77,6 +79,7 @@ class _Current:
     data: dict[str, Any] | None  # None: no live current version
     version: int
     custom_metadata: dict[str, str]
+    created_time: str = ""  # of the current version, RFC 3339
 
 
 class VaultClient:
@@ -206,6 +209,10 @@ class VaultClient:
             account=custom.get(META_ACCOUNT),
             fields=recorded.fields if recorded is not None else frozenset(),
             public=recorded.public if recorded is not None and ours else (),
+            written_at=_epoch(str(state.get("created_time") or "")) if exists else None,
+            metadata=tuple(sorted((k, custom[k]) for k in ROTATION_METADATA if custom.get(k)))
+            if ours
+            else (),
         )
         return MetadataRecord(entry, described=recorded is not None)
 
@@ -215,9 +222,11 @@ class VaultClient:
             self._redactor.register(data[name])
         meta = current.custom_metadata
         public: tuple[tuple[str, str], ...] = ()
+        ours: tuple[tuple[str, str], ...] = ()
         # Only our own layout says which fields are not secret: a foreign secret shows names only.
         if meta.get(META_MANAGED_BY) == MANAGED_BY:
             public = tuple(sorted((k, v) for k, v in data.items() if k not in SECRET_FIELDS))
+            ours = tuple(sorted((k, str(meta[k])) for k in ROTATION_METADATA if meta.get(k)))
         entry = VaultEntry(
             path=path,
             exists=current.data is not None,
@@ -226,6 +235,8 @@ class VaultClient:
             account=meta.get(META_ACCOUNT),
             fields=frozenset(data),
             public=public,
+            written_at=_epoch(current.created_time) if current.data is not None else None,
+            metadata=ours,
         )
         return SecretRecord(entry=entry, data=MappingProxyType(data))
 
@@ -305,6 +316,22 @@ class VaultClient:
                 self._url("metadata", path),
                 json={"delete_version_after": "0s", "custom_metadata": dict(custom)},
             )
+
+    def set_owned_metadata(self, path: str, metadata: Mapping[str, str], *, account: str) -> None:
+        """Set custom_metadata keys (public values only) on a secret this tool owns for
+        ``account``, keeping every other key; ForeignSecret when the path is not ours."""
+        path = _clean(path)
+        self.ensure_fresh_token()
+        found = self._get_current(path)
+        if not self._record(path, found).entry.is_ours(account):
+            raise ForeignSecret(
+                f"Vault at {self.address}: {self.mount}/{path} is not managed by {MANAGED_BY} "
+                f"for account {account}; refusing to change its metadata"
+            )
+        custom = {**found.custom_metadata, **metadata}
+        self._set_custom_metadata(
+            path, {**custom, META_MANAGED_BY: MANAGED_BY, META_ACCOUNT: account}
+        )
 
     # -- the tool's own state (locks, journal) -------------------------------------------
 
@@ -406,6 +433,7 @@ class VaultClient:
             data=dict(payload.get("data") or {}),
             version=int(meta.get("version") or 0),
             custom_metadata=dict(meta.get("custom_metadata") or {}),
+            created_time=str(meta.get("created_time") or ""),
         )
 
     def _url(self, kind: str, path: str) -> str:
@@ -443,6 +471,21 @@ def _clean(path: str) -> str:
     if not cleaned or any(part in ("", ".", "..") for part in cleaned.split("/")):
         raise VaultError(f"invalid Vault path {path!r}")
     return cleaned
+
+
+def _epoch(rfc3339: str) -> float | None:
+    """Vault's created_time (nanoseconds, "Z") as epoch seconds; None when absent or unreadable."""
+    if not rfc3339:
+        return None
+    text = rfc3339.strip().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # datetime takes at most microseconds
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str:

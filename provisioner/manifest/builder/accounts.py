@@ -10,7 +10,9 @@ from provisioner.manifest.builder import checks
 from provisioner.manifest.builder.checks import Destination
 from provisioner.manifest.builder.reader import Reader, Sourced
 from provisioner.manifest.builder.signers import account_signer
-from provisioner.manifest.model import AccountSpec, ApiKeySpec
+from provisioner.manifest.durations import EXPECTED as DURATION_EXPECTED
+from provisioner.manifest.durations import DurationProblem, parse_duration
+from provisioner.manifest.model import DEFAULT_ROTATION_OVERLAP, AccountSpec, ApiKeySpec
 from provisioner.manifest.positions import NodePath, format_path
 
 
@@ -187,8 +189,61 @@ def _api_keys(
             complete = False
             continue
         vault_path = _destination(r, secret, name, f"api key '{key_name}'", destinations)
-        if vault_path is None:
+        policy = _rotation(r, entry, defaults, key_name)
+        if vault_path is None or policy is None:
             complete = False
             continue
-        specs.append(ApiKeySpec(key_name, vault_path, r.findings.doc.locate(entry.path)))
+        rotate_after, overlap = policy
+        specs.append(
+            ApiKeySpec(
+                key_name,
+                vault_path,
+                r.findings.doc.locate(entry.path),
+                rotate_after=rotate_after,
+                rotation_overlap=overlap,
+            )
+        )
     return tuple(specs) if complete else None
+
+
+_DEFAULT_KEY_NOT_ROTATED = (
+    "the default API key cannot be rotated: dYdX derives it from the wallet's onboarding "
+    "signature, so a new one cannot be made, and it is never deleted (the web app needs it)"
+)
+
+
+def _rotation(
+    r: Reader, entry: Sourced, defaults: dict[str, Any], key_name: str
+) -> tuple[int | None, int] | None:
+    """(rotate_after, rotation_overlap) in seconds, the key's own values over ``defaults``'
+    (which apply to named keys only); None after reporting a problem."""
+    if key_name == "default":
+        for field in ("rotate_after", "rotation_overlap"):
+            own = r.get(entry.value, field, entry.path)
+            if own is not None:
+                r.report(
+                    own.path,
+                    f"{format_path(own.path)}: {_DEFAULT_KEY_NOT_ROTATED}",
+                    f"no {field} on the default key; rotate a named key (e.g. name: quoter)",
+                )
+                return None
+        return None, DEFAULT_ROTATION_OVERLAP
+    values: dict[str, int | None] = {"rotate_after": None, "rotation_overlap": None}
+    for field in values:
+        raw = r.get(entry.value, field, entry.path) or r.get(defaults, field, ("defaults",))
+        if raw is None:
+            continue
+        try:
+            values[field] = parse_duration(raw.value)
+        except DurationProblem as problem:
+            r.report(raw.path, f"{format_path(raw.path)} {problem}", DURATION_EXPECTED)
+            return None
+        if field == "rotate_after" and values[field] == 0:
+            r.report(
+                raw.path,
+                f"{format_path(raw.path)} is 0: a key would be rotated on every apply",
+                "a duration above zero, such as 90d",
+            )
+            return None
+    overlap = values["rotation_overlap"]
+    return values["rotate_after"], DEFAULT_ROTATION_OVERLAP if overlap is None else overlap
