@@ -33,9 +33,11 @@ from support.apply_runs import (
     Result,
     cli_captured,
     make_accounts,
+    web3,
     write_manifest,
 )
 from support.custody import api_key_pairs, stark_key_pairs, whole_local_storage, write_export
+from support.money import wait_until
 from support.safety import provision
 
 from provisioner.money import format_usdc, from_base_units
@@ -125,6 +127,18 @@ def _stopped(sandbox: SandboxInfo, tmp: Path, kind: str) -> Round:
         sandbox, "apply", "-f", str(m.path), "--auto-approve", failpoint=f"after_step:{kind}"
     )
     assert killed.rc == SIGKILL, str(killed)
+    # What the dead run broadcast is its own effect, not the rerun's: an account's
+    # transactions go out back to back and are awaited at its end, so some may still be in
+    # the pool; the effects are counted once the node has mined them.
+    w3 = web3(sandbox)
+    wait_until(
+        lambda: (
+            w3.eth.get_transaction_count(account.address, "pending")
+            == w3.eth.get_transaction_count(account.address)
+        ),
+        30,
+        "the dead run's transactions mined",
+    )
     # a plain rerun, as a CI would: the dead run's leases are taken over, nothing by hand
     return _round(sandbox, m, setup=[killed])
 
