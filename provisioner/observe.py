@@ -137,7 +137,7 @@ def observe(
         checked = list(
             pool.map(
                 lambda pair: (
-                    _check_signer(conn, *pair)
+                    _check_signer(conn, pair[0], pair[1], derive)
                     if pair[0].name not in made and check_signer(*pair)
                     else pair[1]
                 ),
@@ -440,10 +440,14 @@ def _intent_fact(
     )
 
 
-def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> AccountFacts:
+def _check_signer(
+    conn: Connections, spec: AccountSpec, facts: AccountFacts, derive: Derive
+) -> AccountFacts:
     """``signer_error`` set when the account's signer cannot be made for its address. When dYdX
     lists a key that no destination holds, the default API key's id is derived too (a
-    signature, no request): the only source of that id the planner trusts."""
+    signature, no request): the only source of that id the planner trusts. Only from signers
+    ``derive`` covers: a remote one may need a person to approve the signature, so without
+    ``--derive`` the id stays unknown (and the planner blocks what would need it)."""
     if spec.signer is None:
         return facts
     try:
@@ -459,6 +463,8 @@ def _check_signer(conn: Connections, spec: AccountSpec, facts: AccountFacts) -> 
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))
     if not facts.user_exists or not unstored_keys(facts):
         return facts  # every key dYdX lists is in a destination: nothing the default may hide as
+    if not derive.covers(spec):
+        return facts
     try:
         default = conn.dydx.recover_default_credentials(signer).key
     except (SignerError, DydxError) as exc:

@@ -23,17 +23,30 @@ class DepositBudget:
     spent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def refusal(self, amount: int, what: str) -> str | None:
+        """Why charging ``amount`` now would be refused, or None; nothing is taken. What is
+        asked before an approve, so no allowance goes out for a deposit the ceiling refuses
+        (the deposit itself is charged when it is sent)."""
+        with self._lock:
+            return self._refusal(amount, what)
+
     def charge(self, amount: int, what: str) -> None:
         """Take ``amount`` (base units) for ``what``, or raise OverBudget naming the ceiling."""
         with self._lock:
-            total = self.spent + amount
-            for name, ceiling in self.ceilings:
-                if total > ceiling:
-                    raise OverBudget(
-                        f"{what} of {_usdc(amount)} USDC would bring this run's deposits to "
-                        f"{_usdc(total)} USDC, over {name} of {_usdc(ceiling)} USDC; not sent"
-                    )
-            self.spent = total
+            refused = self._refusal(amount, what)
+            if refused is not None:
+                raise OverBudget(refused)
+            self.spent += amount
+
+    def _refusal(self, amount: int, what: str) -> str | None:
+        total = self.spent + amount
+        for name, ceiling in self.ceilings:
+            if total > ceiling:
+                return (
+                    f"{what} of {_usdc(amount)} USDC would bring this run's deposits to "
+                    f"{_usdc(total)} USDC, over {name} of {_usdc(ceiling)} USDC; not sent"
+                )
+        return None
 
     def refund(self, amount: int) -> None:
         """A charged deposit that can never land (its nonce went to another transaction)."""

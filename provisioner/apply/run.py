@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ from provisioner.facts import WorldFacts
 from provisioner.failpoints import failpoint
 from provisioner.money import to_base_units
 from provisioner.plan.model import Plan, PlanOptions
-from provisioner.plan.saved import StalePlan, check_saved
+from provisioner.plan.saved import StalePlan, check_saved, check_saved_time
 from provisioner.session import Session, Shard, look
 
 __all__ = ["StalePlan", "ApplyRequest", "run_apply"]
@@ -103,6 +104,8 @@ def run_apply(
     SIGTERM / SIGINT (``Drain.installed``); a run it stopped raises ``Interrupted``."""
     drain = drain or Drain()
     saved = request.saved
+    if saved is not None:
+        check_saved_time(request.saved_name, saved, time.time())
     at = saved.observed_at if saved is not None else None  # a saved plan: as reviewed
     facts, plan = look(session, request.options, at=at)
     if saved is not None:  # before the first write: the lock is one

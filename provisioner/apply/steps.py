@@ -385,13 +385,14 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
                     f"plan showed ({usdc(planned)} USDC); nothing was sent: run plan again"
                 )
             amount = need
-    current = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[
-        ctx.spec.address
-    ].usdc_allowance
+    wallet = ctx.conn.chain.read_accounts([(ctx.spec.address, None)])[ctx.spec.address]
+    current = wallet.usdc_allowance
     if current >= need:
         return Outcome(
             False, f"the allowance of {usdc(current)} USDC covers the {usdc(need)} USDC deposit"
         )
+    if need != MAX_UINT256:  # (an older plan's unlimited allowance names no deposit)
+        _deposit_can_follow(ctx, need, wallet.usdc_balance)
     guard_sender(ctx)
     send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
     shown = "an unlimited allowance" if amount == MAX_UINT256 else f"{usdc(amount)} USDC"
@@ -399,6 +400,19 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
         True,
         f"sent approve of {shown} for the exchange (the deposit needs {usdc(need)}; allowance was {usdc(current)})",
     )
+
+
+def _deposit_can_follow(ctx: AccountContext, need: int, balance: int) -> None:
+    """No allowance for a deposit that cannot follow it: the wallet must hold the USDC, and
+    the run's ceilings must have room for it now (the deposit is charged when it is sent)."""
+    if balance < need:
+        raise StepFailed(
+            f"the wallet holds {usdc(balance)} USDC, the deposit needs {usdc(need)} USDC; "
+            "no allowance was sent"
+        )
+    refused = ctx.budget.refusal(need, f"the deposit of {ctx.spec.name}")
+    if refused is not None:
+        raise StepFailed(f"{refused}; no allowance was sent either")
 
 
 def deposit(ctx: AccountContext, step: Step) -> Outcome:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from provisioner import __version__
 from provisioner.cli.logs import redacted_logging
-from provisioner.cli.output.lines import Lines
+from provisioner.cli.output.lines import Lines, printable
 from provisioner.errors import ProvisionerError
 from provisioner.plan.render import COMPACT_FROM
 from provisioner.redact import Redactor
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with args.cleanup:
                 return int(module.run(args))
         except ProvisionerError as exc:
-            print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)
+            print(f"error: {redactor.redact(printable(str(exc)))}", file=sys.stderr)
             return exc.exit_code
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         except Exception as exc:  # noqa: BLE001 - a bug: say so, still without a secret
             print(
-                redactor.redact(f"error: unexpected {type(exc).__name__}: {exc}"),
+                redactor.redact(printable(f"error: unexpected {type(exc).__name__}: {exc}")),
                 file=sys.stderr,
             )
             if args.verbose:

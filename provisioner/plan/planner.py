@@ -291,7 +291,7 @@ class _AccountPlanBuilder:
             if default_id is None:
                 blocked = (
                     blocked
-                    or "the default API key's id is not known (it is derived from the onboarding signature), so it cannot be told apart and protected"
+                    or "the default API key's id is not known (it is derived from the onboarding signature; from a remote signer only with --derive), so it cannot be told apart and protected"
                 )
             self.add(
                 StepKind.DELETE_API_KEY,

@@ -135,7 +135,9 @@ def _group_lines(
 
 def render_markdown(plan: Plan) -> str:
     s = plan.summary()
-    out = [f"### dydx-provisioner plan: `{plan.manifest}` on {plan.network}", ""]
+    # the network's name is a free label of the manifest (a pull request's, unreviewed): a
+    # code span on one line, so it can neither end the heading nor add markdown or HTML
+    out = [f"### dydx-provisioner plan: {_code(plan.manifest)} on {_code(plan.network)}", ""]
     out.append(
         f"**{summary_line(s)}**"
         if s.has_changes
@@ -167,6 +169,11 @@ def render_markdown(plan: Plan) -> str:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """``text`` as an inline code span, shown as written: no backtick, no line break inside."""
+    return "`" + " ".join(text.replace("`", "'").split()) + "`"
 
 
 def render_json(plan: Plan) -> str:

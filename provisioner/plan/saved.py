@@ -4,6 +4,7 @@ again gives: the same facts, options, steps and parameters, or it is refused."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from provisioner.errors import ProvisionerError
@@ -34,14 +35,37 @@ class StalePlan(SavedPlanError):
     """The facts changed since the plan was saved."""
 
 
+CLOCK_SKEW_SECONDS = 300.0
+
+
+def check_saved_time(name: str, saved: Plan, now: float) -> None:
+    """``apply PLAN`` plans again as of the time the plan was made (a rotation's age is part
+    of its step). A time ahead of this host's clock would make rotations due early and
+    overlaps pass: refused, beyond a few minutes of clock skew."""
+    at = saved.observed_at
+    if at is not None and at > now + CLOCK_SKEW_SECONDS:
+        made = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+        raise PlanMismatch(
+            f"{name} says it was made at {made}, {at - now:.0f}s in the future of this host's clock "
+            "(an edited file, or a wrong clock where it was made); nothing was done: plan again"
+        )
+
+
 def saved_options(saved: Plan, asked: PlanOptions, name: str) -> PlanOptions:
     """The options to apply ``saved`` with: its own. A command line that asks for other ones
-    is refused (what was reviewed is what runs); what it leaves out is taken from the plan."""
+    is refused (what was reviewed is what runs); what it leaves out is taken from the plan,
+    but for ``--derive``: it asks remote signers for signatures while looking again, before
+    the plan can be compared, so a plan file alone never turns it on."""
+    if saved.options.derive and not asked.derive:
+        raise PlanMismatch(
+            f"{name} was planned with --derive, which asks remote signers for signatures: pass "
+            "--derive to apply it; nothing was done"
+        )
     given = PlanOptions(
         prune_api_keys=asked.prune_api_keys or saved.options.prune_api_keys,
         targets=asked.targets or saved.options.targets,
         shard=asked.shard or saved.options.shard,
-        derive=asked.derive or saved.options.derive,
+        derive=asked.derive,
     )
     differs = given.differences(saved.options)
     if differs:

@@ -96,7 +96,7 @@ def test_show_renders_a_saved_plan_offline(tmp_path: Path) -> None:
     as_json = _bare("show", str(saved), "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == plan.to_dict()
     markdown = _bare("show", str(saved), "--format", "markdown", cwd=tmp_path)
-    assert markdown.stdout.startswith("### dydx-provisioner plan: `fleet.yaml` on sandbox")
+    assert markdown.stdout.startswith("### dydx-provisioner plan: `fleet.yaml` on `sandbox`")
     missing = _bare("show", str(tmp_path / "nope.json"), cwd=tmp_path)
     assert (
         missing.returncode == 1

@@ -20,7 +20,7 @@ from provisioner.clients.retry import RetryPolicy
 from provisioner.manifest.model import RemoteSigner
 from provisioner.observe import Derive, observe
 from provisioner.plan.model import StepKind
-from provisioner.plan.planner import plan_account
+from provisioner.plan.planner import PlanOptions, plan_account
 from provisioner.redact import Redactor
 from provisioner.secrets import SecretResolver
 from provisioner.signers.base import EthSigner
@@ -188,3 +188,43 @@ def test_a_signer_whose_two_signatures_differ_is_refused_before_any_plan(
     assert "two different signatures" in (facts.signer_error or "")
     assert facts.derived_stark_key is None
     assert all(s.blocked for s in plan_account(w.spec, facts).steps)
+
+
+class RecoveryCountingDydx(FakeDydx):
+    """Counts the onboarding signatures asked to recover the default key's id."""
+
+    def __init__(self, base: FakeDydx) -> None:
+        super().__init__(base.log, base.stark, base.default)
+        self.users, self.keys = base.users, base.keys
+        self.recoveries = 0
+
+    def recover_default_credentials(self, signer: EthSigner) -> Any:
+        self.recoveries += 1
+        return super().recover_default_credentials(signer)
+
+
+def test_a_remote_signer_is_asked_for_the_default_key_only_with_derive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review finding (session 4): a key at dYdX that no destination holds made every plan ask
+    the signer for the onboarding signature, so a nightly drift plan of a custody signer
+    asked a person to approve it, though plan asks remote signers only with --derive."""
+    import provisioner.observe as observe_module
+
+    w = world(deposit="0")
+    counting = RecoveryCountingDydx(w.dydx)
+    w.conn.dydx = counting
+    counting.keys[w.spec.address].add("key-left-by-hand")  # not in the manifest: drift
+    spec = replace(w.spec, signer=RemoteSigner(url="http://127.0.0.1:9", timeout_seconds=1))
+    monkeypatch.setattr(observe_module, "make_signer", lambda *_a, **_k: object())
+
+    def has_work(*_a: Any) -> bool:
+        return True
+
+    quiet = observe(w.conn, [spec], check_signer=has_work).account(spec.name)  # type: ignore[arg-type]
+    assert counting.recoveries == 0 and quiet.default_key_id is None
+    pruned = plan_account(spec, quiet, PlanOptions(prune_api_keys=True))
+    [delete] = [s for s in pruned.steps if s.kind is StepKind.DELETE_API_KEY]
+    assert delete.blocked and "--derive" in delete.blocked  # never the default by mistake
+    asked = observe(w.conn, [spec], check_signer=has_work, derive=Derive.ALL).account(spec.name)  # type: ignore[arg-type]
+    assert counting.recoveries == 1 and asked.default_key_id == "key-default"

@@ -244,6 +244,7 @@ class FakeChain:
         self.log = log
         self.credited: dict[tuple[int, int], int] = {}
         self.allowance: dict[str, int] = {}
+        self.usdc_balance = 10**12  # every wallet's
         self.counts: dict[str, int] = {}
         self.pool: dict[str, bytes] = {}  # sent, not mined
         self.mined: dict[str, Receipt] = {}
@@ -260,7 +261,7 @@ class FakeChain:
     ) -> dict[str, ChainAccount]:
         return {
             address: ChainAccount(
-                usdc_balance=10**12,
+                usdc_balance=self.usdc_balance,
                 usdc_allowance=self.allowance.get(address, 0),
                 eth_balance_wei=10**18,
                 stark_key_owner=address

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -24,7 +25,7 @@ from provisioner.apply.events import (
     StepFailed,
     StepStarted,
 )
-from provisioner.cli.output.lines import Lines, styled
+from provisioner.cli.output.lines import Lines, printable, styled
 from provisioner.cli.output.notices import notice
 from provisioner.cli.output.plain import WAIT_LINE_FROM, apply_summary_line, failure_line
 from provisioner.cli.output.tally import Tally
@@ -47,7 +48,9 @@ class LiveReporter:
         refresh_per_second: float = 4,
     ) -> None:
         """``color``: for what goes to stdout (the plan, the table), which may be a file."""
-        self.redact = redactor.redact
+        # a step's words and errors carry text from Vault, dYdX and signers: no control code of theirs
+        self.redact: Callable[[str], str] = lambda text: redactor.redact(printable(text))
+        self._redact_rendered = redactor.redact  # rich's own output: its colors stay
         self.color = color
         self.lines = lines
         self.compact = compact
@@ -163,14 +166,14 @@ class LiveReporter:
                 else Text("done", style="green")
             )
             row: list[str | Text] = [
-                res.name,
+                Text(res.name),
                 result,
                 str(len(res.done)),
                 str(len(res.skipped)),
                 str(len(res.tx_hashes)),
             ]
-            if failed:
-                row.append(self.redact(res.error or ""))
+            if failed:  # a Text: an error's brackets are its words, not markup
+                row.append(Text(self.redact(res.error or "")))
             table.add_row(*row)
         render = Console(
             file=io.StringIO(),
@@ -181,7 +184,7 @@ class LiveReporter:
         )
         with render.capture() as captured:
             render.print(table)
-        self.lines.out(self.redact(captured.get()))
+        self.lines.out(self._redact_rendered(captured.get()))
         for res in finished.results:
             for tx in res.tx_hashes:
                 self.lines.out(self.redact(f"  {res.name}: transaction {tx}"))

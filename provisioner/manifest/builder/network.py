@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,8 @@ from provisioner.manifest.interpolate import substitute
 from provisioner.manifest.model import NetworkSpec
 from provisioner.manifest.positions import NodePath, format_path
 from provisioner.networks import BY_CHAIN_ID, MAINNET, SEPOLIA, KnownNetwork
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,14 @@ def _block(r: Reader, block: dict[str, Any], path: NodePath) -> NetworkSpec | No
     for key in ("name", "chain_id", "api_url", "rpc_url", "confirmations"):
         if (raw := r.get(block, key, path)) is not None:
             values[key] = raw.value
+    if isinstance(values.get("name"), str) and _CONTROL.search(values["name"]):
+        # printed in every plan and the pull-request comment: a newline there could forge lines
+        r.report(
+            (*path, "name"),
+            f"network name {values['name']!r} holds a line break or control character",
+            "a one-line label",
+        )
+        values["name"] = None
     for key in ("exchange_contract", "usdc_contract"):
         if (raw := r.get(block, key, path)) is not None:
             values[key] = r.address(raw)

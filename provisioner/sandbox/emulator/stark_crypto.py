@@ -13,6 +13,11 @@ Two implementations of the same two functions:
 
 Signatures are ``(r, s)``; as in StarkEx, the public key is an x coordinate only
 and either of its two points verifies.
+
+The Jacobian double/add look like those of ``provisioner/clients/stark_curve.py`` on
+purpose: the emulator stands in for dYdX and imports nothing of the client it is a judge
+for (no module under ``provisioner/sandbox/emulator`` does), so a slip in the client's curve
+arithmetic shows as a refused signature here instead of being shared.
 """
 
 from __future__ import annotations
