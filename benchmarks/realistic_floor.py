@@ -10,8 +10,10 @@ counting only what no implementation of the product's promises can avoid (CPU is
   it is simulated on the pending state once they are in the node's pool. Reads that can go
   side by side (Vault, chain and dYdX in the first look) count as the slowest of them;
 - the blocks that cannot be avoided: one sender's dependent transactions share a block when
-  sent in nonce order, so register, approve and deposit need one block, not three; apply
-  waits for that block (inclusion), not for confirmations, so ``confirmations`` is 0;
+  sent in nonce order, so register, approve and deposit need one block, not three; then the
+  network's ``confirmations`` on top of it: a deposit or registration counts as done only
+  then (README, "Money-path promises", 3), so an account is converged no sooner, and apply
+  waits for them before it forgets the journal entries;
 - v3's rate-limit waits for the requests the run actually made (benchmarks/ratelimit_floor.py):
   they hold up the API keys, which after onboarding run beside the chain's branch.
 
@@ -88,7 +90,7 @@ class ApplyFloor:
     limits: Floor  # v3's rate-limit waits for the requests the run made
     blocks_at: tuple[float, ...]  # when each block was mined, seconds from apply's start
     blocks: int = 1  # block waits that cannot be avoided
-    confirmations: int = 0  # apply waits for inclusion only
+    confirmations: int = 0  # blocks on top that apply waits for (the network's)
 
     def _sum(self, legs: Sequence[Leg]) -> float:
         return sum(self.latencies.of(leg.service) for leg in legs)
@@ -149,8 +151,9 @@ class ApplyFloor:
             f" => {self.onboarded_at * 1000:.0f} ms",
             f"chain: {legs(CHAIN_BEFORE_BLOCK)} => sent at {self.sent_at * 1000:.0f} ms",
             f"blocks: {self.blocks} (register, approve and deposit share one, in nonce order);"
-            f" confirmations awaited: {self.confirmations} (apply waits for inclusion only);"
-            f" the block that takes the last of them came at {self.mined_at:.3f} s",
+            f" then the network's {self.confirmations} confirmations on top of it, which apply"
+            f" waits for (a deposit counts as done only then); the block that gives the last of"
+            f" them came at {self.mined_at:.3f} s",
             f"after the block: {legs(AFTER_BLOCK)} => chain branch {self.chain_seconds:.3f} s",
             f"v3 rate limits for the requests made: {self.limits.explain()[-1]}",
             f"API keys after onboarding: {legs(API_KEYS + RELEASE)}"

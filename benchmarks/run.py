@@ -1,6 +1,7 @@
 """Issue #9's benchmarks on a sandbox of their own: plan speed, rate-limited apply, memory and growth.
 
-Run: make bench   (or .venv/bin/python -m benchmarks.run [--accounts 1000] [--fresh 100])
+Run: make bench   (or .venv/bin/python -m benchmarks.run [--accounts 1000] [--fresh 100]
+[--growth-only])
 
 It starts a sandbox in a temporary directory (relaxed rate limits), makes ``--accounts``
 new funded accounts and converges them with ``provision apply`` (real: onboarded at the
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each plan (median)")
     parser.add_argument("--parallelism", type=int, default=None, help="plan --parallelism")
+    parser.add_argument(
+        "--growth-only",
+        action="store_true",
+        help="figure 3 alone (peak RSS and growth), without the naive script or the fresh apply:"
+        " for --accounts 10000",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dydx-bench-") as tmp:
@@ -89,6 +96,12 @@ def _benchmarks(
         f"seed: {args.accounts} accounts funded and converged by one provision apply "
         f"(relaxed limits, --parallelism 64) in {seeded.seconds:.0f} s"
     )
+    if args.growth_only:
+        say(f"plan of {args.accounts} converged accounts, {args.repeat} runs (for the peak RSS)")
+        ours = [_plan(args.accounts, env, tmp, args.parallelism) for _ in range(args.repeat)]
+        growth, _after_start = _growth(args, env, tmp, max(m.peak_rss_mb for m in ours))
+        runs = ", ".join(f"{m.seconds:.2f}" for m in ours)
+        return [*out, "", f"provision plan of {args.accounts} accounts: runs {runs} s", *growth]
     plan_lines, growth_lines = _plan_vs_naive(args, env, tmp)
     return out + plan_lines + _apply_under_limits(args, info, strict, env, tmp) + growth_lines
 

@@ -62,7 +62,7 @@ from provisioner.secrets import SecretError
 from provisioner.signers.base import SignerError
 from provisioner.signers.factory import make_signer
 
-DEFAULT_PARALLELISM = 16
+DEFAULT_PARALLELISM = 64  # threads at most: each pool makes only as many as it has accounts
 __all__ = ["DEFAULT_PARALLELISM", "Derive", "SignerCheck", "no_signer", "observe", "unstored_keys"]
 
 SignerCheck = Callable[[AccountSpec, AccountFacts], bool]

@@ -12,7 +12,13 @@ from provisioner.clients.dydx import ApiCredentials, StarkKeyPair
 from provisioner.errors import ProvisionerError
 from provisioner.journal import Journal, StoredTx
 from provisioner.manifest.model import AccountSpec
-from provisioner.records import API_FIELDS, API_KEY, api_credential_fields, stark_pair_fields
+from provisioner.records import (
+    API_FIELDS,
+    API_KEY,
+    POSITION_ID,
+    api_credential_fields,
+    stark_pair_fields,
+)
 from provisioner.signers.base import EthSigner
 from provisioner.signers.factory import make_signer
 
@@ -30,9 +36,11 @@ class AccountContext:
     budget: DepositBudget = field(default_factory=DepositBudget)
     receipt_timeout: float = 180.0
     tx_hashes: list[str] = field(default_factory=list)
-    unconfirmed: list[StoredTx] = field(default_factory=list)  # mined, confirmations to wait for
+    sent: list[StoredTx] = field(default_factory=list)  # every transaction this run broadcast
+    unconfirmed: list[StoredTx] = field(default_factory=list)  # broadcast, not yet final
     _signer: EthSigner | None = None
     _stark: StarkKeyPair | None = None
+    _position: int | None = None  # dYdX's position id, from onboarding or the STARK secret
     _creds: ApiCredentials | None = None
     _default_key: str | None = None
 
@@ -75,6 +83,7 @@ class AccountContext:
             if rec.entry.exists and stored is not None:
                 private, public, y = stored
                 self._stark = StarkKeyPair(private_key=private, public_key=public, public_key_y=y)
+                self._position = self._position or _int_or_none(rec.data.get(POSITION_ID))
             else:
                 raise StepFailed(
                     f"no STARK key for {self.spec.name} in Vault at {self.spec.stark_key_path}"
@@ -83,6 +92,19 @@ class AccountContext:
 
     def remember_stark(self, pair: StarkKeyPair) -> None:
         self._stark = pair
+
+    def position_id(self) -> int:
+        """The position the deposits go to: the one onboarding answered, else the STARK secret's
+        (the record plan read the deposits of), else dYdX's (GET /v3/accounts)."""
+        self.stark()
+        if self._position is None:
+            self._position = self.conn.dydx.get_account(
+                self.spec.address, self.credentials()
+            ).position_id
+        return self._position
+
+    def remember_position(self, position_id: int) -> None:
+        self._position = position_id
 
     def credentials(self) -> ApiCredentials:
         """Credentials for API-key requests: a stored key of ours, else the default key recovered by the signer."""
@@ -123,3 +145,10 @@ class AccountContext:
             if rec.entry.is_ours(self.spec.name) and rec.data.get(API_KEY):
                 ids.add(rec.data[API_KEY])
         return ids
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from provisioner import records
 from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.apply.events import Outcome
-from provisioner.apply.transactions import charge, guard_sender, send, settle_transactions, usdc
+from provisioner.apply.transactions import (
+    charge,
+    guard_sender,
+    revoke_on_failure,
+    send,
+    settle_transactions,
+    usdc,
+)
 from provisioner.clients.dydx import (
     AlreadyOnboarded,
     ApiCredentials,
@@ -114,6 +121,7 @@ def stark_key(ctx: AccountContext, step: Step) -> Outcome:
     if not absent and ctx.conn.dydx.user_exists(ctx.spec.address):
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
+        ctx.remember_position(account.position_id)
     path = ctx.spec.stark_key_path
     version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_key")
     found = f", dYdX's position {account.position_id}" if account is not None else ""
@@ -134,11 +142,13 @@ def onboard(ctx: AccountContext, step: Step) -> Outcome:
         ctx.log("already onboarded (dYdX answered 409)")
         account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
         _same_stark_key(ctx, pair, account)
+        ctx.remember_position(account.position_id)
         onboarded = False
     else:
         failpoint("after_onboard")
         ctx.remember_credentials(creds)
         ctx.log(f"onboarded: position {account.position_id}")
+        ctx.remember_position(account.position_id)
         onboarded = True
     path = ctx.spec.stark_key_path
     version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_account")
@@ -153,6 +163,7 @@ def record_account(ctx: AccountContext, step: Step) -> Outcome:
     account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
     pair = ctx.stark()
     _same_stark_key(ctx, pair, account)
+    ctx.remember_position(account.position_id)
     path = ctx.spec.stark_key_path
     version = _write(ctx, path, _stark_record(ctx, pair, account), label="stark_account")
     return Outcome(version is not None, f"position {account.position_id} {_stored(path, version)}")
@@ -313,7 +324,7 @@ def register(ctx: AccountContext, step: Step) -> Outcome:
         ctx.spec.address, ctx.spec.address, pair.public_key, signature
     )
     tx_hash = send(ctx, "register", tx, amount=0)
-    return Outcome(True, f"registered the STARK key on L1 ({tx_hash})")
+    return Outcome(True, f"sent registerUser for the STARK key ({tx_hash})")
 
 
 @dataclass(frozen=True)
@@ -343,16 +354,16 @@ def _remaining(ctx: AccountContext) -> _Remaining:
     events). The sender is guarded on the way (no unexplained pending nonce)."""
     target = to_base_units(ctx.spec.deposit)
     pair = ctx.stark()
-    account = ctx.conn.dydx.get_account(ctx.spec.address, ctx.credentials())
+    position_id = ctx.position_id()
     pending = in_flight(
         (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx, ctx.confirmations))
         for tx in guard_sender(ctx)
         if tx.intent == "deposit"  # only their status is asked of the node
     )
     confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
-    position = (pair.public_key, account.position_id)
+    position = (pair.public_key, position_id)
     deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
-    return _Remaining(target, deposited, pending, pair.public_key, account.position_id)
+    return _Remaining(target, deposited, pending, pair.public_key, position_id)
 
 
 def approve(ctx: AccountContext, step: Step) -> Outcome:
@@ -387,7 +398,7 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
     shown = "an unlimited allowance" if amount == MAX_UINT256 else f"{usdc(amount)} USDC"
     return Outcome(
         True,
-        f"approved {shown} for the exchange (the deposit needs {usdc(need)}; allowance was {usdc(current)})",
+        f"sent approve of {shown} for the exchange (the deposit needs {usdc(need)}; allowance was {usdc(current)})",
     )
 
 
@@ -406,28 +417,32 @@ def _deposit_can_follow(ctx: AccountContext, need: int, balance: int) -> None:
 
 def deposit(ctx: AccountContext, step: Step) -> Outcome:
     """Top up to the manifest's target, recomputed from the journal, then fresh chain events.
-    Never more than the plan showed, never past the run's ceiling: never pay twice."""
+    Never more than the plan showed, never past the run's ceiling: never pay twice. Simulated
+    on the pending state, right behind this account's register and approve; a deposit that
+    cannot happen after this run approved it leaves no allowance standing."""
     planned = step.params_as(DepositParams).amount_base_units
     remaining = _remaining(ctx)
     need = remaining.need
     if not need:
         ctx.log("deposit already covered")
         return Outcome(False, f"{remaining.there} USDC already deposited")
-    if need > planned:
-        raise StepFailed(
-            f"the deposit needed now ({usdc(need)} USDC) is more than the plan showed "
-            f"({usdc(planned)} USDC); nothing was sent: run plan again"
+    with revoke_on_failure(ctx, f"the deposit of {usdc(need)} USDC"):
+        if need > planned:
+            raise StepFailed(
+                f"the deposit needed now ({usdc(need)} USDC) is more than the plan showed "
+                f"({usdc(planned)} USDC); nothing was sent: run plan again"
+            )
+        if need != planned:
+            ctx.log(
+                f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
+            )
+        tx = ctx.conn.chain.build_deposit(
+            ctx.spec.address, remaining.stark_key, remaining.position_id, need
         )
-    if need != planned:
-        ctx.log(
-            f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
-        )
-    tx = ctx.conn.chain.build_deposit(
-        ctx.spec.address, remaining.stark_key, remaining.position_id, need
-    )
-    charge(ctx, need, f"the deposit of {ctx.spec.name}")
+        charge(ctx, need, f"the deposit of {ctx.spec.name}")
     send(ctx, "deposit", tx, amount=need)
-    return Outcome(True, f"deposited {usdc(need)} USDC ({remaining.there} already there)")
+    # sent, not yet final: the account's end awaits it (and says so if it reverts)
+    return Outcome(True, f"sent a deposit of {usdc(need)} USDC ({remaining.there} already there)")
 
 
 def settle_journal(ctx: AccountContext) -> None:

@@ -6,11 +6,16 @@ run's budget; what a signer signed is decoded, and what it sent is fetched, and 
 compared with what was asked; the entry is journaled before the broadcast and forgotten
 only once final, with ``confirmations`` blocks on top (``send``, ``await_confirmations``);
 a journaled one a killed run left is settled the same way (``settle_transactions``).
+An account's transactions go out back to back in nonce order, each simulated on the pending
+state, and are awaited together at its end; a deposit that cannot happen after this run
+approved it is followed by ``approve(0)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -82,8 +87,8 @@ def _held(ctx: AccountContext, tx: StoredTx) -> str:
 
 
 def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int) -> str:
-    """Sign, verify, journal, broadcast, wait for confirmations. The journal entry is written
-    before the broadcast and forgotten only once the transaction is final. The hash sent."""
+    """Sign, verify, journal, broadcast; the hash. The journal entry is written before the
+    broadcast and forgotten only once the transaction is final (``await_confirmations``)."""
     signer = ctx.signer
     nonce = int(str(tx["nonce"]))
     base = StoredTx(
@@ -120,31 +125,95 @@ def send(ctx: AccountContext, intent: str, tx: dict[str, object], *, amount: int
     failpoint(f"after_broadcast:{intent}")
     ctx.log(f"{intent} sent: {tx_hash}")
     ctx.tx_hashes.append(tx_hash)
-    # What later steps need is the transaction mined (an approve before the deposit's gas
-    # estimate); its confirmations accrue meanwhile and are waited for at the account's end.
-    try:
-        _await_final(ctx, entry, final=intent == "deposit")
-    except ChainError as exc:
-        raise StepFailed(
-            f"{intent} {tx_hash} was broadcast and journaled, but {exc}; "
-            "the next apply looks it up by hash before anything else"
-        ) from None
-    if intent != "deposit":
-        ctx.unconfirmed.append(entry)
-        return tx_hash
-    ctx.journal.forget_tx(entry)
-    ctx.log(f"{intent} confirmed: {tx_hash}")
+    ctx.sent.append(entry)
+    # Not waited for here: the account's next transaction is simulated on the pending state
+    # (which holds this one) and follows it in nonce order, so all of them can share a block;
+    # they are awaited once, until final, at the account's end (``await_confirmations``).
+    ctx.unconfirmed.append(entry)
     return tx_hash
 
 
 def await_confirmations(ctx: AccountContext) -> None:
-    """The account's transactions that later steps only needed mined: wait until final."""
-    while ctx.unconfirmed:
-        tx = ctx.unconfirmed[0]
-        _await_final(ctx, tx, seen_mined=True)
-        ctx.journal.forget_tx(tx)
-        ctx.unconfirmed.pop(0)
-        ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
+    """Wait until the account's transactions are mined, in nonce order, then until each is
+    final (journaled before broadcast, forgotten only then); one that failed does not stop
+    the wait for the others, and the failures are raised at the end. A deposit that reverted
+    after this run approved it leaves no allowance standing: the approve is revoked and
+    awaited too. An unreachable node ends the wait: what is left stays journaled."""
+    failures: list[str] = []
+    left: list[StoredTx] = []  # broadcast, not yet final
+    try:
+        while ctx.unconfirmed:
+            left += ctx.unconfirmed
+            ctx.unconfirmed.clear()  # a revoke sent meanwhile joins it again
+            for tx in list(left):
+                if not _settle_one(ctx, tx, failures, final=False):
+                    left.remove(tx)
+            for tx in list(left):
+                if _settle_one(ctx, tx, failures, final=True):
+                    ctx.journal.forget_tx(tx)
+                    ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
+                left.remove(tx)
+    except ChainError as exc:
+        left += ctx.unconfirmed
+        ctx.unconfirmed.clear()
+        named = ", ".join(f"{t.intent} {t.tx_hash or f'with nonce {t.nonce}'}" for t in left)
+        failures.append(
+            f"{named} {'was' if len(left) == 1 else 'were'} broadcast and journaled, but {exc}; "
+            "the next apply looks them up by hash before anything else"
+        )
+    if failures:
+        raise StepFailed("; then ".join(failures))
+
+
+def _settle_one(ctx: AccountContext, tx: StoredTx, failures: list[str], *, final: bool) -> bool:
+    """Wait for ``tx`` mined (or final); False, with the failure noted, when it cannot be."""
+    try:
+        _await_final(ctx, tx, final=final, seen_mined=final)
+    except StepFailed as exc:
+        failure = str(exc)
+        if tx.intent == "deposit" and _approved_here(ctx):
+            failure += f"; {_revoke(ctx, failure)}"
+        failures.append(failure)
+        return False
+    return True
+
+
+def _approved_here(ctx: AccountContext) -> bool:
+    """Whether this run sent the account an allowance it has not revoked since."""
+    approved = False
+    for tx in ctx.sent:
+        if tx.intent == "approve":
+            approved = tx.amount > 0
+    return approved
+
+
+@contextlib.contextmanager
+def revoke_on_failure(ctx: AccountContext, what: str) -> Iterator[None]:
+    """Around a deposit's checks and simulation, before anything of it is signed: if it cannot
+    happen after this run sent an approve for it, send ``approve(0)`` before failing the step."""
+    try:
+        yield
+    except (StepFailed, ChainError) as exc:
+        if not _approved_here(ctx):
+            raise
+        reason = str(exc)
+        raise StepFailed(f"{what} cannot be made ({reason}); {_revoke(ctx, reason)}") from None
+
+
+def _revoke(ctx: AccountContext, reason: str) -> str:
+    """Send ``approve(exchange, 0)`` behind the account's other transactions; what was done."""
+    ctx.log(f"revoking the allowance sent for the deposit: {reason}")
+    try:
+        guard_sender(ctx)
+        tx = ctx.conn.chain.build_approve(ctx.spec.address, 0)
+        tx_hash = send(ctx, "approve", tx, amount=0)
+    except Exception as exc:  # noqa: BLE001 - reported with the step's failure
+        why = str(exc) if isinstance(exc, StepFailed | ChainError) else type(exc).__name__
+        return (
+            f"revoking the allowance this run approved failed too ({why}): it still stands; "
+            "the next apply leaves it for the deposit that needs it"
+        )
+    return f"the allowance this run approved was revoked (approve 0: {tx_hash})"
 
 
 def _check_broadcast(ctx: AccountContext, entry: StoredTx, asked: dict[str, object]) -> None:

@@ -33,9 +33,11 @@ from support.apply_runs import (
     Result,
     cli_captured,
     make_accounts,
+    web3,
     write_manifest,
 )
 from support.custody import api_key_pairs, stark_key_pairs, whole_local_storage, write_export
+from support.money import wait_until
 from support.safety import provision
 
 from provisioner.money import format_usdc, from_base_units
@@ -125,6 +127,18 @@ def _stopped(sandbox: SandboxInfo, tmp: Path, kind: str) -> Round:
         sandbox, "apply", "-f", str(m.path), "--auto-approve", failpoint=f"after_step:{kind}"
     )
     assert killed.rc == SIGKILL, str(killed)
+    # What the dead run broadcast is its own effect, not the rerun's: an account's
+    # transactions go out back to back and are awaited at its end, so some may still be in
+    # the pool; the effects are counted once the node has mined them.
+    w3 = web3(sandbox)
+    wait_until(
+        lambda: (
+            w3.eth.get_transaction_count(account.address, "pending")
+            == w3.eth.get_transaction_count(account.address)
+        ),
+        30,
+        "the dead run's transactions mined",
+    )
     # a plain rerun, as a CI would: the dead run's leases are taken over, nothing by hand
     return _round(sandbox, m, setup=[killed])
 
@@ -234,8 +248,8 @@ def test_a_web_app_account_plans_only_what_is_missing(world: World) -> None:
     assert amounts(r.plan, "webapp") == {"approve": 1_500_000, "deposit": 1_500_000}
     assert "deposited 3 of 4.5 USDC" in r.plan_text
     assert r.effects.txs["webapp"] == [("approve", 1_500_000), ("deposit", 1_500_000)]
-    assert "webapp: done: deposited 1.5 USDC (3 of 4.5 already there)" in r.apply.err
-    assert "webapp: done: approved 1.5 USDC for the exchange" in r.apply.err
+    assert "webapp: done: sent a deposit of 1.5 USDC (3 of 4.5 already there)" in r.apply.err
+    assert "webapp: done: sent approve of 1.5 USDC for the exchange" in r.apply.err
 
 
 def test_an_account_funded_past_its_target_gets_no_allowance_and_no_deposit(world: World) -> None:

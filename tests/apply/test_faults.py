@@ -115,8 +115,8 @@ def test_chain_rpc_briefly_gone_then_gone_for_good(sandbox: SandboxInfo, tmp_pat
         proxy.up()
 
     # Down for 2.5 s right after the node accepted registerUser and approve (the run rides
-    # it out while waiting for their receipts), then for good right after it accepted the
-    # deposit: the run must stop cleanly with the deposit journaled.
+    # it out while simulating the next transaction), then for good right after it accepted
+    # the deposit: the run must stop cleanly with the deposit journaled.
     proxy.after_answers(b"eth_sendRawTransaction", [blip, blip, proxy.down])
     try:
         run = provision(
@@ -133,13 +133,14 @@ def test_chain_rpc_briefly_gone_then_gone_for_good(sandbox: SandboxInfo, tmp_pat
     err = run.err
     assert run.rc == 1, str(run)
     _clean_failure(err)
-    assert "register mined" in err and "approve mined" in err, err  # the blips were ridden out
+    # the blips were ridden out (approve and deposit are simulated and sent meanwhile)
+    assert "approve sent" in err and "deposit sent" in err, err
     assert "could not connect" in err and "retry" in err, err  # and each retry was shown
-    assert "rpc-gone: FAILED at rpc-gone/deposit" in err, err
-    assert "cannot reach the Ethereum node" in err and "was broadcast and journaled" in err, err
+    assert "rpc-gone: FAILED at confirmations" in err, err
+    assert "cannot reach the Ethereum node" in err and "were broadcast and journaled" in err, err
     journaled = journal_keys(sandbox, m)
     assert [k for k in journaled if "/deposit-" in k], "the broadcast deposit is not journaled"
-    # register and approve were mined, but their confirmations were not seen: kept too
+    # register and approve went out beside it, their confirmations not seen: kept too
     assert len(journaled) == 3, journaled
     assert _half_written(sandbox, m) == []
 

@@ -125,7 +125,9 @@ def test_an_edited_saved_plan_is_refused_and_nothing_is_sent(
     applied = _apply(sandbox, m, str(reviewed))
     assert applied.rc == 0, str(applied)
     # the log says what the step did, with the numbers it used (issue 17)
-    assert "edited: done: deposited 2 USDC (5 of 7 already there)" in applied.err, applied.err
+    assert "edited: done: sent a deposit of 2 USDC (5 of 7 already there)" in applied.err, (
+        applied.err
+    )
     assert _total(sandbox, m, "edited") == to_base_units(Decimal(7))
 
 

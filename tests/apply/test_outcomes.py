@@ -82,9 +82,9 @@ def test_a_partial_deposit_pays_and_allows_only_the_rest() -> None:
     assert w.chain.credited[(w.dydx.stark.public_key, 7)] == 4_500_000
     out = _outcomes(seen)
     assert out["approve"] == Outcome(
-        True, "approved 1.5 USDC for the exchange (the deposit needs 1.5; allowance was 0)"
+        True, "sent approve of 1.5 USDC for the exchange (the deposit needs 1.5; allowance was 0)"
     )
-    assert out["deposit"] == Outcome(True, "deposited 1.5 USDC (3 of 4.5 already there)")
+    assert out["deposit"] == Outcome(True, "sent a deposit of 1.5 USDC (3 of 4.5 already there)")
 
 
 def test_an_allowance_already_enough_is_not_sent_again() -> None:
@@ -104,7 +104,7 @@ def test_allowance_max_stays_the_maximum() -> None:
     w.chain.credited[(w.dydx.stark.public_key, 7)] = 3 * USDC
     seen: list[Event] = []
     execute(w.conn, _top_up(w, 4_500_000, 4_500_000, allowance="max"), report=seen.append)
-    assert _outcomes(seen)["approve"].text.startswith("approved an unlimited allowance")
+    assert _outcomes(seen)["approve"].text.startswith("sent approve of an unlimited allowance")
 
 
 def test_the_cli_shows_what_was_done_not_what_was_planned() -> None:

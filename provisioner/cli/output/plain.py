@@ -139,8 +139,8 @@ def summarize(finished: Finished, lines: Lines, redact: Callable[[str], str]) ->
 
 
 def done_line(event: StepDone) -> str:
-    """A finished step as its Outcome says: "done: deposited 1.5 USDC (3 of 4.5 already
-    there)", or "nothing to do: ..." when it found the work done (issue 17)."""
+    """A finished step as its Outcome says: "done: sent a deposit of 1.5 USDC (3 of 4.5
+    already there)", or "nothing to do: ..." when it found the work done (issue 17)."""
     what = "done" if event.outcome.changed else "nothing to do"
     return f"{what}: {event.outcome.text}"
 

@@ -133,7 +133,8 @@ class ChainClient:
     ) -> dict[str, Any]:
         """``deposit(starkKey, collateral asset id, positionId, quantizedAmount)``; quantum is 1.
 
-        The gas estimate runs against the latest block: the approve must be mined first.
+        The gas estimate runs on the pending state: an approve in the node's pool counts, so
+        the deposit can follow it in nonce order without waiting for its block.
         """
         return self._tx.build_deposit(owner, stark_key, position_id, amount)
 

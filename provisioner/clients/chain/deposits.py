@@ -47,12 +47,21 @@ class _Scan:
 
 
 class DepositScanner:
+    """Thread-safe. Refreshes are shared: a caller that asks for one gets the first scan that
+    *started* after it asked, so many accounts refreshing at once (apply's deposit steps, side
+    by side) cost one scan in flight at a time, not one each in turn, and each still sees
+    every event mined before it asked."""
+
     def __init__(self, rpc: JsonRpc, network: NetworkSpec) -> None:
         self._rpc = rpc
         self._network = network
         self._exchange = to_checksum(network.exchange_contract)
-        self._lock = threading.Lock()
-        self._scans: dict[int, _Scan] = {}
+        self._cond = threading.Condition()
+        self._scans: dict[
+            int, tuple[int, _Scan]
+        ] = {}  # from_block -> (ticket it started with, scan)
+        self._running: set[int] = set()  # from_blocks with a scan in flight
+        self._tickets = 0  # scans started so far
 
     def deposits(self, from_block: int = 0, *, refresh: bool = False) -> dict[tuple[int, int], int]:
         """Quantized totals per (starkKey, vaultId); ``refresh`` reads the blocks since the last scan."""
@@ -63,13 +72,36 @@ class DepositScanner:
     ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
         """(confirmed, unconfirmed) totals: events with ``confirmations`` blocks on top (default:
         the network's), and the younger ones, which a reorg may still take away."""
-        with self._lock:
-            scan = self._scans.get(from_block)
-            if scan is None or refresh:
-                scan = self._scan(from_block, scan)
-                self._scans[from_block] = scan
+        scan = self._current(from_block, refresh)
         wanted = self._network.confirmations if confirmations is None else confirmations
         return scan.totals(wanted)
+
+    def _current(self, from_block: int, refresh: bool) -> _Scan:
+        with self._cond:
+            asked = self._tickets if refresh else 0  # a scan started at or after this will do
+            while True:
+                stored = self._scans.get(from_block)
+                if stored is not None and stored[0] >= asked:
+                    return stored[1]
+                if from_block not in self._running:
+                    break
+                self._cond.wait()
+            ticket = self._tickets
+            self._tickets += 1
+            self._running.add(from_block)
+            previous = stored[1] if stored is not None else None
+        try:
+            scan = self._scan(from_block, previous)
+        except BaseException:
+            with self._cond:  # a waiter starts its own
+                self._running.discard(from_block)
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._scans[from_block] = (ticket, scan)
+            self._running.discard(from_block)
+            self._cond.notify_all()
+        return scan
 
     def block_number(self) -> int:
         return quantity(self._rpc.call("eth_blockNumber", []), "eth_blockNumber")

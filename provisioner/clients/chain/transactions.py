@@ -1,7 +1,10 @@
 """Transactions we build ourselves, their nonces, their broadcast and their receipts.
 
 Built with exact integers, an explicit nonce, gas from an estimate that must not
-revert, and current fees. Broadcasting the same signed bytes again is always safe;
+revert, and current fees. The estimate runs on the node's *pending* state, which holds the
+pool (anvil's and geth's do): a sender's transactions already broadcast count, so one that
+depends on them (a deposit on its approve) is simulated as it will run when sent right
+behind them in nonce order, in the same block. Broadcasting the same signed bytes again is always safe;
 nothing here signs, or sends a new transaction in place of one that failed.
 """
 
@@ -134,7 +137,7 @@ class Transactions:
         call = {"from": sender, "to": to, "data": data}
         estimate, block, tip, gas_price, chain_id = self._rpc.batch(
             [
-                ("eth_estimateGas", [call]),
+                ("eth_estimateGas", [call, "pending"]),
                 ("eth_getBlockByNumber", ["latest", False]),
                 ("eth_maxPriorityFeePerGas", []),
                 ("eth_gasPrice", []),

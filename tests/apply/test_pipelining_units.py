@@ -1,0 +1,76 @@
+"""An account's transactions back to back (issue #21), on the unit fakes: journaled before each
+broadcast, all sent before any is awaited, forgotten only once final; a deposit that reverts
+when mined after this run's approve is followed by approve(0)."""
+
+from __future__ import annotations
+
+from support.apply_fakes import World, world
+
+from provisioner.apply.executor import execute
+from provisioner.clients.chain import Receipt
+from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
+from provisioner.plan.params import ApproveParams, DepositParams, StepParams
+
+USDC = 10**6
+
+
+def _plan(w: World, *steps: tuple[StepKind, StepParams]) -> Plan:
+    made = tuple(
+        Step(
+            id=f"{w.spec.name}/{kind.value}",
+            account=w.spec.name,
+            kind=kind,
+            action=Action.CREATE,
+            summary=kind.value,
+            reason="test",
+            params=params,
+        )
+        for kind, params in steps
+    )
+    account = AccountPlan(name=w.spec.name, address=w.spec.address, steps=made)
+    return Plan("unit.yaml", "sepolia", w.conn.manifest.network.chain_id, "sha256:t", (account,))
+
+
+def _top_up(w: World, amount: int) -> Plan:
+    return _plan(
+        w,
+        (StepKind.APPROVE, ApproveParams(amount_base_units=amount, target_base_units=amount)),
+        (StepKind.DEPOSIT, DepositParams(amount_base_units=amount, target_base_units=amount)),
+    )
+
+
+def test_both_are_journaled_and_sent_before_either_is_awaited_and_forgotten_once_final() -> None:
+    w = world(deposit="4.5")
+    w.chain.mine = False  # held in the pool until someone looks for a receipt
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed is None, result.error
+    sends = [i for i, e in enumerate(w.events) if e.startswith("chain send")]
+    journaled = [i for i, e in enumerate(w.events) if "journal" in e and "write" in e]
+    forgotten = [i for i, e in enumerate(w.events) if "journal" in e and "delete" in e]
+    assert len(sends) == 2 and len(journaled) >= 2 and len(forgotten) == 2, w.events
+    assert journaled[0] < sends[0] < journaled[1] < sends[1]  # each journaled before its send
+    assert sends[1] < min(forgotten)  # the second went out before the first was awaited
+    assert w.chain.credited[(w.dydx.stark.public_key, 7)] == 4_500_000
+    assert w.vault.journal(w.spec.name) == []
+
+
+def test_a_deposit_that_reverts_when_mined_is_followed_by_a_revoke() -> None:
+    w = world(deposit="4.5")
+    mine = w.chain._mine
+
+    def reverting(tx_hash: str) -> None:
+        raw = w.chain.pool[tx_hash]
+        mine(tx_hash)
+        if len(w.chain.raw_sent) == 2 and raw == w.chain.raw_sent[1]:  # the deposit
+            w.chain.credited.clear()
+            w.chain.mined[tx_hash] = Receipt(tx_hash, status=0, block_number=len(w.chain.mined))
+
+    w.chain._mine = reverting  # type: ignore[method-assign]
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed == "confirmations"
+    assert result.error is not None and "reverted" in result.error
+    assert "the allowance this run approved was revoked" in result.error
+    assert len(w.chain.raw_sent) == 3  # approve, deposit, approve(0)
+    assert w.chain.allowance[w.spec.address] == 0
+    assert w.chain.credited == {}
+    assert w.vault.journal(w.spec.name) == []  # the revert and the revoke are final
