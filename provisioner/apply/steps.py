@@ -38,13 +38,13 @@ from provisioner.journal import (
 from provisioner.money import deposit_need, in_flight, to_base_units
 from provisioner.plan.model import Step, StepKind
 from provisioner.plan.params import (
+    UNLIMITED_ALLOWANCE,
     ApiKeyParams,
     ApproveParams,
     DeleteApiKeyParams,
     DepositParams,
     StarkKeyParams,
 )
-from provisioner.plan.planner import MAX_UINT256
 from provisioner.records import API_FIELDS, API_KEY, MANAGED_BY
 
 WRITE_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=4.0)  # Vault writes (CAS)
@@ -378,7 +378,9 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
             return Outcome(
                 False, f"{remaining.there} USDC already deposited: no allowance needed, none sent"
             )
-        if planned != MAX_UINT256:  # ``allowance: max`` asks for the maximum whatever the need
+        if (
+            planned != UNLIMITED_ALLOWANCE
+        ):  # ``allowance: max`` asks for the maximum whatever the need
             if need > planned:
                 raise StepFailed(
                     f"the deposit needed now ({usdc(need)} USDC) is more than the allowance the "
@@ -391,11 +393,11 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
         return Outcome(
             False, f"the allowance of {usdc(current)} USDC covers the {usdc(need)} USDC deposit"
         )
-    if need != MAX_UINT256:  # (an older plan's unlimited allowance names no deposit)
+    if need != UNLIMITED_ALLOWANCE:  # (an older plan's unlimited allowance names no deposit)
         _deposit_can_follow(ctx, need, wallet.usdc_balance)
     guard_sender(ctx)
     send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
-    shown = "an unlimited allowance" if amount == MAX_UINT256 else f"{usdc(amount)} USDC"
+    shown = "an unlimited allowance" if amount == UNLIMITED_ALLOWANCE else f"{usdc(amount)} USDC"
     return Outcome(
         True,
         f"sent approve of {shown} for the exchange (the deposit needs {usdc(need)}; allowance was {usdc(current)})",

@@ -30,6 +30,7 @@ from provisioner.plan.model import (
     propagate_blocks,
 )
 from provisioner.plan.params import (
+    UNLIMITED_ALLOWANCE,
     ApiKeyParams,
     ApproveParams,
     DeleteApiKeyParams,
@@ -44,7 +45,6 @@ from provisioner.plan.params import (
 from provisioner.plan.rotation import key_ages, plan_rotations, selected
 from provisioner.records import API_FIELDS, API_KEY, ETHEREUM_ADDRESS, POSITION_ID, STARK_FIELDS
 
-MAX_UINT256 = 2**256 - 1
 _DYDX_USER: dict[bool | None, DydxUser] = {True: "exists", False: "absent", None: "unknown"}
 _CREATE_KEY_NEEDS = "creating an API key is signed with the Ethereum key (POST /v3/api-keys)"
 
@@ -468,7 +468,7 @@ class _AccountPlanBuilder:
         register_id = next((s.id for s in self.steps if s.kind is StepKind.REGISTER), None)
         approve_id = None
         if self.facts.usdc_allowance < need:
-            amount = MAX_UINT256 if self.spec.allowance == "max" else need
+            amount = UNLIMITED_ALLOWANCE if self.spec.allowance == "max" else need
             shown = "unlimited" if self.spec.allowance == "max" else f"{need_text} USDC"
             approve_id = self.add(
                 StepKind.APPROVE,

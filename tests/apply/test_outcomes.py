@@ -19,8 +19,7 @@ from provisioner.cli.output.jsonl import JsonReporter
 from provisioner.cli.output.lines import Lines
 from provisioner.cli.output.plain import PlainReporter
 from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
-from provisioner.plan.params import ApproveParams, DepositParams, StepParams
-from provisioner.plan.planner import MAX_UINT256
+from provisioner.plan.params import UNLIMITED_ALLOWANCE, ApproveParams, DepositParams, StepParams
 from provisioner.redact import Redactor
 
 USDC = 10**6
@@ -46,7 +45,7 @@ def _plan(w: World, *steps: tuple[StepKind, StepParams]) -> Plan:
 
 def _top_up(w: World, planned: int, target: int, allowance: str | int = "exact") -> Plan:
     """What a plan that did not know the deposits (worst case) asks for."""
-    approve = MAX_UINT256 if allowance == "max" else planned
+    approve = UNLIMITED_ALLOWANCE if allowance == "max" else planned
     return _plan(
         w,
         (StepKind.APPROVE, ApproveParams(amount_base_units=approve, target_base_units=target)),
