@@ -11,14 +11,12 @@ from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.apply.events import Outcome
 from provisioner.apply.steps import (
     _api_record,
-    _create_api_key,
     _stored,
     _unstored_key_deleted,
     _write,
+    journaled_create,
 )
-from provisioner.clients.vault import VaultError
 from provisioner.failpoints import failpoint
-from provisioner.journal import KeyIntent
 from provisioner.manifest.durations import format_duration
 from provisioner.plan.ages import iso
 from provisioner.plan.model import Step, StepKind
@@ -58,18 +56,10 @@ def rotate_api_key(ctx: AccountContext, step: Step) -> Outcome:
             f"the key {held.replaces} that {name} replaced last time is still live at dYdX: "
             "it is retired first, once its overlap has passed"
         )
-    intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
-    ctx.journal.record_key_intent(intent)
-    failpoint("after_intent:rotate_api_key")
-    creds = _create_api_key(ctx, intent)
+    intent, creds = journaled_create(
+        ctx, name, path, listed, label="rotate_api_key", replaces=params.replaces
+    )
     created_at = iso(time.time())
-    failpoint("after_create:rotate_api_key")
-    ctx.log(f"created API key {name} ({creds.key}) to replace {params.replaces}")
-    try:
-        intent = ctx.journal.note_created(intent, creds.key)
-    except VaultError as exc:  # the intent still names the keys listed before: enough to settle
-        ctx.log(f"could not note key {creds.key} in the journal ({exc})")
-    failpoint("after_intent_update:rotate_api_key")
     try:
         ctx.conn.vault.set_owned_metadata(
             path,

@@ -193,23 +193,40 @@ def api_key(ctx: AccountContext, step: Step) -> Outcome:
     if complete and stored.entry.is_ours(ctx.spec.name) and stored.data[API_KEY] in listed:
         ctx.log(f"API key {name} is already at dYdX and in {path} (found by a fresh check)")
         return Outcome(False, f"API key {name} is already at dYdX and in {path}")
-    intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
-    ctx.journal.record_key_intent(intent)
-    failpoint("after_intent:api_key")
-    creds = _create_api_key(ctx, intent)
-    failpoint("after_create:api_key")
-    ctx.log(f"created API key {name} ({creds.key})")
-    try:
-        intent = ctx.journal.note_created(intent, creds.key)
-    except VaultError as exc:  # the intent still names the keys listed before: enough to settle
-        ctx.log(f"could not note key {creds.key} in the journal ({exc})")
-    failpoint("after_intent_update:api_key")
+    intent, creds = journaled_create(ctx, name, path, listed, label="api_key")
     try:
         version = _write(ctx, path, _api_record(ctx, creds), label="api_key")
     except Exception as exc:  # noqa: BLE001 - whatever failed, no key may stay without its secret
         raise _unstored_key_deleted(ctx, intent, creds.key, exc) from None
     ctx.journal.forget(ctx.spec.name, intent.key)
     return Outcome(True, f"created API key {name} ({creds.key}) at dYdX; {_stored(path, version)}")
+
+
+def journaled_create(
+    ctx: AccountContext,
+    name: str,
+    path: str,
+    listed: frozenset[str],
+    *,
+    label: str,
+    replaces: str | None = None,
+) -> tuple[KeyIntent, ApiCredentials]:
+    """POST /v3/api-keys under a journaled intent: the keys listed before, then the new id,
+    so a killed run leaves the next one enough to settle. Kill points ``after_intent``,
+    ``after_create`` and ``after_intent_update`` with ``label``."""
+    intent = KeyIntent(account=ctx.spec.name, name=name, path=path, listed_before=listed)
+    ctx.journal.record_key_intent(intent)
+    failpoint(f"after_intent:{label}")
+    creds = _create_api_key(ctx, intent)
+    failpoint(f"after_create:{label}")
+    to_replace = f" to replace {replaces}" if replaces else ""
+    ctx.log(f"created API key {name} ({creds.key}){to_replace}")
+    try:
+        intent = ctx.journal.note_created(intent, creds.key)
+    except VaultError as exc:  # the intent still names the keys listed before: enough to settle
+        ctx.log(f"could not note key {creds.key} in the journal ({exc})")
+    failpoint(f"after_intent_update:{label}")
+    return intent, creds
 
 
 def _create_api_key(ctx: AccountContext, intent: KeyIntent) -> ApiCredentials:
