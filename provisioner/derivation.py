@@ -24,7 +24,7 @@ from provisioner.facts import DerivedStarkKey
 from provisioner.manifest.model import AccountSpec, RemoteSigner
 from provisioner.records import API_FIELDS, DEFAULT_API_KEY, api_credential_fields
 from provisioner.secrets import SecretError
-from provisioner.signers.base import SignerError
+from provisioner.signers.base import EthSigner, SignerError
 from provisioner.signers.factory import make_signer
 
 
@@ -51,6 +51,20 @@ class Derivation:
     default_key_id: str | None = None
 
 
+def signer_for(conn: Connections, spec: AccountSpec) -> EthSigner:
+    """The account's signer while observing, refused unless it signs for its address
+    (SignerError, SecretError); ``spec.signer`` must be set."""
+    assert spec.signer is not None
+    return make_signer(
+        spec.signer,
+        spec.address,
+        conn.resolver,
+        account=spec.name,
+        redactor=conn.redactor,
+        transport=conn.transport,
+    )
+
+
 def derive_stark(conn: Connections, spec: AccountSpec, api: dict[str, SecretRecord]) -> Derivation:
     """The STARK key from the signer, in memory, and the position dYdX's account has; or why the
     signer cannot be used. Signed twice (DESIGN §8): a signer whose two signatures differ is
@@ -58,14 +72,7 @@ def derive_stark(conn: Connections, spec: AccountSpec, api: dict[str, SecretReco
     if spec.signer is None:
         return Derivation()
     try:
-        signer = make_signer(
-            spec.signer,
-            spec.address,
-            conn.resolver,
-            account=spec.name,
-            redactor=conn.redactor,
-            transport=conn.transport,
-        )
+        signer = signer_for(conn, spec)
         pair = conn.dydx.derive_stark_key(signer, check_deterministic=True)
     except (SignerError, SecretError, NonDeterministicSigner, SignatureMismatch) as exc:
         return Derivation(error=conn.redactor.redact(str(exc)))

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
 from provisioner.connections import Connections
-from provisioner.derivation import Derive, derive_stark
+from provisioner.derivation import Derive, derive_stark, signer_for
 from provisioner.facts import (
     AccountFacts,
     ApiKeyIntentFact,
@@ -60,7 +60,6 @@ from provisioner.records import (
 )
 from provisioner.secrets import SecretError
 from provisioner.signers.base import SignerError
-from provisioner.signers.factory import make_signer
 
 DEFAULT_PARALLELISM = 64  # threads at most: each pool makes only as many as it has accounts
 __all__ = ["DEFAULT_PARALLELISM", "Derive", "SignerCheck", "no_signer", "observe", "unstored_keys"]
@@ -451,14 +450,7 @@ def _check_signer(
     if spec.signer is None:
         return facts
     try:
-        signer = make_signer(
-            spec.signer,
-            spec.address,
-            conn.resolver,
-            account=spec.name,
-            redactor=conn.redactor,
-            transport=conn.transport,
-        )
+        signer = signer_for(conn, spec)
     except (SignerError, SecretError) as exc:  # this account is blocked, the others go on
         return replace(facts, signer_error=conn.redactor.redact(str(exc)))
     if not facts.user_exists or not unstored_keys(facts):

@@ -209,14 +209,12 @@ def test_a_remote_signer_is_asked_for_the_default_key_only_with_derive(
     """Review finding (session 4): a key at dYdX that no destination holds made every plan ask
     the signer for the onboarding signature, so a nightly drift plan of a custody signer
     asked a person to approve it, though plan asks remote signers only with --derive."""
-    import provisioner.observe as observe_module
-
     w = world(deposit="0")
     counting = RecoveryCountingDydx(w.dydx)
     w.conn.dydx = counting
     counting.keys[w.spec.address].add("key-left-by-hand")  # not in the manifest: drift
     spec = replace(w.spec, signer=RemoteSigner(url="http://127.0.0.1:9", timeout_seconds=1))
-    monkeypatch.setattr(observe_module, "make_signer", lambda *_a, **_k: object())
+    monkeypatch.setattr(derivation, "make_signer", lambda *_a, **_k: object())
 
     def has_work(*_a: Any) -> bool:
         return True
