@@ -11,46 +11,24 @@ import json
 from importlib.resources import files
 
 from jsonschema import Draft202012Validator
-from support.apply_fakes import World, world
+from support.apply_fakes import World, top_up_plan, world
 
 from provisioner.apply.events import AccountResult, Event, Finished, Outcome, StepDone
 from provisioner.apply.executor import execute
 from provisioner.cli.output.jsonl import JsonReporter
 from provisioner.cli.output.lines import Lines
 from provisioner.cli.output.plain import PlainReporter
-from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
-from provisioner.plan.params import UNLIMITED_ALLOWANCE, ApproveParams, DepositParams, StepParams
+from provisioner.plan.model import Plan
+from provisioner.plan.params import UNLIMITED_ALLOWANCE
 from provisioner.redact import Redactor
 
 USDC = 10**6
 
 
-def _plan(w: World, *steps: tuple[StepKind, StepParams]) -> Plan:
-    made = tuple(
-        Step(
-            id=f"{w.spec.name}/{kind.value}",
-            account=w.spec.name,
-            kind=kind,
-            action=Action.CREATE,
-            summary=f"the plan's words for {kind.value}",
-            reason="test",
-            params=params,
-            depends_on=(f"{w.spec.name}/approve",) if kind is StepKind.DEPOSIT else (),
-        )
-        for kind, params in steps
-    )
-    account = AccountPlan(name=w.spec.name, address=w.spec.address, steps=made)
-    return Plan("unit.yaml", "sepolia", w.conn.manifest.network.chain_id, "sha256:t", (account,))
-
-
 def _top_up(w: World, planned: int, target: int, allowance: str | int = "exact") -> Plan:
     """What a plan that did not know the deposits (worst case) asks for."""
     approve = UNLIMITED_ALLOWANCE if allowance == "max" else planned
-    return _plan(
-        w,
-        (StepKind.APPROVE, ApproveParams(amount_base_units=approve, target_base_units=target)),
-        (StepKind.DEPOSIT, DepositParams(amount_base_units=planned, target_base_units=target)),
-    )
+    return top_up_plan(w, planned, target, approve=approve)
 
 
 def _outcomes(events: list[Event]) -> dict[str, Outcome]:

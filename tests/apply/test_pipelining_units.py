@@ -4,39 +4,17 @@ when mined after this run's approve is followed by approve(0)."""
 
 from __future__ import annotations
 
-from support.apply_fakes import World, world
+from support.apply_fakes import World, top_up_plan, world
 
 from provisioner.apply.executor import execute
 from provisioner.clients.chain import Receipt
-from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
-from provisioner.plan.params import ApproveParams, DepositParams, StepParams
+from provisioner.plan.model import Plan
 
 USDC = 10**6
 
 
-def _plan(w: World, *steps: tuple[StepKind, StepParams]) -> Plan:
-    made = tuple(
-        Step(
-            id=f"{w.spec.name}/{kind.value}",
-            account=w.spec.name,
-            kind=kind,
-            action=Action.CREATE,
-            summary=kind.value,
-            reason="test",
-            params=params,
-        )
-        for kind, params in steps
-    )
-    account = AccountPlan(name=w.spec.name, address=w.spec.address, steps=made)
-    return Plan("unit.yaml", "sepolia", w.conn.manifest.network.chain_id, "sha256:t", (account,))
-
-
 def _top_up(w: World, amount: int) -> Plan:
-    return _plan(
-        w,
-        (StepKind.APPROVE, ApproveParams(amount_base_units=amount, target_base_units=amount)),
-        (StepKind.DEPOSIT, DepositParams(amount_base_units=amount, target_base_units=amount)),
-    )
+    return top_up_plan(w, amount, amount)
 
 
 def test_both_are_journaled_and_sent_before_either_is_awaited_and_forgotten_once_final() -> None:

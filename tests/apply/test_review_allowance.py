@@ -9,53 +9,18 @@ needed"; issue 21: "a deposit that cannot happen leaves no allowance standing").
 
 from __future__ import annotations
 
-from support.apply_fakes import World, world
+from support.apply_fakes import top_up_plan, world
 
 from provisioner.apply.budget import DepositBudget
 from provisioner.apply.executor import execute
-from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
-from provisioner.plan.params import ApproveParams, DepositParams
 
 USDC = 10**6
-
-
-def _approve_then_deposit(w: World, amount: int) -> Plan:
-    name = w.spec.name
-    usdc = amount // USDC
-    steps = (
-        Step(
-            id=f"{name}/approve",
-            account=name,
-            kind=StepKind.APPROVE,
-            action=Action.UPDATE,
-            summary=f"approve {usdc} USDC for the exchange",
-            reason=f"allowance 0 USDC < {usdc} USDC",
-            params=ApproveParams(amount_base_units=amount, target_base_units=amount),
-        ),
-        Step(
-            id=f"{name}/deposit",
-            account=name,
-            kind=StepKind.DEPOSIT,
-            action=Action.CREATE,
-            summary=f"deposit {usdc} USDC",
-            reason=f"deposited 0 of {usdc} USDC",
-            params=DepositParams(amount_base_units=amount, target_base_units=amount),
-            depends_on=(f"{name}/approve",),
-        ),
-    )
-    return Plan(
-        "unit.yaml",
-        "sepolia",
-        w.conn.manifest.network.chain_id,
-        "sha256:t",
-        (AccountPlan(name=name, address=w.spec.address, steps=steps),),
-    )
 
 
 def test_a_deposit_the_ceiling_refuses_leaves_no_allowance() -> None:
     w = world(deposit="5")
     name = w.spec.name
-    plan = _approve_then_deposit(w, 5 * USDC)
+    plan = top_up_plan(w, 5 * USDC, 5 * USDC)
     # --max-deposit 10; 6 USDC already charged this run (a journaled deposit rebroadcast, or
     # another account's deposit): the guardrail saw only this plan's 5 and let it through
     budget = DepositBudget((("--max-deposit", 10 * USDC),), spent=6 * USDC)
@@ -69,7 +34,7 @@ def test_a_deposit_the_ceiling_refuses_leaves_no_allowance() -> None:
 def test_no_allowance_for_a_deposit_the_wallet_cannot_pay() -> None:
     w = world(deposit="5")
     name = w.spec.name
-    plan = _approve_then_deposit(w, 5 * USDC)
+    plan = top_up_plan(w, 5 * USDC, 5 * USDC)
     w.chain.usdc_balance = 2 * USDC  # spent elsewhere between plan and apply
     (result,) = execute(w.conn, plan, budget=DepositBudget())
     assert result.failed == f"{name}/approve"

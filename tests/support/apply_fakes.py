@@ -41,6 +41,8 @@ from provisioner.manifest.model import (
     VaultSpec,
 )
 from provisioner.networks import SEPOLIA
+from provisioner.plan.model import AccountPlan, Action, Plan, Step, StepKind
+from provisioner.plan.params import ApproveParams, DepositParams
 from provisioner.records import MANAGED_BY, api_key_secret, stark_secret
 from provisioner.redact import Redactor
 from provisioner.secrets import SecretResolver
@@ -480,3 +482,38 @@ def world(*, deposit: str = "5", api_keys: tuple[str, ...] = ("default",)) -> Wo
         lines=lines,
     )
     return World(conn, spec, events, key_hex)
+
+
+def top_up_plan(world: World, planned: int, target: int, *, approve: int | None = None) -> Plan:
+    """An approve then a deposit (which depends on it) for ``world``'s account, as the planner
+    makes them: ``planned`` deposited toward ``target``; ``approve``: the allowance asked, else
+    ``planned``. The summaries are the plan's words, never the outcome's."""
+    name = world.spec.name
+    steps = (
+        (
+            StepKind.APPROVE,
+            ApproveParams(amount_base_units=approve or planned, target_base_units=target),
+            (),
+        ),
+        (
+            StepKind.DEPOSIT,
+            DepositParams(amount_base_units=planned, target_base_units=target),
+            (f"{name}/approve",),
+        ),
+    )
+    made = tuple(
+        Step(
+            id=f"{name}/{kind.value}",
+            account=name,
+            kind=kind,
+            action=Action.CREATE,
+            summary=f"the plan's words for {kind.value}",
+            reason="test",
+            params=params,
+            depends_on=depends,
+        )
+        for kind, params, depends in steps
+    )
+    account = AccountPlan(name=name, address=world.spec.address, steps=made)
+    chain_id = world.conn.manifest.network.chain_id
+    return Plan("unit.yaml", "sepolia", chain_id, "sha256:t", (account,))
