@@ -3,9 +3,10 @@ they are opened, with what, until when and whose; never a log line the display m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
+from support.clock import Clock
 
 import provisioner  # noqa: F401,I001  (the dydx3/web3 import fix must run first)
 from provisioner.clients.ratelimit import Bucket, Limit, RateLimiter, RateLimits
@@ -13,19 +14,6 @@ from provisioner.connections import _with_account_names
 from provisioner.waits import Wait
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-
-
-@dataclass
-class Clock:
-    now: float = 1_700_000_000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass

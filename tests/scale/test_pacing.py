@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from support.clock import Clock
 
 from provisioner.clients.ratelimit import Bucket, RateLimiter, RateLimits
 from provisioner.sandbox.emulator.rate_limit import GET_LIMIT, WRITE_LIMIT
@@ -13,19 +14,6 @@ from provisioner.sandbox.emulator.rate_limit import RateLimiter as ServerLimits
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 MARGIN = 0.25
-
-
-@dataclass
-class Clock:
-    now: float = 1_700_000_000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass
