@@ -107,6 +107,9 @@ class VaultClient:
         self._revoke_on_close = revoke_on_close
         self._transport = transport or HttpTransport()
         self._closes_transport = transport is None
+        # Entries of one kind (every account's STARK secret, say) name the same fields: one
+        # frozenset for them all, not one per entry of a 10,000-account plan.
+        self._field_sets: dict[frozenset[str], frozenset[str]] = {}
         # token="" keeps hvac from picking VAULT_TOKEN or ~/.vault-token up behind our back
         self._hvac = hvac.Client(
             url=self.address,
@@ -233,7 +236,7 @@ class VaultClient:
             version=current.version,
             managed_by=meta.get(META_MANAGED_BY),
             account=meta.get(META_ACCOUNT),
-            fields=frozenset(data),
+            fields=self._field_sets.setdefault(names := frozenset(data), names),
             public=public,
             written_at=_epoch(current.created_time) if current.data is not None else None,
             metadata=ours,
