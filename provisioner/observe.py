@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from provisioner.clients.dydx import ApiCredentials, DydxError
 from provisioner.clients.vault import SecretRecord, VaultError
@@ -48,7 +48,12 @@ from provisioner.facts import (
 )
 from provisioner.journal import Journal, KeyIntent, key_orphans, unexpected_keys
 from provisioner.manifest.model import AccountSpec
-from provisioner.money import in_flight
+from provisioner.observe_chain import (
+    Partial,
+    gather,
+    int_or_none,
+    with_chain_facts,
+)
 from provisioner.records import (
     API_FIELDS,
     API_KEY,
@@ -73,26 +78,6 @@ def no_signer(_spec: AccountSpec, _facts: AccountFacts) -> bool:
     return False
 
 
-@dataclass
-class _Partial:
-    """What one account's Vault and dYdX reads gave, before the batched chain reads."""
-
-    spec: AccountSpec
-    stark: SecretRecord
-    api: dict[str, SecretRecord]
-    user_exists: bool | None
-    dydx_keys: frozenset[str] | None
-    position_id: int | None
-    stark_public: int | None
-    journal: tuple[JournalEntry, ...]
-    key_intents: tuple[ApiKeyIntentFact, ...]
-    derived: DerivedStarkKey | None = None
-    stark_unknown: bool = False
-    signer_error: str | None = None
-    signer_made: bool = False  # resolved while deriving: no need to check it again
-    default_key_id: str | None = None  # recovered while deriving (to read the position)
-
-
 def observe(
     conn: Connections,
     accounts: Sequence[AccountSpec],
@@ -112,18 +97,19 @@ def observe(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
     )
     before = {a.name: a for a in known.accounts} if known is not None else {}
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        partials = list(
-            pool.map(
-                lambda s: _observe_offchain(
-                    conn, s, *journal.get(s.name, ((), ())), before.get(s.name), derive
-                ),
-                accounts,
-            )
-        )
+    partials, chain_state = gather(
+        conn,
+        lambda s: _observe_offchain(
+            conn, s, *journal.get(s.name, ((), ())), before.get(s.name), derive
+        ),
+        accounts,
+        parallelism,
+    )
     facts = [
         _with_derived_default(p, f)
-        for p, f in zip(partials, _with_chain_facts(conn, partials, clock()), strict=True)
+        for p, f in zip(
+            partials, with_chain_facts(conn, partials, chain_state, clock()), strict=True
+        )
     ]
     # A signer resolved while deriving (or that failed to be) is not resolved again, unless the
     # default key's id is needed and deriving did not recover it.
@@ -157,7 +143,7 @@ def _observe_untrusted(
     ``has_work``: the accounts whose signer a trusted run would check (named as not checked)."""
     undescribed: list[str] = []
 
-    def offchain(spec: AccountSpec) -> _Partial:
+    def offchain(spec: AccountSpec) -> Partial:
         stark = conn.vault.read_metadata(spec.stark_key_path)
         api = {key.name: conn.vault.read_metadata(key.secret_path) for key in spec.api_keys}
         for record in (stark, *api.values()):
@@ -165,17 +151,17 @@ def _observe_untrusted(
                 undescribed.append(record.entry.path)
         exists = conn.dydx.user_exists(spec.address)
         stark_public = (
-            _int_or_none(stark.entry.get(STARK_PUBLIC_KEY))
+            int_or_none(stark.entry.get(STARK_PUBLIC_KEY))
             if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
             else None
         )
-        return _Partial(
+        return Partial(
             spec,
             SecretRecord(entry=stark.entry, data={}),
             {name: SecretRecord(entry=r.entry, data={}) for name, r in api.items()},
             exists,
             None,
-            _int_or_none(stark.entry.get(POSITION_ID)),
+            int_or_none(stark.entry.get(POSITION_ID)),
             stark_public,
             (),
             (),
@@ -183,9 +169,8 @@ def _observe_untrusted(
             stark_unknown=stark_public is None and exists,
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        partials = list(pool.map(offchain, accounts))
-    facts = _with_chain_facts(conn, partials, clock())
+    partials, chain_state = gather(conn, offchain, accounts, parallelism)
+    facts = with_chain_facts(conn, partials, chain_state, clock())
     selected = {a.name for a in accounts}
     journaled = sorted(
         set(Journal(conn.vault, conn.manifest.vault.state_path).accounts()) & selected
@@ -221,51 +206,6 @@ def _observe_untrusted(
     )
 
 
-def _with_chain_facts(
-    conn: Connections, partials: list[_Partial], observed_at: float
-) -> list[AccountFacts]:
-    """The batched chain reads for every account, joined to what Vault and dYdX said;
-    ``observed_at``: when the off-chain reads were made."""
-    chain_state = conn.chain.read_accounts([(p.spec.address, _chain_key(p)) for p in partials])
-    # A deposit counts as done only with `confirmations` blocks on top; younger ones count
-    # toward the target (no second deposit) but leave the account pending.
-    deposits, unconfirmed = conn.chain.deposit_totals(
-        confirmations=conn.manifest.network.confirmations
-    )
-    facts = []
-    for p in partials:
-        c = chain_state[p.spec.address]
-        stark_public, position_id = _chain_key(p), _position(p)
-        done = waiting = 0
-        if stark_public is not None and position_id is not None:
-            done = deposits.get((stark_public, position_id), 0)
-            waiting = unconfirmed.get((stark_public, position_id), 0)
-        facts.append(
-            AccountFacts(
-                name=p.spec.name,
-                address=p.spec.address,
-                stark_secret=p.stark.entry,
-                api_secrets=tuple((name, rec.entry) for name, rec in p.api.items()),
-                user_exists=p.user_exists,
-                dydx_api_keys=p.dydx_keys,
-                stark_key_owner=c.stark_key_owner,
-                usdc_balance=c.usdc_balance,
-                usdc_allowance=c.usdc_allowance,
-                eth_balance_wei=c.eth_balance_wei,
-                deposited=done,
-                unconfirmed_deposits=waiting,
-                pending_deposits=in_flight((j.intent, j.amount, j.status) for j in p.journal),
-                journal=p.journal,
-                api_key_intents=p.key_intents,
-                signer_error=p.signer_error,
-                derived_stark_key=p.derived,
-                stark_key_unknown=p.stark_unknown,
-                observed_at=observed_at,
-            )
-        )
-    return facts
-
-
 def _observe_offchain(
     conn: Connections,
     spec: AccountSpec,
@@ -273,7 +213,7 @@ def _observe_offchain(
     intents: tuple[KeyIntent, ...],
     known: AccountFacts | None = None,
     derive: Derive = Derive.LOCAL,
-) -> _Partial:
+) -> Partial:
     stark = conn.vault.read(spec.stark_key_path)
     api = _read_api_secrets(conn, spec, known)
     unchanged = known is not None and _vault_unchanged(known, stark, api, journal, intents)
@@ -282,11 +222,11 @@ def _observe_offchain(
     else:
         user_exists, dydx_keys = _observe_dydx(conn, spec, api)
     stark_public = (
-        _int_or_none(stark.data.get(STARK_PUBLIC_KEY))
+        int_or_none(stark.data.get(STARK_PUBLIC_KEY))
         if stark.entry.exists and stark.entry.fields >= STARK_FIELDS
         else None
     )
-    position_id = _int_or_none(stark.data.get(POSITION_ID))
+    position_id = int_or_none(stark.data.get(POSITION_ID))
     derived: DerivedStarkKey | None = None
     signer_error: str | None = None
     default_key_id: str | None = None
@@ -300,7 +240,7 @@ def _observe_offchain(
             found = derive_stark(conn, spec, api)
             derived, signer_error, default_key_id = found.key, found.error, found.default_key_id
             made = True
-    return _Partial(
+    return Partial(
         spec,
         stark,
         api,
@@ -320,7 +260,7 @@ def _observe_offchain(
     )
 
 
-def _with_derived_default(p: _Partial, facts: AccountFacts) -> AccountFacts:
+def _with_derived_default(p: Partial, facts: AccountFacts) -> AccountFacts:
     """The default key's id recovered while deriving, where money's rule wants it (a key dYdX
     lists that no destination holds: see ``_check_signer``)."""
     if p.default_key_id and facts.user_exists and unstored_keys(facts):
@@ -330,19 +270,6 @@ def _with_derived_default(p: _Partial, facts: AccountFacts) -> AccountFacts:
 
 def _needs_default(facts: AccountFacts) -> bool:
     return bool(facts.user_exists and unstored_keys(facts) and facts.default_key_id is None)
-
-
-def _chain_key(p: _Partial) -> int | None:
-    """The STARK key the chain is asked about: Vault's, else the one derived in memory."""
-    if p.stark_public is not None:
-        return p.stark_public
-    return int(p.derived.public_key, 16) if p.derived is not None else None
-
-
-def _position(p: _Partial) -> int | None:
-    if p.stark_public is None and p.derived is not None:
-        return p.derived.position_id
-    return p.position_id
 
 
 def _read_api_secrets(
@@ -470,12 +397,3 @@ def unstored_keys(facts: AccountFacts) -> bool:
         return False
     stored = {e.get(API_KEY) for _, e in facts.api_secrets if e.exists}
     return bool(facts.dydx_api_keys - stored)
-
-
-def _int_or_none(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(str(value), 0)
-    except ValueError:
-        return None

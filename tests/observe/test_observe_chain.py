@@ -1,0 +1,84 @@
+"""The chain's reads go out in batches while the off-chain reads are still being made."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from provisioner.clients.chain import ChainAccount
+from provisioner.clients.vault import SecretRecord
+from provisioner.facts import VaultEntry
+from provisioner.manifest.model import AccountSpec
+from provisioner.observe_chain import CHAIN_CHUNK, Partial, gather
+
+
+def _spec(i: int) -> AccountSpec:
+    return AccountSpec(
+        name=f"mm-{i:04d}",
+        address=f"0x{i + 1:040x}",
+        signer=None,
+        deposit=Decimal(0),
+        stark_key_path=f"dydx/mm-{i:04d}/stark",
+    )
+
+
+def _partial(spec: AccountSpec, stark_public: int | None) -> Partial:
+    return Partial(
+        spec,
+        SecretRecord(entry=VaultEntry(spec.stark_key_path, exists=False), data={}),
+        {},
+        True,
+        frozenset(),
+        None,
+        stark_public,
+        (),
+        (),
+    )
+
+
+@dataclass
+class _Chain:
+    first_read: threading.Event = field(default_factory=threading.Event)
+    asked: list[list[tuple[str, int | None]]] = field(default_factory=list)
+
+    def read_accounts(self, items: Any, **_: Any) -> dict[str, ChainAccount]:
+        self.asked.append(list(items))
+        self.first_read.set()
+        return {a: ChainAccount(1, 2, 3, None) for a, _key in items}
+
+
+@dataclass
+class _Conn:
+    chain: _Chain
+
+
+def test_chain_reads_start_before_the_last_off_chain_read_ends() -> None:
+    """An account past the first chunk waits until the chain has been asked about the first:
+    reading the chain only after every off-chain read would never let it through."""
+    chain = _Chain()
+    accounts = [_spec(i) for i in range(CHAIN_CHUNK * 2 + 7)]
+    waited: list[bool] = []
+
+    def offchain(spec: AccountSpec) -> Partial:
+        if spec is accounts[-1]:
+            waited.append(chain.first_read.wait(timeout=30))
+        return _partial(spec, int(spec.name[3:]) or None)
+
+    partials, state = gather(_Conn(chain), offchain, accounts, parallelism=8)  # type: ignore[arg-type]
+    assert waited == [True]
+    assert [p.spec for p in partials] == accounts
+    assert [len(batch) for batch in chain.asked] == [CHAIN_CHUNK, CHAIN_CHUNK, 7]
+    assert set(state) == {a.address for a in accounts}
+    # each account is asked about with the STARK key its off-chain reads found
+    asked = dict(item for batch in chain.asked for item in batch)
+    assert asked[accounts[0].address] is None and asked[accounts[5].address] == 5
+
+
+def test_a_fleet_smaller_than_a_chunk_is_one_read() -> None:
+    chain = _Chain()
+    accounts = [_spec(i) for i in range(3)]
+    gather(_Conn(chain), lambda s: _partial(s, None), accounts, parallelism=2)  # type: ignore[arg-type]
+    assert [len(batch) for batch in chain.asked] == [3]
+    assert gather(_Conn(_Chain()), lambda s: _partial(s, None), [], parallelism=2) == ([], {})  # type: ignore[arg-type]
