@@ -13,10 +13,18 @@ its turn. When every account has a thread of its own (no more accounts than
 ``parallelism``) and none has more writes than one window allows, no window is waited
 for: each account goes on to its second part at once, and none of its chain steps waits
 for the slowest account's onboarding.
+
+In that case the transactions come first, for every account: an account whose chain steps
+are sent (or will not be) waits until every other account's are before its other steps
+(API keys) and its wait for confirmations. Those compete for the same CPUs as the
+transactions still being prepared, and nothing waits for them: what ends the run is the
+block that takes the last transaction and its confirmations, so it ends a block sooner when
+the last one is sent before the next block instead of after it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -101,6 +109,10 @@ def execute(
         runs.append(_AccountRun(ctx, acc, report, journaled(acc.name), drain))
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
     if len(runs) <= parallelism and not any(r.waits_for_window for r in runs):
+        # a thread each: an account waiting for the others' transactions holds no one's thread
+        sent = TransactionsSent(len(runs), drain)
+        for r in runs:
+            r.sent = sent
         finished = _all_done([pool.submit(r.whole) for r in runs], drain)
     else:
         finished = _all_done([pool.submit(r.open_window) for r in runs], drain) and _all_done(
@@ -145,6 +157,28 @@ def _split(steps: Sequence[Step]) -> tuple[list[Step], list[Step]]:
     return [], list(steps)
 
 
+class TransactionsSent:
+    """Open once every account of the run has sent its transactions, or will not send them
+    (it failed, was stopped, or has none left): see the module's docstring. A drain opens it
+    too, so no account waits here once the run is asked to stop."""
+
+    def __init__(self, accounts: int, drain: Drain | None = None) -> None:
+        self._left = accounts
+        self._drain = drain
+        self._changed = threading.Condition()
+
+    def arrive(self) -> None:
+        with self._changed:
+            self._left -= 1
+            if self._left <= 0:
+                self._changed.notify_all()
+
+    def wait(self) -> None:
+        with self._changed:
+            while self._left > 0 and not (self._drain is not None and self._drain.requested):
+                self._changed.wait(None if self._drain is None else 0.2)
+
+
 @dataclass
 class _Progress:
     done: list[str] = field(default_factory=list)
@@ -176,6 +210,22 @@ class _AccountRun:
         self.progress = _Progress()
         self.failed_steps: set[str] = set()
         self.first, self.rest = _split(plan.steps)
+        self.sent: TransactionsSent | None = None  # set when the run holds its other steps
+        self._chain_left = {s.id for s in plan.steps if s.kind in _CHAIN}
+        self._arrived = False
+
+    def _transactions_sent(self) -> None:
+        """This account has no transaction left to send: tell the others, once."""
+        if self.sent is not None and not self._arrived:
+            self._arrived = True
+            self.sent.arrive()
+
+    def _after_every_account_sent(self) -> None:
+        """Before a step that is not a transaction, or the wait for confirmations, once this
+        account's transactions are sent: wait until every account's are."""
+        if self.sent is not None and not self._chain_left:
+            self._transactions_sent()
+            self.sent.wait()
 
     def result(self) -> AccountResult:
         p = self.progress
@@ -220,12 +270,17 @@ class _AccountRun:
         return sum(1 for s in self.plan.steps if _writes_at_dydx(s)) > WRITES_PER_WINDOW
 
     def whole(self) -> None:
-        self.open_window()
-        self.finish()
+        try:
+            self.open_window()
+            self.finish()
+        finally:  # however it ended, the others wait for this account no longer
+            self._transactions_sent()
 
     def finish(self) -> None:
         if self.progress.failed != "journal" and not self.stopped:
             self._run(self.rest)
+        self._chain_left.clear()  # what was not sent by now will not be
+        self._after_every_account_sent()
         try:  # also after a failed step: what was sent is settled now, not left to the next run
             await_confirmations(self.ctx)
         except Exception as exc:  # noqa: BLE001 - the journal keeps what is not final
@@ -241,7 +296,10 @@ class _AccountRun:
         for step in steps:
             if step.blocked or any(d in self.failed_steps for d in step.depends_on) or p.failed:
                 p.skipped.append(step.id)
+                self._chain_left.discard(step.id)
                 continue
+            if step.kind not in _CHAIN:
+                self._after_every_account_sent()
             if self._stopping():
                 p.not_started.append(step.id)
                 continue
@@ -251,6 +309,7 @@ class _AccountRun:
                 self.ctx.fence()  # a run that lost its lease starts nothing
                 outcome = RUNNERS[step.kind](self.ctx, step)
             except Exception as exc:  # noqa: BLE001
+                self._chain_left.discard(step.id)
                 p.current = None
                 self.failed_steps.add(step.id)
                 p.failed, p.error = step.id, _describe(self.ctx, exc)
@@ -258,6 +317,7 @@ class _AccountRun:
                 self.report(StepFailed(self.plan.name, step, p.error))
                 continue
             p.current = None
+            self._chain_left.discard(step.id)
             failpoint(f"after_step:{step.kind.value}")
             self.report(StepDone(step, outcome))
             (p.done if outcome.changed else p.unchanged).append(step.id)

@@ -103,6 +103,7 @@ def run_apply(
     were left to another run (they are not done yet). ``drain``: the run's stop flag, set by
     SIGTERM / SIGINT (``Drain.installed``); a run it stopped raises ``Interrupted``."""
     drain = drain or Drain()
+    _import_signing_meanwhile()
     saved = request.saved
     if saved is not None:
         check_saved_time(request.saved_name, saved, time.time())
@@ -121,7 +122,6 @@ def run_apply(
             "no terminal to confirm on: pass --auto-approve or apply a plan saved with 'plan --out'; nothing was done"
         )
     _check_guardrails(session, plan, request)
-    _import_signing_meanwhile()
     manifest = session.manifest
     run_lock = lock_path(manifest.vault.state_path, manifest.path, request.shard)
     capabilities.check(session.conn.vault, manifest, plan, facts, run_lock)
@@ -275,13 +275,18 @@ def _check_guardrails(session: Session, plan: Plan, request: ApplyRequest) -> No
     )
 
 
+SIGNING_MODULES = ("provisioner.signers.local", "provisioner.clients.dydx_eth")
+
+
 def _import_signing_meanwhile() -> None:
-    """Import dydx3 (what the steps sign with) while the locks are taken and the accounts looked
-    at again: it takes about a second, mostly web3 and sympy, and otherwise the first steps of
-    every account would wait for it. A failure here is left to the step that imports it again."""
+    """Import what the look's signer checks and the steps sign with while the first look waits
+    for Vault, dYdX and the chain: it is CPU alone (eth_account, and dydx3 with web3 and sympy:
+    about a second), which the look's round trips leave idle, and otherwise the first steps of
+    every account would wait for it. A failure here is left to whoever imports it again."""
 
     def load() -> None:
-        with contextlib.suppress(Exception):  # the steps import it again, and report
-            importlib.import_module("provisioner.clients.dydx_eth")
+        for name in SIGNING_MODULES:
+            with contextlib.suppress(Exception):  # imported again where needed, and reported
+                importlib.import_module(name)
 
     threading.Thread(target=load, name="import-dydx3", daemon=True).start()
