@@ -110,6 +110,36 @@ def test_chain_rpc_batches_through_the_transport() -> None:
     assert "k3y" not in str(caught.value) and len(down.sent) == 3
 
 
+def test_a_senders_first_transaction_asks_its_nonce_in_the_build_batch() -> None:
+    """One round trip builds a sender's first transaction (the estimate, fees and its nonce);
+    the next ones count the nonce up here and ask the node nothing more."""
+    results = {
+        "eth_estimateGas": "0x5208",
+        "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
+        "eth_maxPriorityFeePerGas": "0x1",
+        "eth_gasPrice": "0x2",
+        "eth_chainId": hex(SEPOLIA.chain_id),
+        "eth_getTransactionCount": "0x7",
+    }
+
+    def respond(sent: Sent) -> Any:
+        calls = sent.json()
+        calls = calls if isinstance(calls, list) else [calls]
+        return answer(
+            200, [{"jsonrpc": "2.0", "id": c["id"], "result": results[c["method"]]} for c in calls]
+        )
+
+    fake = FakeTransport(respond)
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    first = chain.build_approve(ALPHA, 5)
+    second = chain.build_approve(ALPHA, 6)
+    assert (first["nonce"], second["nonce"]) == (7, 8)
+    methods = [[c["method"] for c in s.json()] for s in fake.sent]
+    assert len(methods) == 2
+    assert methods[0].count("eth_getTransactionCount") == 1
+    assert "eth_getTransactionCount" not in methods[1]
+
+
 def test_remote_signer_sends_through_the_transport_with_its_own_timeouts() -> None:
     fake = FakeTransport(lambda sent: _rpc_result(sent, [ALPHA]))
     signer = RemoteSigner("http://127.0.0.1:8550", ALPHA, 7.5, transport=fake)
