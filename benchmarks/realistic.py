@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -74,20 +75,28 @@ class BlockWatch:
         self._failed: BaseException | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._task: asyncio.Future[None] | None = None
 
     def __enter__(self) -> BlockWatch:
         self._thread.start()
-        self._task = asyncio.run_coroutine_threadsafe(self._watch(), self._loop)  # type: ignore[assignment]
+        asyncio.run_coroutine_threadsafe(self._watch(), self._loop)
         if not self._subscribed.wait(30):
             raise SystemExit(f"no newHeads subscription at {self._url}: {self._failed}")
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
+
+    async def _stop(self) -> None:
+        """The subscription's task cancelled and awaited on its own loop: its websocket and
+        session close there."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _watch(self) -> None:
         body = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
