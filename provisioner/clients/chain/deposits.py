@@ -154,7 +154,11 @@ class DepositScanner:
                     raise ChainError(
                         f"reading deposit events (blocks {a}-{b}) failed: {result.message}"
                     )
-                for log in result or []:
+                if not isinstance(result, list):  # a null answer is not "no events"
+                    raise ChainError(
+                        f"reading deposit events (blocks {a}-{b}): the node answered {result!r}, not a list"
+                    )
+                for log in result:
                     deposit = self._deposit(log)
                     if deposit is not None:
                         found.append(deposit)
