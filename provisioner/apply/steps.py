@@ -13,6 +13,7 @@ from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.apply.events import Outcome
 from provisioner.apply.transactions import (
     charge,
+    check_pending_nonces,
     guard_sender,
     revoke_on_failure,
     send,
@@ -31,6 +32,7 @@ from provisioner.clients.vault import ForeignSecret, VaultError
 from provisioner.failpoints import failpoint
 from provisioner.journal import (
     KeyIntent,
+    StoredTx,
     key_orphans,
     tx_status,
     unexpected_keys,
@@ -353,6 +355,7 @@ class _Remaining:
     pending: int
     stark_key: int
     position_id: int
+    guarded: list[StoredTx]  # the sender's journal, as ``guard_sender`` read it
 
     @property
     def need(self) -> int:
@@ -372,15 +375,16 @@ def _remaining(ctx: AccountContext) -> _Remaining:
     target = to_base_units(ctx.spec.deposit)
     pair = ctx.stark()
     position_id = ctx.position_id()
+    guarded = guard_sender(ctx)
     pending = in_flight(
         (tx.intent, tx.amount, tx_status(ctx.conn.chain, tx, ctx.confirmations))
-        for tx in guard_sender(ctx)
+        for tx in guarded
         if tx.intent == "deposit"  # only their status is asked of the node
     )
     confirmed, unconfirmed = ctx.conn.chain.deposit_totals(refresh=True)
     position = (pair.public_key, position_id)
     deposited = confirmed.get(position, 0) + unconfirmed.get(position, 0)
-    return _Remaining(target, deposited, pending, pair.public_key, position_id)
+    return _Remaining(target, deposited, pending, pair.public_key, position_id, guarded)
 
 
 def approve(ctx: AccountContext, step: Step) -> Outcome:
@@ -388,9 +392,10 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
     deposit, and never more than the plan showed."""
     params = step.params_as(ApproveParams)
     planned = amount = need = params.amount_base_units
-    guarded = params.target_base_units is not None  # by ``_remaining``, as a deposit is
-    if guarded:
+    guarded: list[StoredTx] | None = None  # the journal ``_remaining`` read, if it ran
+    if params.target_base_units is not None:
         remaining = _remaining(ctx)
+        guarded = remaining.guarded
         need = remaining.need
         if not need:
             return Outcome(
@@ -413,8 +418,10 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
         )
     if need != UNLIMITED_ALLOWANCE:  # (an older plan's unlimited allowance names no deposit)
         _deposit_can_follow(ctx, need, wallet.usdc_balance)
-    if not guarded:
+    if guarded is None:
         guard_sender(ctx)
+    else:  # the journal was read just now; the node is asked again after the refresh
+        check_pending_nonces(ctx, guarded)
     send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
     shown = "an unlimited allowance" if amount == UNLIMITED_ALLOWANCE else f"{usdc(amount)} USDC"
     return Outcome(
@@ -442,7 +449,8 @@ def deposit(ctx: AccountContext, step: Step) -> Outcome:
     on the pending state, right behind this account's register and approve; a deposit that
     cannot happen after this run approved it leaves no allowance standing."""
     planned = step.params_as(DepositParams).amount_base_units
-    remaining = _remaining(ctx)
+    with revoke_on_failure(ctx, "the deposit"):  # its guard too: it follows this run's approve
+        remaining = _remaining(ctx)
     need = remaining.need
     if not need:
         ctx.log("deposit already covered")
@@ -457,6 +465,7 @@ def deposit(ctx: AccountContext, step: Step) -> Outcome:
             ctx.log(
                 f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
             )
+        check_pending_nonces(ctx, remaining.guarded)  # nothing else sent during the refresh
         tx = ctx.conn.chain.build_deposit(
             ctx.spec.address, remaining.stark_key, remaining.position_id, need
         )

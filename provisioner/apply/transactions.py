@@ -59,6 +59,14 @@ def guard_sender(ctx: AccountContext) -> list[StoredTx]:
     for tx in entries:
         if tx.problem or tx.awaiting_signer:
             raise StepFailed(_held(ctx, tx))
+    check_pending_nonces(ctx, entries)
+    return entries
+
+
+def check_pending_nonces(ctx: AccountContext, entries: list[StoredTx]) -> None:
+    """The node half of ``guard_sender``, against the journal it read: one JSON-RPC round trip,
+    for a step that read the journal a moment ago and did something slow since (a deposit
+    refresh), right before it builds."""
     latest, pending = ctx.conn.chain.transaction_counts(ctx.spec.address)
     known = {tx.nonce for tx in entries}
     for nonce in range(latest, pending):
@@ -68,7 +76,6 @@ def guard_sender(ctx: AccountContext) -> list[StoredTx]:
                 "explains it (another tool, or a run with another state_path?); nothing is sent for "
                 f"{ctx.spec.name} until it is mined or dropped"
             )
-    return entries
 
 
 def _held(ctx: AccountContext, tx: StoredTx) -> str:

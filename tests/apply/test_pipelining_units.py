@@ -73,3 +73,45 @@ def test_each_transaction_is_guarded_once_before_it_is_built(monkeypatch) -> Non
     assert result.failed is None, result.error
     assert len(w.chain.raw_sent) == 2
     assert guarded == [0, 1]  # once before the approve, once before the deposit
+
+
+def test_a_transaction_another_tool_sends_during_the_approves_refresh_stops_it() -> None:
+    """Review of #21: with one guard per approve, read before its deposit refresh, a pending
+    nonce that appeared during the refresh went unseen and the approve went out (then the
+    deposit refused it: an allowance left standing). The node is asked again before building."""
+    w = world(deposit="4.5")
+    real_totals, real_counts = w.chain.deposit_totals, w.chain.transaction_counts
+    foreign = {"sent": False}
+
+    def totals(*args, **kwargs):  # type: ignore[no-untyped-def]
+        foreign["sent"] = True  # another tool's transaction from this address, meanwhile
+        return real_totals(*args, **kwargs)
+
+    def counts(address: str) -> tuple[int, int]:
+        latest, pending = real_counts(address)
+        return (latest, pending + 1) if foreign["sent"] else (latest, pending)
+
+    w.chain.deposit_totals = totals  # type: ignore[method-assign]
+    w.chain.transaction_counts = counts  # type: ignore[method-assign]
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert w.chain.raw_sent == []
+    assert result.failed is not None and "no journal entry explains it" in (result.error or "")
+    assert w.chain.allowance.get(w.spec.address, 0) == 0
+
+
+def test_a_deposit_whose_guard_fails_after_this_runs_approve_tries_to_revoke_it() -> None:
+    """A pending nonce no journal explains appears after the approve went out: the deposit
+    refuses, and says what became of the allowance this run sent (here the revoke is refused
+    by the same guard, and the message says the allowance still stands)."""
+    w = world(deposit="4.5")
+    real_counts = w.chain.transaction_counts
+
+    def counts(address: str) -> tuple[int, int]:
+        latest, pending = real_counts(address)
+        return (latest, pending + 1) if len(w.chain.raw_sent) >= 1 else (latest, pending)
+
+    w.chain.transaction_counts = counts  # type: ignore[method-assign]
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert len(w.chain.raw_sent) == 1  # the approve; no deposit
+    assert result.error is not None and "no journal entry explains it" in result.error
+    assert "allowance" in result.error and "still stands" in result.error
