@@ -226,3 +226,51 @@ def _network() -> NetworkSpec:
         usdc_contract=SEPOLIA.usdc_contract,
         collateral_asset_id=SEPOLIA.collateral_asset_id,
     )
+
+
+def test_a_pending_count_read_before_a_resync_is_not_used_after_it() -> None:
+    """Review of #21: a count read in one thread's build batch, while another thread took
+    nonces, failed a send and resynced, would hand out a nonce already used; the manager asks
+    the node again instead."""
+    from provisioner.clients.chain.transactions import NonceManager
+
+    node = {"pending": 6}
+    nonces = NonceManager(lambda _address: node["pending"])
+    ticket = nonces.ticket(ALPHA)  # thread 2 is about to read the count in its batch: 5
+    assert ticket is not None
+    assert nonces.next(ALPHA, 5, nonces.ticket(ALPHA)) == 5  # thread 1 sends 5 (mined: 6)
+    assert nonces.next(ALPHA) == 6  # thread 1 takes 6, its send fails
+    nonces.resync(ALPHA)
+    assert nonces.next(ALPHA, 5, ticket) == 6  # thread 2's stale 5 is not used
+    assert nonces.ticket(ALPHA) is None  # counted here now: no count in the next batch
+
+
+def test_a_build_whose_count_fails_asks_the_node_for_the_nonce() -> None:
+    asked: list[str] = []
+
+    def respond(sent: Sent) -> Any:
+        calls = sent.json()
+        calls = calls if isinstance(calls, list) else [calls]
+        results = {
+            "eth_estimateGas": "0x5208",
+            "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
+            "eth_maxPriorityFeePerGas": "0x1",
+            "eth_gasPrice": "0x2",
+            "eth_chainId": hex(SEPOLIA.chain_id),
+        }
+        out = []
+        for c in calls:
+            asked.append(c["method"])
+            if c["method"] == "eth_getTransactionCount":
+                if len(calls) > 1:  # in the build batch: refused
+                    out.append({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32000, "message": "busy"}})  # fmt: skip
+                else:
+                    out.append({"jsonrpc": "2.0", "id": c["id"], "result": "0x9"})
+            else:
+                out.append({"jsonrpc": "2.0", "id": c["id"], "result": results[c["method"]]})
+        return answer(200, out if isinstance(sent.json(), list) else out[0])
+
+    fake = FakeTransport(respond)
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    assert chain.build_approve(ALPHA, 5)["nonce"] == 9
+    assert asked.count("eth_getTransactionCount") == 2

@@ -56,18 +56,27 @@ class NonceManager:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._next: dict[str, int] = {}
+        self._generation: dict[str, int] = {}  # times each counter was set or reset
 
-    def knows(self, address: str) -> bool:
-        """Whether the next nonce of ``address`` is counted here (no request needed)."""
-        return address.lower() in self._next
+    def ticket(self, address: str) -> int | None:
+        """None when the next nonce of ``address`` is counted here (no request needed); else a
+        ticket for ``next``: a pending count read after it is used only if the counter was not
+        set or reset meanwhile (another thread's nonces, or a ``resync`` after a failed send)."""
+        key = address.lower()
+        with self._lock_for(key):
+            return None if key in self._next else self._generation.get(key, 0)
 
-    def next(self, address: str, pending: int | None = None) -> int:
-        """``pending``: the node's pending count, just read by the caller, used when no nonce
-        is counted here yet (else it is asked for)."""
+    def next(self, address: str, pending: int | None = None, ticket: int | None = None) -> int:
+        """``pending``: the node's pending count, read by the caller after taking ``ticket``;
+        used when no nonce is counted here and none was since (else the node is asked)."""
         key = address.lower()
         with self._lock_for(key):
             if key not in self._next:
-                self._next[key] = self._pending_count(address) if pending is None else pending
+                fresh = pending is not None and ticket == self._generation.get(key, 0)
+                self._next[key] = (
+                    pending if fresh and pending is not None else self._pending_count(address)
+                )
+                self._generation[key] = self._generation.get(key, 0) + 1
             nonce = self._next[key]
             self._next[key] = nonce + 1
             return nonce
@@ -76,6 +85,7 @@ class NonceManager:
         key = address.lower()
         with self._lock_for(key):
             self._next.pop(key, None)
+            self._generation[key] = self._generation.get(key, 0) + 1
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._guard:
@@ -148,7 +158,8 @@ class Transactions:
             ("eth_gasPrice", []),
             ("eth_chainId", []),
         ]
-        if not self.nonces.knows(sender):  # a sender's first: its nonce in the same round trip
+        ticket = self.nonces.ticket(sender)
+        if ticket is not None:  # a sender's first: its nonce in the same round trip
             calls.append(("eth_getTransactionCount", [sender, "pending"]))
         estimate, block, tip, gas_price, chain_id, *count = self._rpc.batch(calls)
         if isinstance(estimate, RpcError):
@@ -185,7 +196,7 @@ class Transactions:
         pending = count[0] if count and not isinstance(count[0], RpcError) else None
         # last: a failed estimate must not use up a nonce
         tx["nonce"] = self.nonces.next(
-            sender, None if pending is None else quantity(pending, "nonce")
+            sender, None if pending is None else quantity(pending, "nonce"), ticket
         )
         return tx
 
