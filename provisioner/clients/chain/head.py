@@ -86,13 +86,15 @@ class ChainHead:
                     self._changed.notify()  # one other waiter takes the turn, if any waits
 
     def _poll(self) -> None:
-        """Ask the node, the lock released meanwhile; wake everyone on a new number."""
+        """Ask the node, the lock released meanwhile; wake everyone on a new number. The next
+        poll is due ``interval`` after this one started: a round trip does not stretch it."""
+        started = self._clock()
         self._changed.release()
         try:
             head = self._block_number()
         finally:
             self._changed.acquire()
-            self._polled_at = self._clock()
+            self._polled_at = started
             self.polls += 1
         if head != self._head:
             self._head = head
