@@ -25,6 +25,9 @@ of them. Timings depend on the machine and what else runs on it: the figures are
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
 import os
 import platform
 import sys
@@ -36,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-import requests
+import aiohttp
 
 import provisioner  # noqa: F401  (the Python 3.11 import fix, before web3/eth libraries)
 from benchmarks import fleet
@@ -59,45 +62,71 @@ def say(message: str) -> None:
 
 
 class BlockWatch:
-    """When each block appears, polling anvil directly (not through a proxy) every few ms."""
+    """When each block appears: anvil pushes every new head over a websocket subscription
+    (``eth_subscribe`` newHeads, not through a proxy), timestamped as it arrives. Polling for
+    them instead cost the benchmark's process (the proxies' too) and anvil a request every few
+    ms, CPU the run it measures then did not have."""
 
-    def __init__(self, rpc_url: str, poll_s: float = 0.010) -> None:
-        self._url = rpc_url
-        self._poll = poll_s
-        self._session = requests.Session()
+    def __init__(self, rpc_url: str) -> None:
+        self._url = "ws" + rpc_url.removeprefix("http")
         self._seen: list[tuple[int, float]] = []
-        self._stop = threading.Event()
         self._new = threading.Condition()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._subscribed = threading.Event()
+        self._failed: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def __enter__(self) -> BlockWatch:
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._watch(), self._loop)
+        if not self._subscribed.wait(30):
+            raise SystemExit(f"no newHeads subscription at {self._url}: {self._failed}")
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        self._session.close()
+        self._loop.close()
 
-    def _number(self) -> int:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
-        return int(self._session.post(self._url, json=body, timeout=10).json()["result"], 16)
+    async def _stop(self) -> None:
+        """The subscription's task cancelled and awaited on its own loop: its websocket and
+        session close there."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            number = self._number()
-            seen = time.perf_counter()
-            if not self._seen or number > self._seen[-1][0]:
-                with self._new:
-                    self._seen.append((number, seen))
-                    self._new.notify_all()
-            self._stop.wait(self._poll)
+    async def _watch(self) -> None:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(self._url) as ws:
+                await ws.send_json(body)
+                async for message in ws:
+                    seen = time.perf_counter()
+                    data = json.loads(message.data)
+                    if data.get("id") == 1:
+                        self._subscribed.set()
+                        continue
+                    number = int(data["params"]["result"]["number"], 16)
+                    with self._new:
+                        if not self._seen or number > self._seen[-1][0]:
+                            self._seen.append((number, seen))
+                            self._new.notify_all()
+        except Exception as exc:  # noqa: BLE001 - said by __enter__ or next_block
+            self._failed = exc
+            self._subscribed.set()
+            with self._new:
+                self._new.notify_all()
 
     def next_block(self, timeout: float = 60.0) -> tuple[int, float]:
         with self._new:
             count = len(self._seen)
-            if not self._new.wait_for(lambda: len(self._seen) > count, timeout):
+            if not self._new.wait_for(lambda: len(self._seen) > count or self._failed, timeout):
                 raise SystemExit(f"anvil mined no block in {timeout:g} s")
+            if self._failed is not None:
+                raise SystemExit(f"the newHeads subscription failed: {self._failed}")
             return self._seen[-1]
 
     def since(self, start: float) -> list[tuple[int, float]]:

@@ -46,17 +46,23 @@ class SecretResolver:
         self._vault: VaultClient | None = None
         self._values: dict[SecretRef, str] = {}
         self._vault_data: dict[str, Mapping[str, str]] = {}
-        # Held while resolving so two threads asking for one secret fetch it once.
-        self._lock = threading.RLock()
+        # One lock per source (a Vault path, a file, a variable), held while resolving it: two
+        # threads asking for one secret fetch it once, and threads asking for different ones
+        # (every account's signer key, while a run looks) fetch them side by side.
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.RLock] = {}
 
     def attach_vault(self, client: VaultClient) -> None:
         """Enable ``vault`` references; called once the VaultClient has logged in."""
-        with self._lock:
-            self._vault = client
+        self._vault = client
+
+    def _lock_for(self, ref: SecretRef) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault((ref.kind, ref.target), threading.RLock())
 
     def resolve(self, ref: SecretRef, *, fresh: bool = False) -> str:
         """The value, registered with the redactor; ``fresh``: read the source again."""
-        with self._lock:
+        with self._lock_for(ref):
             cached = None if fresh else self._values.get(ref)
             if cached is not None:
                 return cached

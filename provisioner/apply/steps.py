@@ -388,7 +388,8 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
     deposit, and never more than the plan showed."""
     params = step.params_as(ApproveParams)
     planned = amount = need = params.amount_base_units
-    if params.target_base_units is not None:
+    guarded = params.target_base_units is not None  # by ``_remaining``, as a deposit is
+    if guarded:
         remaining = _remaining(ctx)
         need = remaining.need
         if not need:
@@ -412,7 +413,8 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
         )
     if need != UNLIMITED_ALLOWANCE:  # (an older plan's unlimited allowance names no deposit)
         _deposit_can_follow(ctx, need, wallet.usdc_balance)
-    guard_sender(ctx)
+    if not guarded:
+        guard_sender(ctx)
     send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
     shown = "an unlimited allowance" if amount == UNLIMITED_ALLOWANCE else f"{usdc(amount)} USDC"
     return Outcome(

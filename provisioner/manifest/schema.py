@@ -44,8 +44,9 @@ INTERPOLATION_ALTERNATIVE = r"|.*\$\{[A-Za-z_][A-Za-z0-9_]*\}.*"
 
 @cache
 def _validator() -> Draft202012Validator:
+    """The schema file is checked against the 2020-12 metaschema by its tests
+    (tests/manifest/test_manifest_schema.py), not at every command's start."""
     schema = json.loads(schema_text())
-    Draft202012Validator.check_schema(schema)
     return Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 

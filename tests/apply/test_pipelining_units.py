@@ -52,3 +52,24 @@ def test_a_deposit_that_reverts_when_mined_is_followed_by_a_revoke() -> None:
     assert w.chain.allowance[w.spec.address] == 0
     assert w.chain.credited == {}
     assert w.vault.journal(w.spec.name) == []  # the revert and the revoke are final
+
+
+def test_each_transaction_is_guarded_once_before_it_is_built(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The journal and the node's nonces are read once per transaction sent: an approve's
+    guard is the one its remaining deposit was read with (as a deposit's is), not a second
+    one a moment later (three journal reads and a nonce read per account, on the WAN)."""
+    from provisioner.apply import steps
+
+    guarded: list[int] = []
+    real = steps.guard_sender
+
+    def counted(ctx):  # type: ignore[no-untyped-def]
+        guarded.append(len(w.chain.raw_sent))
+        return real(ctx)
+
+    monkeypatch.setattr(steps, "guard_sender", counted)
+    w = world(deposit="4.5")
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed is None, result.error
+    assert len(w.chain.raw_sent) == 2
+    assert guarded == [0, 1]  # once before the approve, once before the deposit

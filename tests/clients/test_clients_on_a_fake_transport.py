@@ -10,6 +10,7 @@ from support.manifest import ALPHA, load, one_account
 from support.transport import FakeTransport, Sent, answer
 
 from provisioner.clients.chain import ChainClient, ChainError
+from provisioner.clients.chain.abi import LOG_DEPOSIT_TOPIC
 from provisioner.clients.dydx import DydxClient, DydxError
 from provisioner.clients.ratelimit import RateLimiter
 from provisioner.clients.retry import RetryPolicy
@@ -108,6 +109,87 @@ def test_chain_rpc_batches_through_the_transport() -> None:
     with pytest.raises(ChainError, match=r"cannot reach .* \(connection refused\)") as caught:
         chain.chain_id()
     assert "k3y" not in str(caught.value) and len(down.sent) == 3
+
+
+def test_a_senders_first_transaction_asks_its_nonce_in_the_build_batch() -> None:
+    """One round trip builds a sender's first transaction (the estimate, fees and its nonce);
+    the next ones count the nonce up here and ask the node nothing more."""
+    results = {
+        "eth_estimateGas": "0x5208",
+        "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
+        "eth_maxPriorityFeePerGas": "0x1",
+        "eth_gasPrice": "0x2",
+        "eth_chainId": hex(SEPOLIA.chain_id),
+        "eth_getTransactionCount": "0x7",
+    }
+
+    def respond(sent: Sent) -> Any:
+        calls = sent.json()
+        calls = calls if isinstance(calls, list) else [calls]
+        return answer(
+            200, [{"jsonrpc": "2.0", "id": c["id"], "result": results[c["method"]]} for c in calls]
+        )
+
+    fake = FakeTransport(respond)
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    first = chain.build_approve(ALPHA, 5)
+    second = chain.build_approve(ALPHA, 6)
+    assert (first["nonce"], second["nonce"]) == (7, 8)
+    methods = [[c["method"] for c in s.json()] for s in fake.sent]
+    assert len(methods) == 2
+    assert methods[0].count("eth_getTransactionCount") == 1
+    assert "eth_getTransactionCount" not in methods[1]
+
+
+def _log_deposit(block: int, stark_key: int, vault_id: int, quantized: int) -> dict[str, Any]:
+    words = [0, stark_key, vault_id, SEPOLIA.collateral_asset_id, quantized, quantized]
+    return {
+        "address": SEPOLIA.exchange_contract,
+        "topics": [LOG_DEPOSIT_TOPIC],
+        "data": "0x" + b"".join(w.to_bytes(32, "big") for w in words).hex(),
+        "blockNumber": hex(block),
+        "transactionHash": "0x" + "ab" * 32,
+    }
+
+
+@pytest.mark.parametrize("range_refused", [False, True])
+def test_a_deposit_refresh_asks_the_head_and_the_new_logs_in_one_round_trip(
+    range_refused: bool,
+) -> None:
+    """Parallel deposit steps wait for refreshes one after another: each is one round trip
+    (the head, and the logs up to "latest"), and a node that refuses the open range is asked
+    again up to the head it gave."""
+    events = [_log_deposit(90, 5, 7, 1_000_000), _log_deposit(140, 5, 7, 2_000_000)]
+    head = {"block": 100}
+
+    def respond(sent: Sent) -> Any:
+        calls = sent.json()
+        calls = calls if isinstance(calls, list) else [calls]
+        out = []
+        for c in calls:
+            if c["method"] == "eth_blockNumber":
+                out.append({"jsonrpc": "2.0", "id": c["id"], "result": hex(head["block"])})
+                continue
+            f = c["params"][0]
+            if range_refused and f["toBlock"] == "latest":
+                out.append({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32000, "message": "block range too large"}})  # fmt: skip
+                continue
+            last = head["block"] if f["toBlock"] == "latest" else int(f["toBlock"], 16)
+            found = [
+                e for e in events if int(f["fromBlock"], 16) <= int(e["blockNumber"], 16) <= last
+            ]
+            out.append({"jsonrpc": "2.0", "id": c["id"], "result": found})
+        return answer(200, out)
+
+    fake = FakeTransport(respond)
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    assert chain.deposits() == {(5, 7): 1_000_000}
+    first = len(fake.sent)
+    head["block"] = 150
+    assert chain.deposits(refresh=True) == {(5, 7): 3_000_000}
+    refresh = [[c["method"] for c in s.json()] for s in fake.sent[first:]]
+    assert refresh[0] == ["eth_blockNumber", "eth_getLogs"]
+    assert len(refresh) == (2 if range_refused else 1)
 
 
 def test_remote_signer_sends_through_the_transport_with_its_own_timeouts() -> None:

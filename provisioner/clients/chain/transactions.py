@@ -25,7 +25,7 @@ from provisioner.clients.chain.errors import (
     RevertError,
     RpcError,
 )
-from provisioner.clients.chain.rpc import JsonRpc, quantity
+from provisioner.clients.chain.rpc import Call, JsonRpc, quantity
 from provisioner.ethaddress import keccak, to_checksum
 from provisioner.manifest.model import NetworkSpec
 from provisioner.waits import Wait, WaitHook
@@ -57,11 +57,17 @@ class NonceManager:
         self._locks: dict[str, threading.Lock] = {}
         self._next: dict[str, int] = {}
 
-    def next(self, address: str) -> int:
+    def knows(self, address: str) -> bool:
+        """Whether the next nonce of ``address`` is counted here (no request needed)."""
+        return address.lower() in self._next
+
+    def next(self, address: str, pending: int | None = None) -> int:
+        """``pending``: the node's pending count, just read by the caller, used when no nonce
+        is counted here yet (else it is asked for)."""
         key = address.lower()
         with self._lock_for(key):
             if key not in self._next:
-                self._next[key] = self._pending_count(address)
+                self._next[key] = self._pending_count(address) if pending is None else pending
             nonce = self._next[key]
             self._next[key] = nonce + 1
             return nonce
@@ -135,15 +141,16 @@ class Transactions:
     def _build(self, what: str, sender: str, to: str, data: str) -> dict[str, Any]:
         sender = to_checksum(sender)
         call = {"from": sender, "to": to, "data": data}
-        estimate, block, tip, gas_price, chain_id = self._rpc.batch(
-            [
-                ("eth_estimateGas", [call, "pending"]),
-                ("eth_getBlockByNumber", ["latest", False]),
-                ("eth_maxPriorityFeePerGas", []),
-                ("eth_gasPrice", []),
-                ("eth_chainId", []),
-            ]
-        )
+        calls: list[Call] = [
+            ("eth_estimateGas", [call, "pending"]),
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_maxPriorityFeePerGas", []),
+            ("eth_gasPrice", []),
+            ("eth_chainId", []),
+        ]
+        if not self.nonces.knows(sender):  # a sender's first: its nonce in the same round trip
+            calls.append(("eth_getTransactionCount", [sender, "pending"]))
+        estimate, block, tip, gas_price, chain_id, *count = self._rpc.batch(calls)
         if isinstance(estimate, RpcError):
             reason = estimate.revert_reason
             if reason is not None:
@@ -175,7 +182,11 @@ class Transactions:
         else:
             tx["gasPrice"] = quantity(gas_price, "eth_gasPrice")
             self._check_fee(what, tx["gasPrice"], ceiling)
-        tx["nonce"] = self.nonces.next(sender)  # last: a failed estimate must not use up a nonce
+        pending = count[0] if count and not isinstance(count[0], RpcError) else None
+        # last: a failed estimate must not use up a nonce
+        tx["nonce"] = self.nonces.next(
+            sender, None if pending is None else quantity(pending, "nonce")
+        )
         return tx
 
     def _fee_ceiling(self) -> int | None:
