@@ -267,7 +267,8 @@ class _Watch:
         return self._head
 
     def next_block(self, deadline: float) -> None:
-        """Until the shared head is past the one last looked at, or ``deadline``."""
+        """Until the shared head moved from the one last looked at (a reorg may lower it), or
+        ``deadline``."""
         self._head = self._chain.head_after(self.block_number(), deadline - time.monotonic())
 
     def receipt(self, tx_hash: str) -> Receipt | None:

@@ -91,7 +91,7 @@ class ChainClient:
         return self._head.current()
 
     def head_after(self, block: int, timeout: float) -> int:
-        """Wait until the head is past ``block`` (or ``timeout`` seconds); the head then. All
+        """Wait until the head is no longer ``block`` (or ``timeout`` seconds); the head then. All
         the client's waiters share one ``eth_blockNumber`` poll and wake on the same block."""
         return self._head.after(block, timeout)
 

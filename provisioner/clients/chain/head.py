@@ -50,9 +50,9 @@ class ChainHead:
         return self._until(lambda _head: self._polled_at >= asked - self._interval, math.inf)
 
     def after(self, block: int, timeout: float) -> int:
-        """Block until the head is past ``block`` or ``timeout`` seconds passed; the head then
-        (``block`` or lower on a timeout)."""
-        return self._until(lambda head: head > block, self._clock() + max(timeout, 0.0))
+        """Block until the head is no longer ``block`` (a new block; or a lower number: a reorg
+        to a shorter chain) or ``timeout`` seconds passed; the head then."""
+        return self._until(lambda head: head != block, self._clock() + max(timeout, 0.0))
 
     def close(self) -> None:
         """Wake every waiter with a ChainError: the client is closed, nobody will poll."""

@@ -125,3 +125,14 @@ def test_a_failed_poll_fails_its_poller_and_another_waiter_polls_again() -> None
         t.join(5)
     assert len(errors) == 1 and isinstance(errors[0], ChainError)
     assert [h for h, _ in woke] == [6, 6]  # the others polled on and saw the block
+
+
+def test_a_reorg_to_a_shorter_chain_wakes_the_waiters_too() -> None:
+    node = Node(9)
+    head = ChainHead(node.block_number, interval=INTERVAL)
+    threads, (woke, errors) = _waiters(head, 3, 9, 5.0)
+    time.sleep(0.05)
+    node.head = 8
+    for t in threads:
+        t.join(5)
+    assert errors == [] and [h for h, _ in woke] == [8, 8, 8]
