@@ -152,44 +152,61 @@ def _log_deposit(block: int, stark_key: int, vault_id: int, quantized: int) -> d
     }
 
 
-@pytest.mark.parametrize("range_refused", [False, True])
-def test_a_deposit_refresh_asks_the_head_and_the_new_logs_in_one_round_trip(
-    range_refused: bool,
-) -> None:
-    """Parallel deposit steps wait for refreshes one after another: each is one round trip
-    (the head, and the logs up to "latest"), and a node that refuses the open range is asked
-    again up to the head it gave."""
-    events = [_log_deposit(90, 5, 7, 1_000_000), _log_deposit(140, 5, 7, 2_000_000)]
-    head = {"block": 100}
+def _split_backends(
+    heads: dict[str, int], events: list[dict[str, Any]], null_logs: bool = False
+) -> Any:
+    """A provider whose head and logs come from different backends: eth_blockNumber from one
+    at ``heads["head"]``, eth_getLogs from one whose index reaches ``heads["logs"]`` only (it
+    refuses a range past it, as nodes do; "latest" means its own head)."""
 
     def respond(sent: Sent) -> Any:
         calls = sent.json()
         calls = calls if isinstance(calls, list) else [calls]
-        out = []
+        out: list[dict[str, Any]] = []
         for c in calls:
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": c["id"]}
             if c["method"] == "eth_blockNumber":
-                out.append({"jsonrpc": "2.0", "id": c["id"], "result": hex(head["block"])})
-                continue
-            f = c["params"][0]
-            if range_refused and f["toBlock"] == "latest":
-                out.append({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32000, "message": "block range too large"}})  # fmt: skip
-                continue
-            last = head["block"] if f["toBlock"] == "latest" else int(f["toBlock"], 16)
-            found = [
-                e for e in events if int(f["fromBlock"], 16) <= int(e["blockNumber"], 16) <= last
-            ]
-            out.append({"jsonrpc": "2.0", "id": c["id"], "result": found})
+                reply["result"] = hex(heads["head"])
+            else:
+                f = c["params"][0]
+                last = heads["logs"] if f["toBlock"] == "latest" else int(f["toBlock"], 16)
+                if last > heads["logs"]:
+                    reply["error"] = {"code": -32000, "message": "block range extends beyond current head block"}  # fmt: skip
+                elif null_logs:
+                    reply["result"] = None
+                else:
+                    first = int(f["fromBlock"], 16)
+                    reply["result"] = [
+                        e for e in events if first <= int(e["blockNumber"], 16) <= last
+                    ]
+            out.append(reply)
         return answer(200, out)
 
-    fake = FakeTransport(respond)
+    return respond
+
+
+def test_a_deposit_refresh_never_settles_blocks_its_logs_did_not_cover() -> None:
+    """Review of #21: a refresh asked the logs up to "latest" beside the head; a provider
+    whose log index lags its head then answered fewer blocks than the head said, and blocks
+    never read were marked settled: a deposit mined there was never counted, and the next
+    deposit would pay it twice. The refresh must fail loudly or count it."""
+    heads = {"head": 1000, "logs": 1000}
+    mined = [_log_deposit(1120, 5, 7, 1_000_000)]
+    fake = FakeTransport(_split_backends(heads, mined))
     chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
-    assert chain.deposits() == {(5, 7): 1_000_000}
-    first = len(fake.sent)
-    head["block"] = 150
-    assert chain.deposits(refresh=True) == {(5, 7): 3_000_000}
-    refresh = [[c["method"] for c in s.json()] for s in fake.sent[first:]]
-    assert refresh[0] == ["eth_blockNumber", "eth_getLogs"]
-    assert len(refresh) == (2 if range_refused else 1)
+    assert chain.deposits() == {}
+    heads.update(head=1200, logs=1100)  # the deposit at 1120 is mined; the log index lags
+    with pytest.raises(ChainError, match="beyond current head"):
+        chain.deposits(refresh=True)
+    heads.update(head=1300, logs=1300)  # caught up: the deposit is counted
+    assert chain.deposits(refresh=True) == {(5, 7): 1_000_000}
+
+
+def test_a_null_logs_answer_is_an_error_not_no_deposits() -> None:
+    fake = FakeTransport(_split_backends({"head": 10, "logs": 10}, [], null_logs=True))
+    chain = ChainClient("http://127.0.0.1:8545", _network(), transport=fake, retry=NO_WAIT)
+    with pytest.raises(ChainError, match="not a list"):
+        chain.deposits()
 
 
 def test_remote_signer_sends_through_the_transport_with_its_own_timeouts() -> None:

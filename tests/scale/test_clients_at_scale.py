@@ -79,9 +79,6 @@ def test_a_deposit_refresh_reads_only_new_blocks_and_rereads_the_unfinal_ones(
 
     monkeypatch.setattr(client._deposits, "block_number", lambda: head["block"])
     monkeypatch.setattr(client._deposits, "logs", logs)
-    monkeypatch.setattr(
-        client._deposits, "logs_to_head", lambda first: (head["block"], logs(first, head["block"]))
-    )
     assert client.deposits() == {(1, 1): 12}
     head["block"] = 300
     assert client.deposits(refresh=True) == {(1, 1): 12, (2, 1): 1}

@@ -2,8 +2,7 @@
 
 A scan is kept per ``from_block``; a refresh reads only the blocks after the previous
 scan's final ones, and reads again the last ``FINAL_AFTER_BLOCKS``, where a reorg may
-still drop an event, in one round trip with the head (refreshes are what a parallel apply
-waits for, one after another: see ``DepositScanner``).
+still drop an event.
 """
 
 from __future__ import annotations
@@ -108,41 +107,18 @@ class DepositScanner:
         return quantity(self._rpc.call("eth_blockNumber", []), "eth_blockNumber")
 
     def _scan(self, from_block: int, previous: _Scan | None) -> _Scan:
+        latest = self.block_number()
         start = from_block if previous is None else previous.final_to + 1
-        if previous is not None and previous.head - start < LOG_RANGE_BLOCKS // 2:
-            latest, events = self.logs_to_head(start)  # a refresh: one round trip
-        else:
-            latest = self.block_number()
-            events = self.logs(start, latest)
         depth = max(FINAL_AFTER_BLOCKS, self._network.confirmations)
         final_to = max(latest - depth, start - 1)
         settled = dict(previous.settled) if previous is not None else {}
         recent: list[Deposit] = []
-        for block, key, quantized in events:
+        for block, key, quantized in self.logs(start, latest):
             if block <= final_to:
                 settled[key] = settled.get(key, 0) + quantized
             else:
                 recent.append((block, key, quantized))
         return _Scan(settled=settled, final_to=final_to, recent=tuple(recent), head=latest)
-
-    def logs_to_head(self, first: int) -> tuple[int, list[Deposit]]:
-        """The head and every deposit from block ``first`` on, asked in one batch: the logs up
-        to "latest" hold at least the blocks up to the head it answers (a block mined between
-        the two answers adds its events, counted young by their own block numbers). A node that
-        refuses the range is asked again in ranges it accepts, up to that head."""
-        filter_ = {
-            "address": self._exchange,
-            "topics": [LOG_DEPOSIT_TOPIC],
-            "fromBlock": hex(first),
-            "toBlock": "latest",
-        }
-        head, found = self._rpc.batch([("eth_blockNumber", []), ("eth_getLogs", [filter_])])
-        if isinstance(head, RpcError):
-            raise head
-        latest = quantity(head, "eth_blockNumber")
-        if isinstance(found, RpcError):
-            return latest, self.logs(first, latest)
-        return latest, [d for d in map(self._deposit, found or []) if d is not None]
 
     def logs(self, first: int, latest: int) -> list[Deposit]:
         """Every USDC LogDeposit from block ``first`` to ``latest``; ranges the node finds too
@@ -178,7 +154,11 @@ class DepositScanner:
                     raise ChainError(
                         f"reading deposit events (blocks {a}-{b}) failed: {result.message}"
                     )
-                for log in result or []:
+                if not isinstance(result, list):  # a null answer is not "no events"
+                    raise ChainError(
+                        f"reading deposit events (blocks {a}-{b}): the node answered {result!r}, not a list"
+                    )
+                for log in result:
                     deposit = self._deposit(log)
                     if deposit is not None:
                         found.append(deposit)
