@@ -40,6 +40,7 @@ class ChainHead:
         self._head: int | None = None
         self._polled_at = -math.inf
         self._turn_taken = False  # a waiter is polling, or sleeping until its next poll is due
+        self._askers = 0  # waiters in ``current``: woken by every poll, not only a new number
         self._closed = False
         self.polls = 0  # for tests and benchmarks
 
@@ -47,7 +48,14 @@ class ChainHead:
         """The head as of at most one poll interval ago: cached, or asked now (once for all
         who ask meanwhile)."""
         asked = self._clock()
-        return self._until(lambda _head: self._polled_at >= asked - self._interval, math.inf)
+        with self._changed:
+            self._askers += 1
+            try:
+                return self._until(
+                    lambda _head: self._polled_at >= asked - self._interval, math.inf
+                )
+            finally:
+                self._askers -= 1
 
     def after(self, block: int, timeout: float) -> int:
         """Block until the head is no longer ``block`` (a new block; or a lower number: a reorg
@@ -83,7 +91,8 @@ class ChainHead:
             finally:
                 if mine:
                     self._turn_taken = False
-                    self._changed.notify()  # one other waiter takes the turn, if any waits
+                    # all look again: one whose wait is over would not pass the turn on
+                    self._changed.notify_all()
 
     def _poll(self) -> None:
         """Ask the node, the lock released meanwhile; wake everyone on a new number. The next
@@ -96,7 +105,7 @@ class ChainHead:
             self._changed.acquire()
             self._polled_at = started
             self.polls += 1
-        if head != self._head:
+        if head != self._head or self._askers:
             self._head = head
             self._changed.notify_all()
 

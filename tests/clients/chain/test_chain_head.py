@@ -136,3 +136,21 @@ def test_a_reorg_to_a_shorter_chain_wakes_the_waiters_too() -> None:
     for t in threads:
         t.join(5)
     assert errors == [] and [h for h, _ in woke] == [8, 8, 8]
+
+
+def test_the_turn_passes_on_when_its_holder_is_done_and_askers_get_the_next_poll() -> None:
+    node = Node(5)
+    head = ChainHead(node.block_number, interval=INTERVAL)
+    head.current()
+    early, (woke_early, _e) = _waiters(head, 1, 5, 0.05)  # holds the turn, then times out
+    time.sleep(0.01)
+    late, (woke_late, errors) = _waiters(head, 3, 5, 5.0)  # waiting behind it
+    for t in early:
+        t.join(2)
+    time.sleep(0.1)
+    node.head = 6
+    for t in late:
+        t.join(1)
+    assert errors == [] and [h for h, _ in woke_late] == [6, 6, 6]  # someone polled on
+    asked = time.monotonic()
+    assert head.current() == 6 and time.monotonic() - asked < 1.0
