@@ -141,6 +141,12 @@ class FencedChain:
     def block_number(self) -> int:
         return self._inner.block_number()
 
+    def head(self) -> int:
+        return self._inner.head()
+
+    def head_after(self, block: int, timeout: float) -> int:
+        return self._inner.head_after(block, timeout)
+
     def transaction(self, tx_hash: str) -> dict[str, Any] | None:
         return self._inner.transaction(tx_hash)
 
@@ -172,6 +178,9 @@ class FencedChain:
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         return self._inner.receipt(tx_hash)
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        return self._inner.receipts(tx_hashes)
 
     def transaction_known(self, tx_hash: str) -> bool:
         return self._inner.transaction_known(tx_hash)

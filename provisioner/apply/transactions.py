@@ -21,7 +21,8 @@ from typing import Any
 
 from provisioner.apply.budget import OverBudget
 from provisioner.apply.context import AccountContext, StepFailed
-from provisioner.clients.chain import ChainError, NonceTaken
+from provisioner.apply.ports import ChainPort
+from provisioner.clients.chain import ChainError, NonceTaken, Receipt
 from provisioner.failpoints import failpoint
 from provisioner.journal import (
     AWAITING,
@@ -148,15 +149,16 @@ def await_confirmations(ctx: AccountContext) -> None:
     awaited too. An unreachable node ends the wait: what is left stays journaled."""
     failures: list[str] = []
     left: list[StoredTx] = []  # broadcast, not yet final
+    watch = _Watch(ctx.conn.chain, left)
     try:
         while ctx.unconfirmed:
             left += ctx.unconfirmed
             ctx.unconfirmed.clear()  # a revoke sent meanwhile joins it again
             for tx in list(left):
-                if not _settle_one(ctx, tx, failures, final=False):
+                if not _settle_one(ctx, tx, failures, final=False, watch=watch):
                     left.remove(tx)
             for tx in list(left):
-                if _settle_one(ctx, tx, failures, final=True):
+                if _settle_one(ctx, tx, failures, final=True, watch=watch):
                     ctx.journal.forget_tx(tx)
                     ctx.log(f"{tx.intent} confirmed: {tx.tx_hash}")
                 left.remove(tx)
@@ -172,10 +174,12 @@ def await_confirmations(ctx: AccountContext) -> None:
         raise StepFailed("; then ".join(failures))
 
 
-def _settle_one(ctx: AccountContext, tx: StoredTx, failures: list[str], *, final: bool) -> bool:
+def _settle_one(
+    ctx: AccountContext, tx: StoredTx, failures: list[str], *, final: bool, watch: _Watch
+) -> bool:
     """Wait for ``tx`` mined (or final); False, with the failure noted, when it cannot be."""
     try:
-        _await_final(ctx, tx, final=final, seen_mined=final)
+        _await_final(ctx, tx, final=final, seen_mined=final, watch=watch)
     except StepFailed as exc:
         failure = str(exc)
         if tx.intent == "deposit" and _approved_here(ctx):
@@ -251,22 +255,65 @@ def _node_copy(
         time.sleep(poll_seconds)
 
 
+class _Watch:
+    """An account's view of the chain while it waits for its transactions: the head from the
+    run's shared watcher (``ChainPort.head``), and the receipts of every transaction in
+    ``waiting``, fetched in one batch once per head. Nothing is asked between blocks: nothing
+    a receipt tells can change before the next one. Serves ``tx_status`` as its chain."""
+
+    def __init__(self, chain: ChainPort, waiting: list[StoredTx]) -> None:
+        self._chain = chain
+        self._waiting = waiting  # the caller's list, as it changes
+        self._head: int | None = None
+        self._receipts: dict[str, Receipt | None] = {}
+        self._receipts_at: int | None = None  # the head they were fetched at
+
+    def block_number(self) -> int:
+        if self._head is None:
+            self._head = self._chain.head()
+        return self._head
+
+    def next_block(self, deadline: float) -> None:
+        """Until the shared head moved from the one last looked at (a reorg may lower it), or
+        ``deadline``."""
+        self._head = self._chain.head_after(self.block_number(), deadline - time.monotonic())
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        head = self.block_number()
+        if self._receipts_at != head or tx_hash not in self._receipts:
+            hashes = list(
+                dict.fromkeys([tx_hash, *(t.tx_hash for t in self._waiting if t.tx_hash)])
+            )
+            self._receipts, self._receipts_at = self._chain.receipts(hashes), head
+        return self._receipts[tx_hash]
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return self._chain.transaction_known(tx_hash)
+
+    def transaction_counts(self, address: str) -> tuple[int, int]:
+        return self._chain.transaction_counts(address)
+
+    def transaction_count_at(self, address: str, block: int) -> int:
+        return self._chain.transaction_count_at(address, block)
+
+
 def _await_final(
     ctx: AccountContext,
     tx: StoredTx,
     *,
     final: bool = True,
     seen_mined: bool = False,
-    poll_seconds: float = 0.25,
+    watch: _Watch | None = None,
 ) -> None:
     """Wait until ``tx`` is final: mined with ``confirmations`` blocks on top (or, not ``final``,
     just mined). If it leaves the chain meanwhile (a reorg) or the node forgets it, the same
     signed bytes go out again; a revert or a timeout fails the step and, but for the revert,
-    the journal keeps the entry."""
+    the journal keeps the entry. Looked at again on each new block (``watch``)."""
     deadline = time.monotonic() + ctx.receipt_timeout
     what = f"{tx.intent} {tx.tx_hash or f'with nonce {tx.nonce}'}"
+    watch = watch or _Watch(ctx.conn.chain, [tx])
     while True:
-        status = tx_status(ctx.conn.chain, tx, ctx.confirmations)
+        status = tx_status(watch, tx, ctx.confirmations)
         if status in (MINED, CONFIRMED) and not seen_mined:
             seen_mined = True
             ctx.log(f"{tx.intent} mined: {tx.tx_hash}" if tx.tx_hash else f"journaled {what} mined")
@@ -292,7 +339,7 @@ def _await_final(
                 f"{ctx.receipt_timeout:.0f}s; the journal keeps it: the next apply looks it up "
                 "before anything else"
             )
-        time.sleep(poll_seconds)
+        watch.next_block(deadline)
 
 
 def _rebroadcast(ctx: AccountContext, tx: StoredTx) -> bool:

@@ -22,6 +22,7 @@ from eth_utils import keccak
 from support.transport import FakeTransport
 
 from provisioner.clients.chain import ChainAccount, ChainError, NonceTaken, Receipt
+from provisioner.clients.chain.head import ChainHead
 from provisioner.clients.dydx import (
     ApiCredentials,
     DydxError,
@@ -257,6 +258,7 @@ class FakeChain:
         # STARK key -> L1 owner; None: every key asked about is registered to its address
         self.registered: dict[int, str] | None = None
         self._lock = threading.Lock()
+        self._head = ChainHead(self.block_number, interval=0.01)
 
     def read_accounts(
         self, items: Sequence[tuple[str, int | None]], *, block: int | str = "latest"
@@ -285,6 +287,12 @@ class FakeChain:
 
     def block_number(self) -> int:
         return len(self.mined) + 10_000
+
+    def head(self) -> int:
+        return self.block_number()
+
+    def head_after(self, block: int, timeout: float) -> int:
+        return self._head.after(block, timeout)
 
     def transaction(self, tx_hash: str) -> dict[str, Any] | None:
         return {"hash": tx_hash} if self.transaction_known(tx_hash) else None
@@ -384,6 +392,9 @@ class FakeChain:
         if tx_hash in self.pool:
             self.mine_pool()
         return self.mined.get(tx_hash)
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        return {h: self.receipt(h) for h in tx_hashes}
 
     def transaction_known(self, tx_hash: str) -> bool:
         return tx_hash in self.pool or tx_hash in self.mined

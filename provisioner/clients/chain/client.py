@@ -12,6 +12,7 @@ from typing import Any
 
 from provisioner.clients.chain.deposits import DepositScanner
 from provisioner.clients.chain.errors import RpcError
+from provisioner.clients.chain.head import ChainHead
 from provisioner.clients.chain.reads import AccountReader, ChainAccount
 from provisioner.clients.chain.rpc import ChainStats, JsonRpc, quantity
 from provisioner.clients.chain.transactions import (
@@ -64,8 +65,10 @@ class ChainClient:
         self._deposits = DepositScanner(self._rpc, network)
         self._tx = Transactions(self._rpc, network, log=log, on_wait=on_wait)
         self.nonces: NonceManager = self._tx.nonces
+        self._head = ChainHead(self.block_number)
 
     def close(self) -> None:
+        self._head.close()
         if self._closes_transport:
             self._transport.close()
 
@@ -82,6 +85,15 @@ class ChainClient:
 
     def block_number(self) -> int:
         return self._deposits.block_number()
+
+    def head(self) -> int:
+        """The block number as this client's waiters last saw it (at most one poll old)."""
+        return self._head.current()
+
+    def head_after(self, block: int, timeout: float) -> int:
+        """Wait until the head is no longer ``block`` (or ``timeout`` seconds); the head then. All
+        the client's waiters share one ``eth_blockNumber`` poll and wake on the same block."""
+        return self._head.after(block, timeout)
 
     def transaction_counts(self, address: str) -> tuple[int, int]:
         """(latest, pending) transaction counts of ``address``, in one batch."""
@@ -153,6 +165,10 @@ class ChainClient:
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         return self._tx.receipt(tx_hash)
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        """Receipts by hash (None: not mined), in one JSON-RPC batch."""
+        return self._tx.receipts(tx_hashes)
 
     def transaction(self, tx_hash: str) -> dict[str, Any] | None:
         """The node's view of a transaction (from, nonce, to, input, value...), None if unknown."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -254,14 +254,18 @@ class Transactions:
         return quantity(self._rpc.call("eth_getTransactionCount", [address, hex(block)]), "nonce")
 
     def receipt(self, tx_hash: str) -> Receipt | None:
-        found = self._rpc.call("eth_getTransactionReceipt", [tx_hash])
-        if not found or found.get("blockNumber") is None:
-            return None
-        return Receipt(
-            tx_hash=str(found.get("transactionHash", tx_hash)).lower(),
-            status=quantity(found.get("status"), "receipt status"),
-            block_number=quantity(found["blockNumber"], "receipt blockNumber"),
-        )
+        return _receipt(tx_hash, self._rpc.call("eth_getTransactionReceipt", [tx_hash]))
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        """The receipts of ``tx_hashes`` in one request (a batch when there are several)."""
+        calls = [("eth_getTransactionReceipt", [h]) for h in tx_hashes]
+        found = self._rpc.batch(calls, as_batch=len(calls) > 1) if calls else []
+        out: dict[str, Receipt | None] = {}
+        for tx_hash, result in zip(tx_hashes, found, strict=True):
+            if isinstance(result, RpcError):
+                raise result
+            out[tx_hash] = _receipt(tx_hash, result)
+        return out
 
     def wait_for_receipt(
         self, tx_hash: str, timeout_seconds: float, *, poll_seconds: float = RECEIPT_POLL_S
@@ -309,6 +313,16 @@ class Transactions:
                 "it may still be mined: look it up by hash before doing anything else"
             )
         time.sleep(min(poll_seconds, remaining))
+
+
+def _receipt(tx_hash: str, found: Any) -> Receipt | None:
+    if not isinstance(found, dict) or found.get("blockNumber") is None:
+        return None
+    return Receipt(
+        tx_hash=str(found.get("transactionHash", tx_hash)).lower(),
+        status=quantity(found.get("status"), "receipt status"),
+        block_number=quantity(found["blockNumber"], "receipt blockNumber"),
+    )
 
 
 def _gwei(wei: int) -> str:
