@@ -111,17 +111,19 @@ def test_chain_rpc_batches_through_the_transport() -> None:
     assert "k3y" not in str(caught.value) and len(down.sent) == 3
 
 
+BUILD_ANSWERS: dict[str, Any] = {  # what a node answers the build batch of a transaction
+    "eth_estimateGas": "0x5208",
+    "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
+    "eth_maxPriorityFeePerGas": "0x1",
+    "eth_gasPrice": "0x2",
+    "eth_chainId": hex(SEPOLIA.chain_id),
+}
+
+
 def test_a_senders_first_transaction_asks_its_nonce_in_the_build_batch() -> None:
     """One round trip builds a sender's first transaction (the estimate, fees and its nonce);
     the next ones count the nonce up here and ask the node nothing more."""
-    results = {
-        "eth_estimateGas": "0x5208",
-        "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
-        "eth_maxPriorityFeePerGas": "0x1",
-        "eth_gasPrice": "0x2",
-        "eth_chainId": hex(SEPOLIA.chain_id),
-        "eth_getTransactionCount": "0x7",
-    }
+    results = {**BUILD_ANSWERS, "eth_getTransactionCount": "0x7"}
 
     def respond(sent: Sent) -> Any:
         calls = sent.json()
@@ -251,13 +253,7 @@ def test_a_build_whose_count_fails_asks_the_node_for_the_nonce() -> None:
     def respond(sent: Sent) -> Any:
         calls = sent.json()
         calls = calls if isinstance(calls, list) else [calls]
-        results = {
-            "eth_estimateGas": "0x5208",
-            "eth_getBlockByNumber": {"baseFeePerGas": "0x1"},
-            "eth_maxPriorityFeePerGas": "0x1",
-            "eth_gasPrice": "0x2",
-            "eth_chainId": hex(SEPOLIA.chain_id),
-        }
+        results = BUILD_ANSWERS
         out = []
         for c in calls:
             asked.append(c["method"])
