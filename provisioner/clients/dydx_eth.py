@@ -214,11 +214,9 @@ def stark_private_key(signature: str) -> int:
     return int.from_bytes(_keccak_uint256(int(signature, 16)), "big") >> 5
 
 
-def default_credentials(
-    signer: Signs, network_id: int, address: str, api_url: str = ""
-) -> dict[str, str]:
+def default_credentials(signer: Signs, network_id: int, address: str) -> dict[str, str]:
     """The default API key dYdX derives from the onboarding signature: key, secret, passphrase
-    (``api_url`` is not used: the derivation is local)."""
+    (locally: no request)."""
     signature = onboarding_signature(signer, network_id, address)
     hashed_r = _keccak_uint256(int(signature[2:66], 16))
     hashed_s = _keccak_uint256(int(signature[66:130], 16))

@@ -72,11 +72,11 @@ class NonceManager:
         key = address.lower()
         with self._lock_for(key):
             if key not in self._next:
-                fresh = pending is not None and ticket == self._generation.get(key, 0)
-                self._next[key] = (
-                    pending if fresh and pending is not None else self._pending_count(address)
-                )
-                self._generation[key] = self._generation.get(key, 0) + 1
+                generation = self._generation.get(key, 0)
+                if pending is None or ticket != generation:
+                    pending = self._pending_count(address)
+                self._next[key] = pending
+                self._generation[key] = generation + 1
             nonce = self._next[key]
             self._next[key] = nonce + 1
             return nonce

@@ -341,7 +341,7 @@ class DydxClient:
     def _default_credentials(self, signer: Any, address: str) -> ApiCredentials:
         from provisioner.clients import dydx_eth
 
-        recovered = dydx_eth.default_credentials(signer, self.network_id, address, self.api_url)
+        recovered = dydx_eth.default_credentials(signer, self.network_id, address)
         return self._credentials(recovered["key"], recovered["secret"], recovered["passphrase"])
 
     def _credentials(self, key: object, secret: object, passphrase: object) -> ApiCredentials:
