@@ -1,0 +1,182 @@
+"""Direct connections (``provisioner/clients/direct.py``) against a server that answers in raw bytes:
+the framings HTTP allows, answers cut short, and requests that must never be written."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from provisioner.clients.transport import HttpTransport, TransportError
+
+# request head -> raw answer, and whether to close the connection after it (an HTTP/1.0 answer
+# always does); None: close at once
+Answer = Callable[[bytes], bytes | tuple[bytes, bool] | None]
+
+
+class _RawServer:
+    """Answers each request on a connection with ``answer(head)``; records (connection, head)."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.seen: list[tuple[int, bytes]] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        number = 0
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            number += 1
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                self.seen.append((number, head))
+                answer = self.answer(head)
+                if answer is None:
+                    return
+                raw, close = answer if isinstance(answer, tuple) else (answer, False)
+                conn.sendall(raw)
+                if close or raw.startswith(b"HTTP/1.0"):
+                    return  # an HTTP/1.0 body ends where the connection does
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Answer], _RawServer]]:
+    made: list[_RawServer] = []
+
+    def start(answer: Answer) -> _RawServer:
+        made.append(_RawServer(answer))
+        return made[-1]
+
+    yield start
+    for server in made:
+        server.close()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpTransport]:
+    transport = HttpTransport(env={})
+    yield transport
+    transport.close()
+
+
+def _ok(body: bytes, *extra: bytes) -> bytes:
+    return b"\r\n".join([b"HTTP/1.1 200 OK", b"Content-Length: %d" % len(body), *extra, b"", body])
+
+
+def test_a_body_that_ends_with_the_connection_is_read_whole_and_the_connection_not_kept(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nall of it")
+    got = http.request("GET", server.url + "/x", timeout=5)
+    assert (got.status_code, got.content, got.headers["x-a"]) == (200, b"all of it", "1")
+    assert http.request("GET", server.url + "/y", timeout=5).content == b"all of it"
+    assert [number for number, _ in server.seen] == [1, 2]  # a new connection each time
+
+
+def test_chunked_answers_are_joined_and_their_connection_reused(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    chunked = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
+    server = serve(lambda head: chunked)
+    assert http.request("GET", server.url + "/1", timeout=5).json() == {"a": 1}
+    assert http.request("GET", server.url + "/2", timeout=5).json() == {"a": 1}
+    assert [number for number, _ in server.seen] == [1, 1]
+
+
+def test_headers_are_looked_up_in_any_case_and_repeated_ones_joined(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: _ok(b"{}", b"Vary: a", b"vary: b", b"RateLimit-Remaining: 7"))
+    got = http.request("GET", server.url + "/", timeout=5)
+    assert got.headers["VARY"] == "a, b"
+    assert got.headers.get("ratelimit-remaining") == "7"
+    assert got.headers.get("Retry-After") is None
+
+
+def test_an_answer_cut_short_may_have_been_acted_on_and_the_next_request_starts_afresh(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    cut = iter([(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"half":', True)])
+    server = serve(lambda head: next(cut, _ok(b'{"whole": true}')))
+    with pytest.raises(TransportError) as raised:
+        http.request("POST", server.url + "/pay", body=b"{}", timeout=5)
+    assert raised.value.maybe_sent and not raised.value.timeout
+    # the cut connection is never written to again: the retry's request opens its own
+    assert http.request("POST", server.url + "/pay", body=b"{}", timeout=5).json() == {
+        "whole": True
+    }
+    assert [number for number, _ in server.seen] == [1, 2]
+
+
+def test_an_answer_that_is_not_http_is_an_error_after_sending(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    with pytest.raises(TransportError) as raised:
+        http.request("GET", server.url + "/", timeout=5)
+    assert raised.value.maybe_sent
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: _ok(b"{}"))
+    canary = "CANARY-token-5f2e\r\nX-Injected: 1"
+    with pytest.raises(ValueError) as raised:
+        http.request("GET", server.url + "/", headers={"X-Vault-Token": canary}, timeout=5)
+    assert "CANARY" not in str(raised.value)
+    with pytest.raises(ValueError):
+        http.request("GET", server.url + "/a b", timeout=5)
+    assert server.seen == []
+
+
+def test_a_request_names_its_host_and_length_and_a_post_without_body_says_zero(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: _ok(b"{}"))
+    http.request("POST", server.url + "/v1/x?list=true", timeout=5)
+    http.request("GET", server.url + "/v1/y", timeout=5)
+    (_, post), (_, get) = server.seen
+    port = server.url.rsplit(":", 1)[1]
+    assert post.startswith(b"POST /v1/x?list=true HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{port}".encode() in post and b"Content-Length: 0" in post
+    assert b"Content-Length" not in get
+
+
+def test_head_goes_through_urllib3_and_reads_no_body(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
+    got = http.request("HEAD", server.url + "/", timeout=5)
+    assert (got.status_code, got.content) == (200, b"")
