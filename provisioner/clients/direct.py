@@ -127,7 +127,7 @@ class Origin:
         conn = self._take_idle() or self._connect(connect_timeout)
         try:
             conn.settimeout(read_timeout)
-            conn.sendall(message)
+            self._send(conn, message)
             answer, reusable = self._receive(conn)
         except BaseException:
             conn.close()
@@ -213,6 +213,17 @@ class Origin:
         except (ssl.SSLError, ssl.CertificateError, OSError):
             conn.close()
             raise Failed("TLS handshake failed", maybe_sent=False) from None
+
+    @staticmethod
+    def _send(conn: socket.socket, message: bytes) -> None:
+        try:
+            conn.sendall(message)
+        except TimeoutError:
+            raise Failed(
+                "the request could not be written in time", maybe_sent=True, timeout=True
+            ) from None
+        except OSError as exc:
+            raise Failed(f"connection dropped ({type(exc).__name__})", maybe_sent=True) from None
 
     @staticmethod
     def _receive(conn: socket.socket) -> tuple[_Answer, bool]:

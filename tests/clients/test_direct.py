@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from provisioner.clients import direct
 from provisioner.clients.transport import HttpTransport, TransportError
 
 # request head -> raw answer, and whether to close the connection after it (an HTTP/1.0 answer
@@ -180,3 +181,11 @@ def test_head_goes_through_urllib3_and_reads_no_body(
     server = serve(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
     got = http.request("HEAD", server.url + "/", timeout=5)
     assert (got.status_code, got.content) == (200, b"")
+
+
+def test_a_request_that_cannot_be_written_whole_may_have_reached_the_server() -> None:
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    with pytest.raises(direct.Failed) as raised, ours:
+        direct.Origin._send(ours, b"POST /v3/api-keys HTTP/1.1\r\n" + b"x" * 1_000_000)
+    assert raised.value.maybe_sent and not raised.value.timeout
