@@ -16,6 +16,7 @@ written on it; one that fails after is never written to again, and nothing is re
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import socket
@@ -25,6 +26,7 @@ from collections.abc import Iterator, Mapping
 
 import httptools
 
+_log = logging.getLogger(__name__)  # -vv: never a path or a header (provider keys, tokens)
 MAX_IDLE = 128  # idle connections kept per origin; the threads of a run share them
 _RECEIVE = 65536
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
@@ -136,6 +138,15 @@ class Origin:
             self._give_back(conn)
         else:
             conn.close()
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s %s: %d, %d bytes%s",
+                method,
+                self._host_header,
+                answer.status,
+                sum(map(len, answer.chunks)),
+                "" if reusable else ", connection closed",
+            )
         return (
             answer.status,
             answer.reason.decode("latin-1"),
@@ -203,6 +214,7 @@ class Origin:
         except OSError:
             raise Failed("could not connect", maybe_sent=False) from None
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _log.debug("new connection to %s%s", self._host_header, " (TLS)" if self.context else "")
         if self.context is None:
             return conn
         try:

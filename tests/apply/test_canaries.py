@@ -306,7 +306,8 @@ def test_the_runs_did_what_they_should(seen: Seen) -> None:
     assert "signs for" in t["swapped signer plan stdout"]
     assert "unreachable" in t["dead vault apply stderr"]
     assert "Nothing to apply" in t["process apply stdout"]
-    assert "urllib3" in t["log records"] and "DEBUG" in t["plan text stderr"]  # -vv logs
+    # -vv logs: the transport's own debug lines (urllib3 carries only proxied requests now)
+    assert "provisioner.clients.direct" in t["log records"] and "DEBUG" in t["plan text stderr"]
 
 
 def test_no_canary_anywhere(seen: Seen, planted: Planted) -> None:

@@ -3,6 +3,7 @@ the framings HTTP allows, answers cut short, and requests that must never be wri
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -189,3 +190,15 @@ def test_a_request_that_cannot_be_written_whole_may_have_reached_the_server() ->
     with pytest.raises(direct.Failed) as raised, ours:
         direct.Origin._send(ours, b"POST /v3/api-keys HTTP/1.1\r\n" + b"x" * 1_000_000)
     assert raised.value.maybe_sent and not raised.value.timeout
+
+
+def test_debug_lines_name_the_origin_and_status_never_a_path_or_header(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve(lambda head: _ok(b"{}"))
+    canary = "canary-" + "5f" * 12
+    with caplog.at_level(logging.DEBUG, logger="provisioner.clients.direct"):
+        http.request("POST", f"{server.url}/v2/{canary}", headers={"X-Key": canary}, timeout=5)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "new connection to 127.0.0.1:" in logged and ": 200, 2 bytes" in logged
+    assert canary not in logged
