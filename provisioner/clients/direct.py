@@ -26,12 +26,19 @@ from collections.abc import Iterator, Mapping
 
 import httptools
 
+from provisioner import __version__
+
 _log = logging.getLogger(__name__)  # -vv: never a path or a header (provider keys, tokens)
 MAX_IDLE = 128  # idle connections kept per origin; the threads of a run share them
 _RECEIVE = 65536
+MAX_HEADERS = 100  # as http.client: a hostile server's headers do not grow without bound
+MAX_HEAD = 65536
+_USER_AGENT = f"dydx-provisioner/{__version__}"
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
 _BAD_NAME = re.compile(r"[\x00-\x20:\x7f]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+# framing and the origin are the transport's to say: a caller's would contradict them
+_OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class Failed(Exception):
@@ -68,39 +75,73 @@ class Headers(Mapping[str, str]):
 
 
 class _Answer:
-    """httptools' callbacks: what one answer says, and whether all of it has come."""
+    """httptools' callbacks: the first final answer on the connection, and whether all of it
+    has come. Interim answers (100 Continue, 103 Early Hints) are skipped, as RFC 9110 asks;
+    anything after the final answer is ``extra``, read by no one, and the connection closed."""
 
     def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.complete = False
+        self.extra = False
+        self.keep_alive = False
         self.status = 0
+        self._start()
+
+    def _start(self) -> None:
         self.reason = b""
         self.pairs: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
+        self.head_bytes = 0
         self.headers_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
 
     def on_status(self, status: bytes) -> None:
-        self.reason += status
+        if not self.complete:
+            self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
+        self.head_bytes += len(name) + len(value)
+        if self.head_bytes > MAX_HEAD or len(self.pairs) >= MAX_HEADERS:
+            raise _TooLarge
         self.pairs.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.headers_done = True
+        if not self.complete:
+            self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
+        if not self.complete:
+            self.chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.complete or self.parser is None:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            self._start()  # interim: the final answer follows (101 never gets here)
+            return
+        self.complete, self.status = True, status
         # asked now: once the message is done, llhttp has already forgotten it
-        self.keep_alive = self.parser is not None and self.parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive()
 
     def framed(self) -> bool:
         """Whether the answer says where its body ends (else: at the connection's close)."""
-        names = {name.lower() for name, _ in self.pairs}
-        return b"content-length" in names or b"transfer-encoding" in names
+        for name, value in self.pairs:
+            name = name.lower()
+            if name == b"content-length" or (
+                name == b"transfer-encoding" and b"chunked" in value.lower()
+            ):
+                return True
+        return False
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class Origin:
@@ -163,20 +204,25 @@ class Origin:
     def _message(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
     ) -> bytes:
+        if not method or _BAD_TARGET.search(method):
+            raise ValueError("a request method holds no spaces or controls")
         if not target.startswith("/") or _BAD_TARGET.search(target):
             raise ValueError("a request path must start with / and hold no spaces or controls")
-        given = {name.lower() for name in headers}
-        lines = [f"{method} {target} HTTP/1.1"]
-        if "host" not in given:
-            lines.append(f"Host: {self._host_header}")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         for name, value in headers.items():
-            if _BAD_NAME.search(name) or _BAD_VALUE.search(value):
+            value = str(value)
+            if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise ValueError(f"header {name.strip()[:40]!r}: no line breaks may be in it")
+            if name.lower() in _OURS:
+                raise ValueError(f"header {name!r} is set by the transport, not by its callers")
             lines.append(f"{name}: {value}")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}")
+        given = {name.lower() for name in headers}
         if "accept-encoding" not in given:
             lines.append("Accept-Encoding: identity")
+        if "user-agent" not in given:
+            lines.append(f"User-Agent: {_USER_AGENT}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         return head + body if body else head
 
@@ -187,11 +233,7 @@ class Origin:
                 if not self._idle:
                     return None
                 conn = self._idle.pop()
-            try:
-                readable, _, _ = select.select([conn], [], [], 0)
-            except (OSError, ValueError):
-                readable = [conn]
-            if not readable:
+            if _quiet(conn):
                 return conn
             conn.close()  # closed by the server, or it sent something unasked: not trusted
 
@@ -213,7 +255,11 @@ class Origin:
             raise Failed("connection refused", maybe_sent=False) from None
         except OSError:
             raise Failed("could not connect", maybe_sent=False) from None
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            conn.close()
+            raise Failed("could not connect", maybe_sent=False) from None
         _log.debug("new connection to %s%s", self._host_header, " (TLS)" if self.context else "")
         if self.context is None:
             return conn
@@ -254,12 +300,28 @@ class Origin:
             if not data:
                 until_close = answer.headers_done and not answer.framed()
                 if until_close:
+                    answer.status = parser.get_status_code()
                     break  # a body that ends where the connection does
                 raise Failed("connection dropped (RemoteDisconnected)", maybe_sent=True)
             try:
                 parser.feed_data(data)
-            except httptools.HttpParserError:
+            except httptools.HttpParserUpgrade:
+                raise Failed("the server switched protocols", maybe_sent=True) from None
+            except httptools.HttpParserError as exc:
+                if isinstance(exc.__context__, _TooLarge):
+                    raise Failed("the answer's headers are too large", maybe_sent=True) from None
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None
-        answer.status = parser.get_status_code()
         answer.parser = None
-        return answer, answer.keep_alive and not until_close
+        return answer, answer.keep_alive and not until_close and not answer.extra
+
+
+def _quiet(conn: socket.socket) -> bool:
+    """Nothing to read on an idle connection: not closed by the server, nothing sent unasked."""
+    if isinstance(conn, ssl.SSLSocket) and conn.pending():
+        return False
+    try:
+        watch = select.poll()
+        watch.register(conn, select.POLLIN | select.POLLPRI)
+        return not watch.poll(0)
+    except (OSError, ValueError):
+        return False

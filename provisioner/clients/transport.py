@@ -42,6 +42,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util.ssl_ import create_urllib3_context
 
 from provisioner.clients import direct
 
@@ -85,15 +86,16 @@ class Tls:
         return kwargs
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The same checks as ``pool_kwargs``, for the direct connections."""
-        if not self.verify:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif self.ca and os.path.isdir(self.ca):
-            context = ssl.create_default_context(capath=self.ca)
-        else:
-            context = ssl.create_default_context(cafile=self.ca or certifi.where())
+        """The direct connections' context, made as urllib3 makes its own (TLS 1.2 and up, no
+        common-name fallback, no session tickets) and loaded as ``pool_kwargs`` says."""
+        context = create_urllib3_context(
+            cert_reqs=ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE
+        )
+        if self.verify:
+            if self.ca and os.path.isdir(self.ca):
+                context.load_verify_locations(capath=self.ca)
+            else:
+                context.load_verify_locations(cafile=self.ca or certifi.where())
         if self.cert:
             context.load_cert_chain(self.cert, self.key)
         return context
@@ -258,9 +260,15 @@ class HttpTransport:
             return self._origins[key]
 
     def _new_origin(self, origin: str, tls: Tls) -> direct.Origin | None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https"):
+            # not a typo sent in the clear (htps://), nor a ws:// URL spoken to as HTTP
+            raise TransportError(
+                f"{parts.scheme or 'no'} scheme: only http:// and https:// URLs are sent to",
+                maybe_sent=False,
+            )
         if self._proxy_for(origin) is not None:
             return None
-        parts = urlsplit(origin)
         secure = parts.scheme == "https"
         try:
             context = tls.ssl_context() if secure else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from provisioner.clients import direct
 from provisioner.clients.transport import HttpTransport, TransportError
 
+_PAUSE = b"<pause>"  # in a raw answer: the server waits 0.2 s there
 # request head -> raw answer, and whether to close the connection after it (an HTTP/1.0 answer
 # always does); None: close at once
 Answer = Callable[[bytes], bytes | tuple[bytes, bool] | None]
@@ -64,7 +66,9 @@ class _RawServer:
                 if answer is None:
                     return
                 raw, close = answer if isinstance(answer, tuple) else (answer, False)
-                conn.sendall(raw)
+                for part in raw.split(_PAUSE):
+                    conn.sendall(part)
+                    time.sleep(0.2 if _PAUSE in raw else 0)
                 if close or raw.startswith(b"HTTP/1.0"):
                     return  # an HTTP/1.0 body ends where the connection does
 
@@ -202,3 +206,91 @@ def test_debug_lines_name_the_origin_and_status_never_a_path_or_header(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "new connection to 127.0.0.1:" in logged and ": 200, 2 bytes" in logged
     assert canary not in logged
+
+
+def test_an_interim_answer_is_skipped_and_never_handed_to_the_next_request(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: 100 Continue came back as the answer, and the real one, still on its way, was
+    read by the next request on that connection (another account's API key secret)."""
+    keys = iter([b"A", b"B"])
+
+    def slow_final(head: bytes) -> tuple[bytes, bool]:
+        key = next(keys)
+        return (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            + _PAUSE
+            + b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+            + _ok(b'{"key": "%s"}' % key),
+            False,
+        )
+
+    server = serve(slow_final)
+    first = http.request("POST", server.url + "/v3/api-keys", body=b"{}", timeout=5)
+    second = http.request("POST", server.url + "/v3/api-keys", body=b"{}", timeout=5)
+    assert (first.status_code, first.json(), second.json()) == (200, {"key": "A"}, {"key": "B"})
+    assert "link" not in first.headers
+
+
+def test_an_answer_after_the_answer_is_read_by_no_one_and_its_connection_closed(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: two answers in one read were merged (the 200 of a write came back as a 500)."""
+    server = serve(
+        lambda head: _ok(b'{"a": 1}') + b"HTTP/1.1 500 Boom\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    got = http.request("POST", server.url + "/write", body=b"{}", timeout=5)
+    assert (got.status_code, got.reason, got.json()) == (200, "OK", {"a": 1})
+    assert got.headers["content-length"] == "8"
+    http.request("GET", server.url + "/next", timeout=5)
+    assert [number for number, _ in server.seen] == [1, 2]
+
+
+def test_a_scheme_other_than_http_or_https_is_never_sent(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: wss:// (accepted as secure for rpc_url) and typos like htps:// went out in clear."""
+    server = serve(lambda head: _ok(b"{}"))
+    for scheme in ("wss", "htps", "ws"):
+        with pytest.raises(TransportError) as raised:
+            http.request(
+                "POST", server.url.replace("http", scheme, 1) + "/k", body=b"{}", timeout=5
+            )
+        assert not raised.value.maybe_sent
+    assert server.seen == []
+
+
+def test_switching_protocols_is_a_transport_error(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(
+        lambda head: (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+        )
+    )
+    with pytest.raises(TransportError) as raised:
+        http.request("GET", server.url + "/", timeout=5)
+    assert raised.value.maybe_sent
+
+
+def test_too_many_headers_is_a_transport_error(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    many = [b"X-%d: y" % i for i in range(direct.MAX_HEADERS + 1)]
+    server = serve(lambda head: _ok(b"{}", *many))
+    with pytest.raises(TransportError, match="too large"):
+        http.request("GET", server.url + "/", timeout=5)
+
+
+def test_framing_headers_are_the_transports_and_a_user_agent_is_sent(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    server = serve(lambda head: _ok(b"{}"))
+    for name in ("Content-Length", "connection", "Host", "Transfer-Encoding"):
+        with pytest.raises(ValueError):
+            http.request("POST", server.url + "/", body=b"{}", headers={name: "2"}, timeout=5)
+    with pytest.raises(ValueError):
+        http.request("GE T\r\nX: y", server.url + "/", timeout=5)
+    assert server.seen == []
+    http.request("GET", server.url + "/", timeout=5)
+    assert b"User-Agent: dydx-provisioner/" in server.seen[0][1]

@@ -187,6 +187,31 @@ def test_keep_alive_over_tls(tmp_path: Path) -> None:
         httpd.shutdown()
 
 
+def test_a_certificate_naming_its_host_only_in_the_common_name_is_refused(tmp_path: Path) -> None:
+    """Review: the direct connections' TLS context kept Python's common-name fallback, which
+    urllib3 turns off: such a certificate passed a GET and failed a HEAD."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd = _serve(context)
+    http = HttpTransport(tls=Tls(ca=str(cert)))
+    try:
+        for method in ("GET", "POST", "HEAD"):
+            with pytest.raises(TransportError) as refused:
+                http.request(method, f"https://localhost:{httpd.server_address[1]}/x", timeout=5)
+            assert not refused.value.maybe_sent
+        assert httpd.seen == []  # type: ignore[attr-defined]
+    finally:
+        http.close()
+        httpd.shutdown()
+
+
 def test_failures_say_whether_the_request_may_have_reached_the_server(
     servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], http: HttpTransport
 ) -> None:
