@@ -145,10 +145,18 @@ def test_an_answer_cut_short_may_have_been_acted_on_and_the_next_request_starts_
     assert [number for number, _ in server.seen] == [1, 2]
 
 
-def test_an_answer_that_is_not_http_is_an_error_after_sending(
-    serve: Callable[[Answer], _RawServer], http: HttpTransport
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n\r\n",  # not HTTP
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+    ],
+    ids=["not-http", "switching-protocols"],
+)
+def test_an_answer_that_is_not_one_is_an_error_after_sending(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport, raw: bytes
 ) -> None:
-    server = serve(lambda head: b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    server = serve(lambda head: raw)
     with pytest.raises(TransportError) as raised:
         http.request("GET", server.url + "/", timeout=5)
     assert raised.value.maybe_sent
@@ -258,19 +266,6 @@ def test_a_scheme_other_than_http_or_https_is_never_sent(
             )
         assert not raised.value.maybe_sent
     assert server.seen == []
-
-
-def test_switching_protocols_is_a_transport_error(
-    serve: Callable[[Answer], _RawServer], http: HttpTransport
-) -> None:
-    server = serve(
-        lambda head: (
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
-        )
-    )
-    with pytest.raises(TransportError) as raised:
-        http.request("GET", server.url + "/", timeout=5)
-    assert raised.value.maybe_sent
 
 
 def test_too_many_headers_is_a_transport_error(

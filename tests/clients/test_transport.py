@@ -162,18 +162,24 @@ def test_keep_alive_connections_are_reused_and_replaced_when_dropped(
     assert after["port"] != first and after["path"] == "/z"  # a new one, no error
 
 
-def test_keep_alive_over_tls(tmp_path: Path) -> None:
+def _serve_tls(tmp_path: Path, *subject: str) -> tuple[ThreadingHTTPServer, Path]:
+    """A server with a self-signed certificate of ``subject`` (openssl req arguments)."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject]
         + ["-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd = _serve(context)
+    return _serve(context), cert
+
+
+def test_keep_alive_over_tls(tmp_path: Path) -> None:
+    httpd, cert = _serve_tls(
+        tmp_path, "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"
+    )
     http = HttpTransport(tls=Tls(ca=str(cert)))
     try:
         base = _url(httpd, "https")
@@ -190,16 +196,7 @@ def test_keep_alive_over_tls(tmp_path: Path) -> None:
 def test_a_certificate_naming_its_host_only_in_the_common_name_is_refused(tmp_path: Path) -> None:
     """Review: the direct connections' TLS context kept Python's common-name fallback, which
     urllib3 turns off: such a certificate passed a GET and failed a HEAD."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    httpd = _serve(context)
+    httpd, cert = _serve_tls(tmp_path, "-subj", "/CN=localhost")
     http = HttpTransport(tls=Tls(ca=str(cert)))
     try:
         for method in ("GET", "POST", "HEAD"):
