@@ -87,17 +87,16 @@ class Tls:
 
     def ssl_context(self) -> ssl.SSLContext:
         """The direct connections' context, made as urllib3 makes its own (TLS 1.2 and up, no
-        common-name fallback, no session tickets) and loaded as ``pool_kwargs`` says."""
-        context = create_urllib3_context(
-            cert_reqs=ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE
-        )
-        if self.verify:
-            if self.ca and os.path.isdir(self.ca):
-                context.load_verify_locations(capath=self.ca)
-            else:
-                context.load_verify_locations(cafile=self.ca or certifi.where())
-        if self.cert:
-            context.load_cert_chain(self.cert, self.key)
+        common-name fallback, no session tickets) and loaded from ``pool_kwargs``, so both
+        paths trust the same CAs and present the same client certificate."""
+        kwargs = self.pool_kwargs()
+        context = create_urllib3_context(cert_reqs=getattr(ssl, kwargs["cert_reqs"]))
+        if "ca_certs" in kwargs or "ca_cert_dir" in kwargs:
+            context.load_verify_locations(
+                cafile=kwargs.get("ca_certs"), capath=kwargs.get("ca_cert_dir")
+            )
+        if "cert_file" in kwargs:
+            context.load_cert_chain(kwargs["cert_file"], kwargs.get("key_file"))
         return context
 
 
