@@ -64,8 +64,7 @@ class SecretRecord:
 
     entry: VaultEntry
     data: Mapping[str, str] = field(repr=False)
-    # the path's custom_metadata as this read returned it (public values only); None where
-    # no read made the record (a fact observe put together), so a writer reads it itself
+    # custom_metadata as read with it (public values); None: a fact not read (observe's)
     custom_metadata: Mapping[str, str] | None = field(default=None, repr=False)
 
 
@@ -244,9 +243,7 @@ class VaultClient:
             written_at=_epoch(current.created_time) if current.data is not None else None,
             metadata=ours,
         )
-        return SecretRecord(
-            entry=entry, data=MappingProxyType(data), custom_metadata=MappingProxyType(dict(meta))
-        )
+        return SecretRecord(entry, MappingProxyType(data), MappingProxyType(dict(meta)))
 
     def write_owned(
         self,
