@@ -268,7 +268,10 @@ class Origin:
         except TimeoutError:
             conn.close()
             raise Failed("connect timeout", maybe_sent=False, timeout=True) from None
-        except (ssl.SSLError, ssl.CertificateError, OSError):
+        except ssl.CertificateError as exc:
+            conn.close()
+            raise Failed(certificate_reason(exc), maybe_sent=False) from None
+        except (ssl.SSLError, OSError):
             conn.close()
             raise Failed("TLS handshake failed", maybe_sent=False) from None
 
@@ -313,6 +316,12 @@ class Origin:
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None
         answer.parser = None
         return answer, answer.keep_alive and not until_close and not answer.extra
+
+
+def certificate_reason(exc: ssl.CertificateError) -> str:
+    """Why a server's certificate was refused, as OpenSSL says it (no secret is in it)."""
+    why = getattr(exc, "verify_message", None) or "not trusted"
+    return f"TLS handshake failed: the server's certificate is refused ({why})"
 
 
 def _quiet(conn: socket.socket) -> bool:

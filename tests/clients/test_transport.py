@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -298,3 +299,74 @@ def test_no_proxy_and_loopback_go_direct(
     port = servers[0].server_address[1]
     assert transport.request("GET", f"http://127.0.0.1:{port}/x", timeout=5).json()["path"] == "/x"
     assert forward_proxy.seen == []  # type: ignore[attr-defined]
+
+
+def test_a_tls_failure_after_the_request_was_written_may_have_reached_the_server(
+    tmp_path: Path,
+) -> None:
+    """Review: urllib3 raises the same SSLError for a bad record in the answer as for a failed
+    handshake, and it was reported as never sent (retried for any method, a POST through a
+    proxy's tunnel included), though the server had read the request."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with context.wrap_socket(conn, server_side=True) as tls:
+                seen.append(tls.recv(65536).split(b"\r\n", 1)[0])
+                # a record no key decrypts, written beneath TLS: the client's read fails
+                with socket.socket(fileno=os.dup(tls.fileno())) as raw:
+                    raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                    threading.Event().wait(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    http = HttpTransport(tls=Tls(ca=str(cert)), env={})
+    try:
+        for method in ("POST", "HEAD"):  # direct, and urllib3 (as a proxied POST would be)
+            with pytest.raises(TransportError) as failed:
+                http.request(
+                    method, f"https://127.0.0.1:{listener.getsockname()[1]}/v3/x", timeout=5
+                )
+            assert failed.value.maybe_sent, method
+    finally:
+        http.close()
+        listener.close()
+    assert seen == [b"POST /v3/x HTTP/1.1", b"HEAD /v3/x HTTP/1.1"]
+
+
+def test_a_refused_certificate_says_why_on_both_paths(tmp_path: Path) -> None:
+    """Review: every TLS failure read "TLS handshake failed"; a wrong CA bundle and a
+    certificate for another host could not be told apart from a protocol mismatch."""
+    httpd, cert = _serve_tls(
+        tmp_path, "-subj", "/CN=other.invalid", "-addext", "subjectAltName=DNS:other.invalid"
+    )
+    base = _url(httpd, "https")
+    try:
+        for transport, expected in (
+            (HttpTransport(tls=Tls(ca=str(cert)), env={}), "address mismatch"),
+            (HttpTransport(env={}), "self-signed"),
+        ):
+            for method in ("GET", "HEAD"):
+                with pytest.raises(TransportError) as refused:
+                    transport.request(method, f"{base}/x", timeout=5)
+                assert "certificate is refused" in refused.value.reason, method
+                assert expected in refused.value.reason, method
+                assert not refused.value.maybe_sent
+            transport.close()
+        assert httpd.seen == []  # type: ignore[attr-defined]
+    finally:
+        httpd.shutdown()
