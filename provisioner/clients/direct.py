@@ -170,8 +170,16 @@ class Origin:
         conn = self._take_idle() or self._connect(connect_timeout)
         try:
             conn.settimeout(read_timeout)
-            self._send(conn, message)
-            answer, reusable = self._receive(conn)
+            whole = self._send(conn, message)
+            try:
+                answer, reusable = self._receive(conn)
+            except Failed:
+                if whole:
+                    raise
+                raise Failed(
+                    "connection dropped while the request was written", maybe_sent=True
+                ) from None
+            reusable = reusable and whole
         except BaseException:
             conn.close()
             raise
@@ -276,15 +284,20 @@ class Origin:
             raise Failed("TLS handshake failed", maybe_sent=False) from None
 
     @staticmethod
-    def _send(conn: socket.socket, message: bytes) -> None:
+    def _send(conn: socket.socket, message: bytes) -> bool:
+        """Whether all of ``message`` was written; False: the server closed the connection
+        while it was, and may have answered first (a 413 or 401 before the whole body)."""
         try:
             conn.sendall(message)
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # as urllib3 does: its answer, if any, is still to be read
         except TimeoutError:
             raise Failed(
                 "the request could not be written in time", maybe_sent=True, timeout=True
             ) from None
         except OSError as exc:
             raise Failed(f"connection dropped ({type(exc).__name__})", maybe_sent=True) from None
+        return True
 
     @staticmethod
     def _receive(conn: socket.socket) -> tuple[_Answer, bool]:

@@ -197,10 +197,20 @@ def test_head_goes_through_urllib3_and_reads_no_body(
 
 
 def test_a_request_that_cannot_be_written_whole_may_have_reached_the_server() -> None:
-    ours, theirs = socket.socketpair()
-    theirs.close()
-    with pytest.raises(direct.Failed) as raised, ours:
-        direct.Origin._send(ours, b"POST /v3/api-keys HTTP/1.1\r\n" + b"x" * 1_000_000)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def read_some_and_close() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+
+    threading.Thread(target=read_some_and_close, daemon=True).start()
+    origin = direct.Origin("127.0.0.1", listener.getsockname()[1], None)
+    with pytest.raises(direct.Failed) as raised:
+        origin.request(
+            "POST", "/v3/api-keys", {}, b"x" * 20_000_000, connect_timeout=5, read_timeout=5
+        )
+    listener.close()
     assert raised.value.maybe_sent and not raised.value.timeout
 
 
@@ -289,3 +299,28 @@ def test_framing_headers_are_the_transports_and_a_user_agent_is_sent(
     assert server.seen == []
     http.request("GET", server.url + "/", timeout=5)
     assert b"User-Agent: dydx-provisioner/" in server.seen[0][1]
+
+
+def test_an_answer_sent_before_the_whole_body_was_read_is_returned(http: HttpTransport) -> None:
+    """Review: a server that refuses a body early (413, 401) and closes was reported as a
+    dropped connection that may have acted on it; urllib3 returns that answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def refuse_early() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while b"\r\n\r\n" not in conn.recv(65536):
+                pass
+            conn.sendall(
+                b"HTTP/1.1 413 Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+            )
+            conn.shutdown(socket.SHUT_WR)
+            time.sleep(0.2)
+
+    threading.Thread(target=refuse_early, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/kv"
+    try:
+        got = http.request("POST", url, body=b"x" * 20_000_000, timeout=5)
+    finally:
+        listener.close()
+    assert (got.status_code, got.content) == (413, b"{}")
