@@ -27,7 +27,7 @@ import os
 import ssl
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -106,7 +106,7 @@ class Response:
 
     status_code: int
     headers: Mapping[str, str]
-    content: bytes
+    content: bytes = field(repr=False)  # a Vault read's or a new API key's secret
     reason: str = ""
 
     @property

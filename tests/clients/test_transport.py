@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.clients.retry import Retryability, classify
-from provisioner.clients.transport import HttpTransport, Tls, TransportError
+from provisioner.clients.transport import HttpTransport, Response, Tls, TransportError
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -370,3 +370,11 @@ def test_a_refused_certificate_says_why_on_both_paths(tmp_path: Path) -> None:
         assert httpd.seen == []  # type: ignore[attr-defined]
     finally:
         httpd.shutdown()
+
+
+def test_an_answers_repr_never_shows_its_body() -> None:
+    """Review: Response's dataclass repr printed ``content``, which for a Vault read or a new
+    API key is the secret itself, into any log line, assertion or traceback that showed it."""
+    answer = Response(200, {"Content-Type": "application/json"}, b'{"secret": "canary-5f2e"}')
+    assert "canary" not in repr(answer) and "canary" not in str(answer)
+    assert "200" in repr(answer)
