@@ -23,6 +23,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
+from urllib.parse import quote
 
 import httptools
 
@@ -37,6 +38,8 @@ _USER_AGENT = f"dydx-provisioner/{__version__}"
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
 _BAD_NAME = re.compile(r"[\x00-\x20:\x7f]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_LATIN_1 = re.compile(r"[\x00-\xff]*")
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 # framing and the origin are the transport's to say: a caller's would contradict them
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -212,15 +215,20 @@ class Origin:
     def _message(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
     ) -> bytes:
-        if not method or _BAD_TARGET.search(method):
+        if not method or not method.isascii() or _BAD_TARGET.search(method):
             raise ValueError("a request method holds no spaces or controls")
         if not target.startswith("/") or _BAD_TARGET.search(target):
             raise ValueError("a request path must start with / and hold no spaces or controls")
+        if not target.isascii():
+            target = quote(target, safe=_PRINTABLE)  # as urllib3 sends it: UTF-8, %-encoded
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         for name, value in headers.items():
             value = str(value)
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise ValueError(f"header {name.strip()[:40]!r}: no line breaks may be in it")
+            if not name.isascii() or not (value.isascii() or _LATIN_1.fullmatch(value)):
+                # checked, not left to encode(): its error would hold the whole head
+                raise ValueError(f"header {name.strip()[:40]!r}: only Latin-1 may be in it")
             if name.lower() in _OURS:
                 raise ValueError(f"header {name!r} is set by the transport, not by its callers")
             lines.append(f"{name}: {value}")

@@ -324,3 +324,35 @@ def test_an_answer_sent_before_the_whole_body_was_read_is_returned(http: HttpTra
     finally:
         listener.close()
     assert (got.status_code, got.content) == (413, b"{}")
+
+
+def test_a_header_that_latin_1_cannot_hold_is_refused_without_the_request_in_the_error(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: the head's encoding raised UnicodeEncodeError, whose ``object`` is the whole
+    head: every header of the request, the X-Vault-Token among them."""
+    server = serve(lambda head: _ok(b"{}"))
+    canary = "canary-token-5f2e"
+    with pytest.raises(ValueError) as raised:
+        http.request(
+            "GET",
+            server.url + "/",
+            headers={"X-Vault-Token": canary, "X-Note": "5 \u20ac"},
+            timeout=5,
+        )
+    error: BaseException | None = raised.value
+    while error is not None:
+        assert canary not in repr(error) and canary not in repr(vars(error))
+        assert canary not in repr(getattr(error, "object", ""))
+        error = error.__context__
+    assert server.seen == []
+
+
+def test_a_path_outside_ascii_is_sent_percent_encoded_as_utf_8(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: it went out as raw latin-1 bytes (caf\\xe9: not UTF-8, another path than the
+    one meant, and not what urllib3 sends), or failed to encode at all (\u20ac)."""
+    server = serve(lambda head: _ok(b"{}"))
+    http.request("GET", server.url + "/v1/kv/data/caf\u00e9-\u20ac?x=\u00fc", timeout=5)
+    assert server.seen[0][1].startswith(b"GET /v1/kv/data/caf%C3%A9-%E2%82%AC?x=%C3%BC HTTP/1.1")
