@@ -329,9 +329,12 @@ class Origin:
                 raise Failed("connection dropped (RemoteDisconnected)", maybe_sent=True)
             try:
                 parser.feed_data(data)
-            except httptools.HttpParserUpgrade:
-                raise Failed("the server switched protocols", maybe_sent=True) from None
-            except httptools.HttpParserError as exc:
+            except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
+                if answer.complete:
+                    answer.extra = True  # junk after a whole answer: that answer stands
+                    break
+                if isinstance(exc, httptools.HttpParserUpgrade):
+                    raise Failed("the server switched protocols", maybe_sent=True) from None
                 if isinstance(exc.__context__, _TooLarge):
                     raise Failed("the answer's headers are too large", maybe_sent=True) from None
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None

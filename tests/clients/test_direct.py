@@ -356,3 +356,17 @@ def test_a_path_outside_ascii_is_sent_percent_encoded_as_utf_8(
     server = serve(lambda head: _ok(b"{}"))
     http.request("GET", server.url + "/v1/kv/data/caf\u00e9-\u20ac?x=\u00fc", timeout=5)
     assert server.seen[0][1].startswith(b"GET /v1/kv/data/caf%C3%A9-%E2%82%AC?x=%C3%BC HTTP/1.1")
+
+
+def test_bytes_after_a_whole_answer_that_are_no_answer_do_not_lose_it(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport
+) -> None:
+    """Review: junk after a whole answer, in the same read, made the parser fail and the answer
+    was dropped as 'not HTTP': a new API key's secret lost, the key made all the same."""
+    after = iter([b"\x00garbage", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"])
+    server = serve(lambda head: _ok(b'{"secret": "s"}') + next(after, b""))
+    for _ in range(2):
+        got = http.request("POST", server.url + "/v3/api-keys", body=b"{}", timeout=5)
+        assert (got.status_code, got.json()) == (200, {"secret": "s"})
+    http.request("GET", server.url + "/next", timeout=5)
+    assert [number for number, _ in server.seen] == [1, 2, 3]  # such a connection is not kept
