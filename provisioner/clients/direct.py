@@ -34,6 +34,9 @@ MAX_IDLE = 128  # idle connections kept per origin; the threads of a run share t
 _RECEIVE = 65536
 MAX_HEADERS = 100  # as http.client: a hostile server's headers do not grow without bound
 MAX_HEAD = 65536
+# an answer's body: this client's largest are pages of JSON of well under 1 MiB; without a
+# cap a broken or hostile server's endless body grows until the run is killed mid-apply
+MAX_BODY = 64 * 1024 * 1024
 _USER_AGENT = f"dydx-provisioner/{__version__}"
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
 _BAD_NAME = re.compile(r"[\x00-\x20:\x7f]")
@@ -95,6 +98,7 @@ class _Answer:
         self.pairs: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.head_bytes = 0
+        self.body_bytes = 0
         self.headers_done = False
 
     def on_message_begin(self) -> None:
@@ -110,7 +114,7 @@ class _Answer:
             return
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD or len(self.pairs) >= MAX_HEADERS:
-            raise _TooLarge
+            raise _TooLarge("headers")
         self.pairs.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -119,6 +123,9 @@ class _Answer:
 
     def on_body(self, body: bytes) -> None:
         if not self.complete:
+            self.body_bytes += len(body)
+            if self.body_bytes > MAX_BODY:
+                raise _TooLarge(f"body (over {MAX_BODY // 1048576} MiB)")
             self.chunks.append(body)
 
     def on_message_complete(self) -> None:
@@ -336,7 +343,9 @@ class Origin:
                 if isinstance(exc, httptools.HttpParserUpgrade):
                     raise Failed("the server switched protocols", maybe_sent=True) from None
                 if isinstance(exc.__context__, _TooLarge):
-                    raise Failed("the answer's headers are too large", maybe_sent=True) from None
+                    raise Failed(
+                        f"the answer's {exc.__context__} is too large", maybe_sent=True
+                    ) from None
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None
         answer.parser = None
         return answer, answer.keep_alive and not until_close and not answer.extra

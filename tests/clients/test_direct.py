@@ -45,7 +45,10 @@ class _RawServer:
         with conn:
             while True:
                 while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
                     if not data:
                         return
                     buffer += data
@@ -67,7 +70,10 @@ class _RawServer:
                     return
                 raw, close = answer if isinstance(answer, tuple) else (answer, False)
                 for part in raw.split(_PAUSE):
-                    conn.sendall(part)
+                    try:
+                        conn.sendall(part)
+                    except OSError:
+                        return  # the client gave up on the answer (too large, too slow)
                     time.sleep(0.2 if _PAUSE in raw else 0)
                 if close or raw.startswith(b"HTTP/1.0"):
                     return  # an HTTP/1.0 body ends where the connection does
@@ -370,3 +376,26 @@ def test_bytes_after_a_whole_answer_that_are_no_answer_do_not_lose_it(
         assert (got.status_code, got.json()) == (200, {"secret": "s"})
     http.request("GET", server.url + "/next", timeout=5)
     assert [number for number, _ in server.seen] == [1, 2, 3]  # such a connection is not kept
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "until-close"])
+def test_an_answer_larger_than_the_cap_is_an_error_and_its_connection_closed(
+    serve: Callable[[Answer], _RawServer],
+    http: HttpTransport,
+    monkeypatch: pytest.MonkeyPatch,
+    framing: str,
+) -> None:
+    """Review: a body was read into memory however large: a server's endless body grew until
+    the run was killed in the middle of an apply."""
+    monkeypatch.setattr(direct, "MAX_BODY", 4 * 1048576)
+    body = b"x" * (5 * 1048576)
+    raw = {
+        "length": _ok(body),
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + (b"100000\r\n" + b"x" * 1048576 + b"\r\n") * 5,
+        "until-close": b"HTTP/1.0 200 OK\r\n\r\n" + body,
+    }[framing]
+    server = serve(lambda head: (raw, framing == "until-close"))
+    with pytest.raises(TransportError, match="body .* is too large") as raised:
+        http.request("GET", server.url + "/big", timeout=5)
+    assert raised.value.maybe_sent
