@@ -114,7 +114,7 @@ class _Answer:
             return
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD or len(self.pairs) >= MAX_HEADERS:
-            raise _TooLarge("headers")
+            raise _TooLarge(_HEAD_TOO_LARGE)
         self.pairs.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -125,7 +125,7 @@ class _Answer:
         if not self.complete:
             self.body_bytes += len(body)
             if self.body_bytes > MAX_BODY:
-                raise _TooLarge(f"body (over {MAX_BODY // 1048576} MiB)")
+                raise _TooLarge(f"the answer's body is over {MAX_BODY // 1048576} MiB")
             self.chunks.append(body)
 
     def on_message_complete(self) -> None:
@@ -148,6 +148,9 @@ class _Answer:
             ):
                 return True
         return False
+
+
+_HEAD_TOO_LARGE = "the answer's headers are too large"
 
 
 class _TooLarge(Exception):
@@ -319,6 +322,7 @@ class Origin:
         answer = _Answer()
         parser = answer.parser = httptools.HttpResponseParser(answer)
         until_close = False
+        head_read = 0  # httptools hands over a status line or header only once it has ended
         while not answer.complete:
             try:
                 data = conn.recv(_RECEIVE)
@@ -334,6 +338,8 @@ class Origin:
                     answer.status = parser.get_status_code()
                     break  # a body that ends where the connection does
                 raise Failed("connection dropped (RemoteDisconnected)", maybe_sent=True)
+            if not answer.headers_done:
+                head_read += len(data)
             try:
                 parser.feed_data(data)
             except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
@@ -343,10 +349,10 @@ class Origin:
                 if isinstance(exc, httptools.HttpParserUpgrade):
                     raise Failed("the server switched protocols", maybe_sent=True) from None
                 if isinstance(exc.__context__, _TooLarge):
-                    raise Failed(
-                        f"the answer's {exc.__context__} is too large", maybe_sent=True
-                    ) from None
+                    raise Failed(str(exc.__context__), maybe_sent=True) from None
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None
+            if not answer.headers_done and head_read > MAX_HEAD:
+                raise Failed(_HEAD_TOO_LARGE, maybe_sent=True)
         answer.parser = None
         return answer, answer.keep_alive and not until_close and not answer.extra
 

@@ -396,6 +396,19 @@ def test_an_answer_larger_than_the_cap_is_an_error_and_its_connection_closed(
         "until-close": b"HTTP/1.0 200 OK\r\n\r\n" + body,
     }[framing]
     server = serve(lambda head: (raw, framing == "until-close"))
-    with pytest.raises(TransportError, match="body .* is too large") as raised:
+    with pytest.raises(TransportError, match="body is over 4 MiB") as raised:
         http.request("GET", server.url + "/big", timeout=5)
     assert raised.value.maybe_sent
+
+
+@pytest.mark.parametrize("start", [b"HTTP/1.1 200 ", b"HTTP/1.1 200 OK\r\nX-Big: "])
+def test_a_status_line_or_header_without_end_is_refused_at_the_cap(
+    serve: Callable[[Answer], _RawServer], http: HttpTransport, start: bytes
+) -> None:
+    """Review: the caps were checked only once a header had ended; a status line or header
+    value that went on was kept in memory (and copied, quadratically) without bound."""
+    server = serve(lambda head: start + b"a" * (4 * direct.MAX_HEAD))
+    began = time.monotonic()
+    with pytest.raises(TransportError, match="headers are too large") as raised:
+        http.request("GET", server.url + "/", timeout=5)
+    assert raised.value.maybe_sent and time.monotonic() - began < 2
