@@ -53,10 +53,16 @@ class FencedVault:
         account: str,
         expected_version: int,
         current: VaultEntry | None = None,
+        kept: Mapping[str, str] | None = None,
     ) -> int:
         self._fence()
         return self._inner.write_owned(
-            path, data, account=account, expected_version=expected_version, current=current
+            path,
+            data,
+            account=account,
+            expected_version=expected_version,
+            current=current,
+            kept=kept,
         )
 
     def set_owned_metadata(self, path: str, metadata: Mapping[str, str], *, account: str) -> None:

@@ -31,6 +31,7 @@ class VaultPort(Protocol):
         account: str,
         expected_version: int,
         current: VaultEntry | None = None,
+        kept: Mapping[str, str] | None = None,
     ) -> int: ...
 
     def set_owned_metadata(

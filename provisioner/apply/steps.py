@@ -101,6 +101,7 @@ def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str
         account=ctx.spec.name,
         expected_version=current.entry.version,
         current=current.entry,
+        kept=current.custom_metadata,
     )
     failpoint(f"after_vault_write:{label}")
     ctx.log(f"stored {path}")

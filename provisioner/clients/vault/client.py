@@ -64,6 +64,9 @@ class SecretRecord:
 
     entry: VaultEntry
     data: Mapping[str, str] = field(repr=False)
+    # the path's custom_metadata as this read returned it (public values only); None where
+    # no read made the record (a fact observe put together), so a writer reads it itself
+    custom_metadata: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 class Retrier(Protocol):
@@ -241,7 +244,9 @@ class VaultClient:
             written_at=_epoch(current.created_time) if current.data is not None else None,
             metadata=ours,
         )
-        return SecretRecord(entry=entry, data=MappingProxyType(data))
+        return SecretRecord(
+            entry=entry, data=MappingProxyType(data), custom_metadata=MappingProxyType(dict(meta))
+        )
 
     def write_owned(
         self,
@@ -251,19 +256,21 @@ class VaultClient:
         account: str,
         expected_version: int,
         current: VaultEntry | None = None,
+        kept: Mapping[str, str] | None = None,
     ) -> int:
         """Write a secret this tool owns: custom_metadata first, then the data with check-and-set.
 
         ``expected_version`` 0 means the path must hold no version yet. Returns the new
         version. A foreign secret is refused before its metadata is touched, judged from
         ``current`` (the entry the caller has just read) or else from one read here; the
-        CAS on the data write is what guards against a writer in between.
+        CAS on the data write is what guards against a writer in between. ``kept``: the
+        custom_metadata that same read returned (``SecretRecord.custom_metadata``), whose keys
+        of others are kept; without it, they are read here.
         """
         path = _clean(path)
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         self.ensure_fresh_token()
-        kept: Mapping[str, str] | None = None
         if current is None:
             found = self._get_current(path)
             current = self._record(path, found).entry

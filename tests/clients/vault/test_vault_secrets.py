@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
 
 import hvac
 import pytest
-from support.vault import MOUNT
+from support.vault import MOUNT, ClientFactory
 
+from provisioner.clients.transport import HttpTransport, Response
 from provisioner.clients.vault import CasConflict, ForeignSecret, VaultClient
 from provisioner.content_metadata import content_digest, without_content_keys
 from provisioner.facts import MANAGED_BY
@@ -174,6 +177,51 @@ def test_custom_metadata_of_others_is_kept(
     client.write_owned(path, stark_data(), account="mm-alpha", expected_version=2)
     meta = kv.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
     assert meta["custom_metadata"]["team"] == "desk-3"  # rewriting our own keeps them too
+
+
+class _Counting(HttpTransport):
+    """The real transport, noting each request's method and URL path (never a body)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, str]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        self.asked.append((method, urlsplit(url).path))
+        return super().request(method, url, **kwargs)
+
+
+def test_a_write_after_a_read_keeps_others_metadata_without_reading_it_again(
+    connect_client: ClientFactory, root: hvac.Client, prefix: str
+) -> None:
+    """The read a step makes before writing (steps._write_once) returns custom_metadata with
+    the data: the write keeps the keys others put there from it, with no metadata GET."""
+    path = f"{prefix}/labelled-read"
+    transport = _Counting()
+    client = connect_client(transport=transport)
+    client.write_owned(path, stark_data(), account="mm-alpha", expected_version=0)
+    root.secrets.kv.v2.update_metadata(
+        path=path, custom_metadata={**_custom(root, path), "team": "desk-3"}, mount_point=MOUNT
+    )
+    current = client.read(path)
+    assert current.custom_metadata is not None and current.custom_metadata["team"] == "desk-3"
+    transport.asked.clear()
+    client.write_owned(
+        path,
+        {**stark_data(), "position_id": "8"},
+        account="mm-alpha",
+        expected_version=current.entry.version,
+        current=current.entry,
+        kept=current.custom_metadata,
+    )
+    assert [m for m, _ in transport.asked] == ["POST", "POST"]  # the metadata, then the data
+    assert _custom(root, path)["team"] == "desk-3"
+    assert CANARY_KEY not in repr(current)
+
+
+def _custom(root: hvac.Client, path: str) -> dict[str, str]:
+    meta = root.secrets.kv.v2.read_secret_metadata(path=path, mount_point=MOUNT)["data"]
+    return dict(meta["custom_metadata"] or {})
 
 
 @pytest.mark.parametrize("how", ["delete", "destroy"])
