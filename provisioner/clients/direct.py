@@ -290,7 +290,11 @@ class Origin:
         if self.context is None:
             return conn
         try:
-            return self.context.wrap_socket(conn, server_hostname=self.host)
+            # an answer that ends at the close must end with TLS close_notify, not a bare TCP FIN
+            # that anyone on the path can forge (urllib3 takes that as the end: a truncation)
+            return self.context.wrap_socket(
+                conn, server_hostname=self.host, suppress_ragged_eofs=False
+            )
         except TimeoutError:
             conn.close()
             raise Failed("connect timeout", maybe_sent=False, timeout=True) from None

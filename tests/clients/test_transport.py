@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -301,12 +302,8 @@ def test_no_proxy_and_loopback_go_direct(
     assert forward_proxy.seen == []  # type: ignore[attr-defined]
 
 
-def test_a_tls_failure_after_the_request_was_written_may_have_reached_the_server(
-    tmp_path: Path,
-) -> None:
-    """Review: urllib3 raises the same SSLError for a bad record in the answer as for a failed
-    handshake, and it was reported as never sent (retried for any method, a POST through a
-    proxy's tunnel included), though the server had read the request."""
+def _loopback_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for 127.0.0.1, and that certificate."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
@@ -317,6 +314,16 @@ def test_a_tls_failure_after_the_request_was_written_may_have_reached_the_server
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    return context, cert
+
+
+def test_a_tls_failure_after_the_request_was_written_may_have_reached_the_server(
+    tmp_path: Path,
+) -> None:
+    """Review: urllib3 raises the same SSLError for a bad record in the answer as for a failed
+    handshake, and it was reported as never sent (retried for any method, a POST through a
+    proxy's tunnel included), though the server had read the request."""
+    context, cert = _loopback_tls(tmp_path)
     listener = socket.create_server(("127.0.0.1", 0))
     seen: list[bytes] = []
 
@@ -378,3 +385,36 @@ def test_an_answers_repr_never_shows_its_body() -> None:
     answer = Response(200, {"Content-Type": "application/json"}, b'{"secret": "canary-5f2e"}')
     assert "canary" not in repr(answer) and "canary" not in str(answer)
     assert "200" in repr(answer)
+
+
+def test_a_tls_answer_that_ends_at_the_close_must_end_with_close_notify(tmp_path: Path) -> None:
+    """Review: a body without length ended by a bare TCP close (which anyone on the path can
+    forge) was taken as whole over TLS: {"balance": "10 of {"balance": "1000"}."""
+    context, cert = _loopback_tls(tmp_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for notify in (False, True):
+            conn, _ = listener.accept()
+            tls = context.wrap_socket(conn, server_side=True)
+            tls.recv(65536)
+            tls.sendall(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"balance": "10')
+            if notify:
+                tls.sendall(b'00"}')
+                with contextlib.suppress(OSError):  # the client may close before answering
+                    tls.unwrap()  # close_notify: the end is the server's
+                conn.close()
+            else:
+                socket.socket(fileno=tls.detach()).close()  # a FIN without close_notify
+
+    threading.Thread(target=serve, daemon=True).start()
+    http = HttpTransport(tls=Tls(ca=str(cert)), env={})
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/balance"
+    try:
+        with pytest.raises(TransportError) as cut:
+            http.request("GET", url, timeout=5)
+        assert cut.value.maybe_sent
+        assert http.request("GET", url, timeout=5).json() == {"balance": "1000"}
+    finally:
+        http.close()
+        listener.close()
