@@ -23,6 +23,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
+from urllib.parse import quote
 
 import httptools
 
@@ -33,10 +34,15 @@ MAX_IDLE = 128  # idle connections kept per origin; the threads of a run share t
 _RECEIVE = 65536
 MAX_HEADERS = 100  # as http.client: a hostile server's headers do not grow without bound
 MAX_HEAD = 65536
+# an answer's body: this client's largest are pages of JSON of well under 1 MiB; without a
+# cap a broken or hostile server's endless body grows until the run is killed mid-apply
+MAX_BODY = 64 * 1024 * 1024
 _USER_AGENT = f"dydx-provisioner/{__version__}"
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")  # as http.client refuses them
 _BAD_NAME = re.compile(r"[\x00-\x20:\x7f]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_LATIN_1 = re.compile(r"[\x00-\xff]*")
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 # framing and the origin are the transport's to say: a caller's would contradict them
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
@@ -92,6 +98,7 @@ class _Answer:
         self.pairs: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.head_bytes = 0
+        self.body_bytes = 0
         self.headers_done = False
 
     def on_message_begin(self) -> None:
@@ -107,7 +114,7 @@ class _Answer:
             return
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD or len(self.pairs) >= MAX_HEADERS:
-            raise _TooLarge
+            raise _TooLarge(_HEAD_TOO_LARGE)
         self.pairs.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -116,6 +123,9 @@ class _Answer:
 
     def on_body(self, body: bytes) -> None:
         if not self.complete:
+            self.body_bytes += len(body)
+            if self.body_bytes > MAX_BODY:
+                raise _TooLarge(f"the answer's body is over {MAX_BODY // 1048576} MiB")
             self.chunks.append(body)
 
     def on_message_complete(self) -> None:
@@ -138,6 +148,9 @@ class _Answer:
             ):
                 return True
         return False
+
+
+_HEAD_TOO_LARGE = "the answer's headers are too large"
 
 
 class _TooLarge(Exception):
@@ -170,8 +183,16 @@ class Origin:
         conn = self._take_idle() or self._connect(connect_timeout)
         try:
             conn.settimeout(read_timeout)
-            self._send(conn, message)
-            answer, reusable = self._receive(conn)
+            whole = self._send(conn, message)
+            try:
+                answer, reusable = self._receive(conn)
+            except Failed:
+                if whole:
+                    raise
+                raise Failed(
+                    "connection dropped while the request was written", maybe_sent=True
+                ) from None
+            reusable = reusable and whole
         except BaseException:
             conn.close()
             raise
@@ -204,15 +225,20 @@ class Origin:
     def _message(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
     ) -> bytes:
-        if not method or _BAD_TARGET.search(method):
+        if not method or not method.isascii() or _BAD_TARGET.search(method):
             raise ValueError("a request method holds no spaces or controls")
         if not target.startswith("/") or _BAD_TARGET.search(target):
             raise ValueError("a request path must start with / and hold no spaces or controls")
+        if not target.isascii():
+            target = quote(target, safe=_PRINTABLE)  # as urllib3 sends it: UTF-8, %-encoded
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
         for name, value in headers.items():
             value = str(value)
             if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
                 raise ValueError(f"header {name.strip()[:40]!r}: no line breaks may be in it")
+            if not name.isascii() or not (value.isascii() or _LATIN_1.fullmatch(value)):
+                # checked, not left to encode(): its error would hold the whole head
+                raise ValueError(f"header {name.strip()[:40]!r}: only Latin-1 may be in it")
             if name.lower() in _OURS:
                 raise ValueError(f"header {name!r} is set by the transport, not by its callers")
             lines.append(f"{name}: {value}")
@@ -264,30 +290,43 @@ class Origin:
         if self.context is None:
             return conn
         try:
-            return self.context.wrap_socket(conn, server_hostname=self.host)
+            # an answer that ends at the close must end with TLS close_notify, not a bare TCP FIN
+            # that anyone on the path can forge (urllib3 takes that as the end: a truncation)
+            return self.context.wrap_socket(
+                conn, server_hostname=self.host, suppress_ragged_eofs=False
+            )
         except TimeoutError:
             conn.close()
             raise Failed("connect timeout", maybe_sent=False, timeout=True) from None
-        except (ssl.SSLError, ssl.CertificateError, OSError):
+        except ssl.CertificateError as exc:
+            conn.close()
+            raise Failed(certificate_reason(exc), maybe_sent=False) from None
+        except (ssl.SSLError, OSError):
             conn.close()
             raise Failed("TLS handshake failed", maybe_sent=False) from None
 
     @staticmethod
-    def _send(conn: socket.socket, message: bytes) -> None:
+    def _send(conn: socket.socket, message: bytes) -> bool:
+        """Whether all of ``message`` was written; False: the server closed the connection
+        while it was, and may have answered first (a 413 or 401 before the whole body)."""
         try:
             conn.sendall(message)
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # as urllib3 does: its answer, if any, is still to be read
         except TimeoutError:
             raise Failed(
                 "the request could not be written in time", maybe_sent=True, timeout=True
             ) from None
         except OSError as exc:
             raise Failed(f"connection dropped ({type(exc).__name__})", maybe_sent=True) from None
+        return True
 
     @staticmethod
     def _receive(conn: socket.socket) -> tuple[_Answer, bool]:
         answer = _Answer()
         parser = answer.parser = httptools.HttpResponseParser(answer)
         until_close = False
+        head_read = 0  # httptools hands over a status line or header only once it has ended
         while not answer.complete:
             try:
                 data = conn.recv(_RECEIVE)
@@ -303,16 +342,29 @@ class Origin:
                     answer.status = parser.get_status_code()
                     break  # a body that ends where the connection does
                 raise Failed("connection dropped (RemoteDisconnected)", maybe_sent=True)
+            if not answer.headers_done:
+                head_read += len(data)
             try:
                 parser.feed_data(data)
-            except httptools.HttpParserUpgrade:
-                raise Failed("the server switched protocols", maybe_sent=True) from None
-            except httptools.HttpParserError as exc:
+            except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
+                if answer.complete:
+                    answer.extra = True  # junk after a whole answer: that answer stands
+                    break
+                if isinstance(exc, httptools.HttpParserUpgrade):
+                    raise Failed("the server switched protocols", maybe_sent=True) from None
                 if isinstance(exc.__context__, _TooLarge):
-                    raise Failed("the answer's headers are too large", maybe_sent=True) from None
+                    raise Failed(str(exc.__context__), maybe_sent=True) from None
                 raise Failed("the answer is not HTTP", maybe_sent=True) from None
+            if not answer.headers_done and head_read > MAX_HEAD:
+                raise Failed(_HEAD_TOO_LARGE, maybe_sent=True)
         answer.parser = None
         return answer, answer.keep_alive and not until_close and not answer.extra
+
+
+def certificate_reason(exc: ssl.CertificateError) -> str:
+    """Why a server's certificate was refused, as OpenSSL says it (no secret is in it)."""
+    why = getattr(exc, "verify_message", None) or "not trusted"
+    return f"TLS handshake failed: the server's certificate is refused ({why})"
 
 
 def _quiet(conn: socket.socket) -> bool:

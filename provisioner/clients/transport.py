@@ -27,7 +27,7 @@ import os
 import ssl
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -106,7 +106,7 @@ class Response:
 
     status_code: int
     headers: Mapping[str, str]
-    content: bytes
+    content: bytes = field(repr=False)  # a Vault read's or a new API key's secret
     reason: str = ""
 
     @property
@@ -231,8 +231,13 @@ class HttpTransport:
             raise TransportError(_connect_reason(exc), maybe_sent=False) from None
         except ConnectTimeoutError:
             raise TransportError("connect timeout", maybe_sent=False, timeout=True) from None
-        except SSLError:
-            raise TransportError("TLS handshake failed", maybe_sent=False) from None
+        except SSLError as exc:
+            # one class for a failed handshake and for a bad record in the answer: only a
+            # refused certificate is surely the handshake's, anything else may follow the request
+            cause = exc.args[0] if exc.args else None
+            if isinstance(cause, ssl.CertificateError):
+                raise TransportError(direct.certificate_reason(cause), maybe_sent=False) from None
+            raise TransportError("TLS failed (SSLError)", maybe_sent=True) from None
         except ProxyError:
             # urllib3 raises it only while the way through the proxy is not yet up
             raise TransportError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.clients.retry import Retryability, classify
-from provisioner.clients.transport import HttpTransport, Tls, TransportError
+from provisioner.clients.transport import HttpTransport, Response, Tls, TransportError
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -298,3 +300,121 @@ def test_no_proxy_and_loopback_go_direct(
     port = servers[0].server_address[1]
     assert transport.request("GET", f"http://127.0.0.1:{port}/x", timeout=5).json()["path"] == "/x"
     assert forward_proxy.seen == []  # type: ignore[attr-defined]
+
+
+def _loopback_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for 127.0.0.1, and that certificate."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+def test_a_tls_failure_after_the_request_was_written_may_have_reached_the_server(
+    tmp_path: Path,
+) -> None:
+    """Review: urllib3 raises the same SSLError for a bad record in the answer as for a failed
+    handshake, and it was reported as never sent (retried for any method, a POST through a
+    proxy's tunnel included), though the server had read the request."""
+    context, cert = _loopback_tls(tmp_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with context.wrap_socket(conn, server_side=True) as tls:
+                seen.append(tls.recv(65536).split(b"\r\n", 1)[0])
+                # a record no key decrypts, written beneath TLS: the client's read fails
+                with socket.socket(fileno=os.dup(tls.fileno())) as raw:
+                    raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                    threading.Event().wait(0.2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    http = HttpTransport(tls=Tls(ca=str(cert)), env={})
+    try:
+        for method in ("POST", "HEAD"):  # direct, and urllib3 (as a proxied POST would be)
+            with pytest.raises(TransportError) as failed:
+                http.request(
+                    method, f"https://127.0.0.1:{listener.getsockname()[1]}/v3/x", timeout=5
+                )
+            assert failed.value.maybe_sent, method
+    finally:
+        http.close()
+        listener.close()
+    assert seen == [b"POST /v3/x HTTP/1.1", b"HEAD /v3/x HTTP/1.1"]
+
+
+def test_a_refused_certificate_says_why_on_both_paths(tmp_path: Path) -> None:
+    """Review: every TLS failure read "TLS handshake failed"; a wrong CA bundle and a
+    certificate for another host could not be told apart from a protocol mismatch."""
+    httpd, cert = _serve_tls(
+        tmp_path, "-subj", "/CN=other.invalid", "-addext", "subjectAltName=DNS:other.invalid"
+    )
+    base = _url(httpd, "https")
+    try:
+        for transport, expected in (
+            (HttpTransport(tls=Tls(ca=str(cert)), env={}), "address mismatch"),
+            (HttpTransport(env={}), "self-signed"),
+        ):
+            for method in ("GET", "HEAD"):
+                with pytest.raises(TransportError) as refused:
+                    transport.request(method, f"{base}/x", timeout=5)
+                assert "certificate is refused" in refused.value.reason, method
+                assert expected in refused.value.reason, method
+                assert not refused.value.maybe_sent
+            transport.close()
+        assert httpd.seen == []  # type: ignore[attr-defined]
+    finally:
+        httpd.shutdown()
+
+
+def test_an_answers_repr_never_shows_its_body() -> None:
+    """Review: Response's dataclass repr printed ``content``, which for a Vault read or a new
+    API key is the secret itself, into any log line, assertion or traceback that showed it."""
+    answer = Response(200, {"Content-Type": "application/json"}, b'{"secret": "canary-5f2e"}')
+    assert "canary" not in repr(answer) and "canary" not in str(answer)
+    assert "200" in repr(answer)
+
+
+def test_a_tls_answer_that_ends_at_the_close_must_end_with_close_notify(tmp_path: Path) -> None:
+    """Review: a body without length ended by a bare TCP close (which anyone on the path can
+    forge) was taken as whole over TLS: {"balance": "10 of {"balance": "1000"}."""
+    context, cert = _loopback_tls(tmp_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for notify in (False, True):
+            conn, _ = listener.accept()
+            tls = context.wrap_socket(conn, server_side=True)
+            tls.recv(65536)
+            tls.sendall(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"balance": "10')
+            if notify:
+                tls.sendall(b'00"}')
+                with contextlib.suppress(OSError):  # the client may close before answering
+                    tls.unwrap()  # close_notify: the end is the server's
+                conn.close()
+            else:
+                socket.socket(fileno=tls.detach()).close()  # a FIN without close_notify
+
+    threading.Thread(target=serve, daemon=True).start()
+    http = HttpTransport(tls=Tls(ca=str(cert)), env={})
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/balance"
+    try:
+        with pytest.raises(TransportError) as cut:
+            http.request("GET", url, timeout=5)
+        assert cut.value.maybe_sent
+        assert http.request("GET", url, timeout=5).json() == {"balance": "1000"}
+    finally:
+        http.close()
+        listener.close()
