@@ -20,7 +20,6 @@ from provisioner.clients.chain import ChainAccount, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
 from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
-from provisioner.facts import VaultEntry
 from provisioner.manifest.model import Manifest
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner
@@ -52,8 +51,7 @@ class FencedVault:
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
-        kept: Mapping[str, str] | None = None,
+        current: SecretRecord | None = None,
     ) -> int:
         self._fence()
         return self._inner.write_owned(
@@ -62,7 +60,6 @@ class FencedVault:
             account=account,
             expected_version=expected_version,
             current=current,
-            kept=kept,
         )
 
     def set_owned_metadata(self, path: str, metadata: Mapping[str, str], *, account: str) -> None:

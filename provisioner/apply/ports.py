@@ -14,7 +14,6 @@ from provisioner.clients.chain import ChainAccount, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
 from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
-from provisioner.facts import VaultEntry
 from provisioner.manifest.model import Manifest
 from provisioner.redact import Redactor
 from provisioner.signers.base import EthSigner
@@ -30,8 +29,7 @@ class VaultPort(Protocol):
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
-        kept: Mapping[str, str] | None = None,
+        current: SecretRecord | None = None,
     ) -> int: ...
 
     def set_owned_metadata(

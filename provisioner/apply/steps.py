@@ -100,8 +100,7 @@ def _write_once(ctx: AccountContext, path: str, data: dict[str, str], label: str
         data,
         account=ctx.spec.name,
         expected_version=current.entry.version,
-        current=current.entry,
-        kept=current.custom_metadata,
+        current=current,
     )
     failpoint(f"after_vault_write:{label}")
     ctx.log(f"stored {path}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from provisioner.clients.dydx import ApiCredentials, DydxError, OnboardedAccount
+from provisioner.clients.vault import SecretRecord
 from provisioner.custody.local_storage import WebAppKeys
 from provisioner.errors import ProvisionerError
 from provisioner.facts import VaultEntry
@@ -31,18 +32,10 @@ class ImportRefused(ProvisionerError):
     """The keys cannot be imported as they are; nothing was written. Never quotes a secret."""
 
 
-class _Record(Protocol):
-    @property
-    def entry(self) -> VaultEntry: ...
-
-    @property
-    def data(self) -> Mapping[str, str]: ...
-
-
 class SecretStore(Protocol):
     """The part of ``VaultClient`` the import uses."""
 
-    def read(self, path: str) -> _Record: ...
+    def read(self, path: str) -> SecretRecord: ...
 
     def write_owned(
         self,
@@ -51,7 +44,7 @@ class SecretStore(Protocol):
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
+        current: SecretRecord | None = None,
     ) -> int: ...
 
 
@@ -79,7 +72,7 @@ class ImportResult:
 class _Write:
     what: str
     path: str
-    entry: VaultEntry
+    current: SecretRecord  # the destination as read before the checks
     data: dict[str, str] = field(repr=False)
     unchanged: bool
 
@@ -126,11 +119,17 @@ def import_web_app_keys(
     stored = []
     for w in writes:
         if w.unchanged:
-            stored.append(StoredSecret(w.what, w.path, written=False, version=w.entry.version))
+            stored.append(
+                StoredSecret(w.what, w.path, written=False, version=w.current.entry.version)
+            )
             continue
         try:
             version = vault.write_owned(
-                w.path, w.data, account=spec.name, expected_version=w.entry.version, current=w.entry
+                w.path,
+                w.data,
+                account=spec.name,
+                expected_version=w.current.entry.version,
+                current=w.current,
             )
         except ProvisionerError as exc:
             done = [s.path for s in stored if s.written]
@@ -144,13 +143,13 @@ def import_web_app_keys(
     return ImportResult(account=account, secrets=tuple(stored))
 
 
-def _planned(what: str, rec: _Record, data: dict[str, str]) -> _Write:
+def _planned(what: str, rec: SecretRecord, data: dict[str, str]) -> _Write:
     unchanged = rec.entry.exists and dict(rec.data) == data
-    return _Write(what, rec.entry.path, rec.entry, data, unchanged)
+    return _Write(what, rec.entry.path, rec, data, unchanged)
 
 
 def _check_stark_destination(
-    rec: _Record, keys: WebAppKeys, spec: AccountSpec, source: str
+    rec: SecretRecord, keys: WebAppKeys, spec: AccountSpec, source: str
 ) -> None:
     entry = rec.entry
     if entry.is_foreign(spec.name):
@@ -180,7 +179,9 @@ def _check_stark_destination(
         )
 
 
-def _check_api_destination(rec: _Record, keys: WebAppKeys, spec: AccountSpec, source: str) -> None:
+def _check_api_destination(
+    rec: SecretRecord, keys: WebAppKeys, spec: AccountSpec, source: str
+) -> None:
     entry = rec.entry
     if entry.is_foreign(spec.name):
         raise _refused(source, spec, _foreign(entry))

@@ -71,7 +71,7 @@ class FakeVault:
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
+        current: SecretRecord | None = None,
     ) -> int:
         if path == self.fail_on:
             raise CasConflict(

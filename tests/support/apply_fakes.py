@@ -101,8 +101,7 @@ class FakeVault:
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
-        kept: Mapping[str, str] | None = None,
+        current: SecretRecord | None = None,
     ) -> int:
         if path in self.fail_writes_to:
             raise VaultError(f"Vault: permission denied writing {path}")

@@ -243,7 +243,7 @@ class VaultClient:
             written_at=_epoch(current.created_time) if current.data is not None else None,
             metadata=ours,
         )
-        return SecretRecord(entry, MappingProxyType(data), MappingProxyType(dict(meta)))
+        return SecretRecord(entry, MappingProxyType(data), MappingProxyType(meta))
 
     def write_owned(
         self,
@@ -252,43 +252,40 @@ class VaultClient:
         *,
         account: str,
         expected_version: int,
-        current: VaultEntry | None = None,
-        kept: Mapping[str, str] | None = None,
+        current: SecretRecord | None = None,
     ) -> int:
         """Write a secret this tool owns: custom_metadata first, then the data with check-and-set.
 
         ``expected_version`` 0 means the path must hold no version yet. Returns the new
         version. A foreign secret is refused before its metadata is touched, judged from
-        ``current`` (the entry the caller has just read) or else from one read here; the
-        CAS on the data write is what guards against a writer in between. ``kept``: the
-        custom_metadata that same read returned (``SecretRecord.custom_metadata``), whose keys
-        of others are kept; without it, they are read here.
+        ``current`` (the record the caller has just read) or else from one read here; the
+        CAS on the data write is what guards against a writer in between. The keys others
+        put in custom_metadata are kept, as that same read returned them (read here when the
+        record holds none).
         """
         path = _clean(path)
         for name in SECRET_FIELDS & data.keys():
             self._redactor.register(data[name])
         self.ensure_fresh_token()
-        if current is None:
-            found = self._get_current(path)
-            current = self._record(path, found).entry
-            kept = found.custom_metadata
+        record = current if current is not None else self._record(path, self._get_current(path))
+        entry, kept = record.entry, record.custom_metadata
         where = f"{self.mount}/{path}"
-        if current.is_foreign(account):
+        if entry.is_foreign(account):
             owner = (
-                f"managed-by={current.managed_by!r}, account={current.account!r}"
-                if current.managed_by
+                f"managed-by={entry.managed_by!r}, account={entry.account!r}"
+                if entry.managed_by
                 else "no managed-by metadata"
             )
             raise ForeignSecret(
                 f"Vault at {self.address}: {where} holds data not written by {MANAGED_BY} "
                 f"for account {account} ({owner}); refusing to overwrite it"
             )
-        if current.version != expected_version:
-            raise cas_conflict(self.address, where, expected_version, current.version)
+        if entry.version != expected_version:
+            raise cas_conflict(self.address, where, expected_version, entry.version)
         if kept is None:
             # custom_metadata is replaced as a whole: keep the keys others put there. A path
             # we never wrote (a caller's fresh read of it) has none; one of ours is read.
-            kept = self._custom_metadata(path) if current.exists or current.version else {}
+            kept = self._custom_metadata(path) if entry.exists or entry.version else {}
         # Ownership and the content record first, then the data with check-and-set: a crash
         # in between leaves a record ahead of the data (version N+1 described, N current),
         # which a metadata-only plan shows as work to do and the next apply redoes.

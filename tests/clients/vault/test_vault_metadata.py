@@ -83,10 +83,10 @@ def test_a_lost_check_and_set_leaves_no_record_of_the_winners_version(
 ) -> None:
     path = f"{prefix}/race"
     client.write_owned(path, stark_data(), account="mm-alpha", expected_version=0)
-    entry = client.read(path).entry
+    record = client.read(path)
     root.secrets.kv.v2.create_or_update_secret(path=path, secret={"b": "c"}, mount_point=MOUNT)
     with pytest.raises(VaultError, match="changed since it was read"):
         client.write_owned(
-            path, stark_data(), account="mm-alpha", expected_version=1, current=entry
+            path, stark_data(), account="mm-alpha", expected_version=1, current=record
         )
     assert not client.read_metadata(path).described
