@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from provisioner.apply.lock import account_lock_path
+from provisioner.apply.lock import account_lock_path, sender_lock_path
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
 from provisioner.journal import sender_folder
@@ -53,12 +53,17 @@ def required(
         if not runnable and acc.name not in unsettled:
             continue
         add(vault.data_path(account_lock_path(state, acc.name)), {"read", *WRITE})
+        chain_id = manifest.network.chain_id
+        add(
+            vault.data_path(sender_lock_path(state, chain_id, specs[acc.name].address)),
+            {"read", *WRITE},
+        )
         journal = journal_path(state, acc.name)
         entry = f"{journal}/entry"  # any entry: policies grant the journal by prefix
         add(vault.metadata_path(journal), {"list"})
         add(vault.data_path(entry), {"read", *WRITE})
         add(vault.metadata_path(entry), {"delete"})
-        sent = sender_folder(state, manifest.network.chain_id, specs[acc.name].address)
+        sent = sender_folder(state, chain_id, specs[acc.name].address)
         add(vault.metadata_path(sent.rpartition("/")[0]), {"list"})  # the run's one listing
         add(vault.metadata_path(sent), {"list"})
         add(vault.data_path(f"{sent}/entry"), {"read", *WRITE})

@@ -6,8 +6,13 @@ so the machines of a CI matrix or an Indexed Job never wait for each other. The 
 locks (``locks/accounts/<name>``) keep overlapping runs apart whatever they were started
 with (another shard count, ``--target``, a rerun elsewhere): a run takes one for every
 account it has work for before it looks again and acts; an account another run holds is
-left alone and reported. Locks are taken only when there is work, so a converged apply
-writes nothing.
+left alone and reported. With each account lock goes the lock of the account's address on
+its chain (``locks/senders/<chain_id>/<address>``), because the journal of transactions is
+kept by sender, not by name: two manifests sharing a state_path may name one address
+differently, and while a run holds the address nobody else journals or sends from it. So a
+run may read each sender's journal once and keep it up to date with its own writes
+(journal.HeldJournal). Locks are taken only when there is work, so a converged apply writes
+nothing.
 
 A lease holds for a short duration (``--lock-ttl``, 60 s by default) and its holder
 renews it every third of that (``Heartbeat``), however long the apply takes. An account
@@ -32,12 +37,13 @@ import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from provisioner.apply.lease import Lease, LeaseLost, LeaseRecord, Takeover, refusal, why_free
 from provisioner.clients.vault import CasConflict, VaultClient
+from provisioner.manifest.model import Manifest
 
 
 def lock_path(state_path: str, manifest_path: str, shard: tuple[int, int] | None = None) -> str:
@@ -51,6 +57,16 @@ def account_lock_path(state_path: str, account: str) -> str:
     return f"{state_path}/locks/accounts/{account}"
 
 
+def sender_lock_path(state_path: str, chain_id: int, address: str) -> str:
+    return f"{state_path}/locks/senders/{chain_id}/{address.lower()}"
+
+
+def sender_locks(manifest: Manifest) -> dict[str, str]:
+    """Account name -> the lock path of its address on the manifest's chain."""
+    state, chain_id = manifest.vault.state_path, manifest.network.chain_id
+    return {a.name: sender_lock_path(state, chain_id, a.address) for a in manifest.accounts}
+
+
 @dataclass(frozen=True)
 class Busy:
     """An account another live run holds: that run's lease, and what to tell the user."""
@@ -60,14 +76,23 @@ class Busy:
 
 
 class AccountLocks:
-    """The account locks of one run, each naming its run lease; thread-safe."""
+    """The account locks of one run, each naming its run lease; thread-safe. ``senders``:
+    account name -> the lock path of its address (``sender_lock_path``), taken with the
+    account's own lock: an account is held only when both are."""
 
-    def __init__(self, vault: VaultClient, state_path: str, run: Lease) -> None:
+    def __init__(
+        self,
+        vault: VaultClient,
+        state_path: str,
+        run: Lease,
+        senders: Mapping[str, str] | None = None,
+    ) -> None:
         self.vault = vault
         self.state_path = state_path
         self.run = run
+        self.senders = dict(senders or {})
         self.takeovers: list[Takeover] = []
-        self._held: dict[str, int] = {}  # account -> version of our lock record
+        self._held: dict[str, dict[str, int]] = {}  # account -> {lock path: our record's version}
         self._guard = threading.Lock()
 
     @property
@@ -76,7 +101,7 @@ class AccountLocks:
             return frozenset(self._held)
 
     def check(self, account: str) -> None:
-        """The fence for one account: its lock is ours and our run lease holds (``Lease.check``)."""
+        """The fence for one account: its locks are ours and our run lease holds (``Lease.check``)."""
         self.run.check()
         with self._guard:
             if account not in self._held:
@@ -85,7 +110,7 @@ class AccountLocks:
     def acquire(
         self, accounts: Iterable[str], *, force_unlock: str | None = None, parallelism: int = 16
     ) -> dict[str, Busy]:
-        """Take the lock of every account that is free, ours, or held by a run that is gone
+        """Take the locks of every account that is free, ours, or held by a run that is gone
         (its lease expired, or its process on this host no longer exists) or that
         ``force_unlock`` names; return the others (those accounts must be left alone)."""
         names = list(dict.fromkeys(accounts))
@@ -98,13 +123,36 @@ class AccountLocks:
         meanwhile is left to it, and a run that lost its lease writes nothing."""
         with self._guard:
             held, self._held = dict(self._held), {}
-        if not held or self.run.lost() is not None:
+        taken = [item for versions in held.values() for item in versions.items()]
+        if not taken or self.run.lost() is not None:
             return
-        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(held)))) as pool:
-            list(pool.map(lambda item: self._give_back(*item), held.items()))
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(taken)))) as pool:
+            list(pool.map(lambda item: self._give_back(*item), taken))
 
     def _take(self, account: str, force_unlock: str | None) -> Busy | None:
-        path = account_lock_path(self.state_path, account)
+        """The account's lock, then its address's; neither is kept unless both are taken."""
+        paths = [(account_lock_path(self.state_path, account), "another apply works on it")]
+        if account in self.senders:
+            paths.append((self.senders[account], "another apply works on its address"))
+        versions: dict[str, int] = {}
+        takeovers: list[Takeover] = []
+        for path, busy_why in paths:
+            taken = self._take_path(path, busy_why, force_unlock)
+            if isinstance(taken, Busy):
+                for got, version in versions.items():
+                    self._give_back(got, version)
+                return taken
+            versions[path], takeover = taken
+            if takeover is not None:
+                takeovers.append(takeover)
+        with self._guard:
+            self._held[account] = versions
+            self.takeovers += takeovers
+        return None
+
+    def _take_path(
+        self, path: str, busy_why: str, force_unlock: str | None
+    ) -> Busy | tuple[int, Takeover | None]:
         found = self.vault.read_state(path)
         data, version = found if found is not None else ({}, 0)
         other = LeaseRecord.parse(data)
@@ -113,8 +161,7 @@ class AccountLocks:
         if other is not None and other.id != self.run.id:
             why, live = self._why_free(other, now, force_unlock)
             if why is None:
-                what = "left alone, another apply works on it"
-                return Busy(live, refusal(live, now, self.run.me, what))
+                return Busy(live, refusal(live, now, self.run.me, f"left alone, {busy_why}"))
             takeover = Takeover(path, other, why)
         run = self.run.record
         if run is None:
@@ -127,11 +174,7 @@ class AccountLocks:
             taker = LeaseRecord.parse(found[0]) if found is not None else None
             what = "left alone, another apply took it at the same moment"
             return Busy(taker or mine, f"{what}: {taker.describe(now)}" if taker else what)
-        with self._guard:
-            self._held[account] = written
-            if takeover is not None:
-                self.takeovers.append(takeover)
-        return None
+        return written, takeover
 
     def _why_free(
         self, other: LeaseRecord, now: float, force_unlock: str | None
@@ -150,6 +193,6 @@ class AccountLocks:
         why = why_free(run, now, self.run.me, None)
         return (None if why is None else f"its run's lease {run.id}: {why}"), run
 
-    def _give_back(self, account: str, version: int) -> None:
+    def _give_back(self, path: str, version: int) -> None:
         with contextlib.suppress(CasConflict):
-            self.vault.write_state(account_lock_path(self.state_path, account), {}, cas=version)
+            self.vault.write_state(path, {}, cas=version)

@@ -41,7 +41,7 @@ from provisioner.apply.events import (
 )
 from provisioner.apply.executor import execute
 from provisioner.apply.lease import DEFAULT_TTL_SECONDS, Lease
-from provisioner.apply.lock import AccountLocks, Busy, lock_path
+from provisioner.apply.lock import AccountLocks, Busy, lock_path, sender_locks
 from provisioner.apply.signals import Drain
 from provisioner.errors import ProvisionerError
 from provisioner.facts import WorldFacts
@@ -195,7 +195,9 @@ def _locks(
     watched until it expires or is renewed (``Lease.acquire``)."""
     vault = session.conn.vault
     lease = Lease(vault, run_lock, request.lock_ttl)
-    account_locks = AccountLocks(vault, session.manifest.vault.state_path, lease)
+    account_locks = AccountLocks(
+        vault, session.manifest.vault.state_path, lease, sender_locks(session.manifest)
+    )
     heartbeat = lease.heartbeat(lambda message: report(LeaseTrouble(message)))
     try:
         lease.acquire(

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from provisioner.apply.lease import Lease, LockHeld
-from provisioner.apply.lock import AccountLocks, account_lock_path, lock_path
+from provisioner.apply.lease import Lease, LeaseLost, LockHeld
+from provisioner.apply.lock import AccountLocks, account_lock_path, lock_path, sender_lock_path
 from provisioner.clients.vault import VaultClient
 from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
 from provisioner.redact import Redactor
@@ -69,6 +69,32 @@ def test_an_account_held_by_one_run_is_left_alone_by_another(
     second.release()
     data = vault.read_state(account_lock_path(state, "mm-2"))
     assert data is not None and data[0] == {}
+
+
+def test_one_address_under_two_names_is_held_by_one_run_at_a_time(
+    vault: VaultClient, state: str
+) -> None:
+    """The journal of transactions is kept by sender: two manifests sharing a state_path may
+    name one address differently, and only one run at a time may journal and send for it."""
+    address = "0x00000000000000000000000000000000000000Aa"
+    sender = sender_lock_path(state, 11155111, address)
+    first = AccountLocks(vault, state, _lease(vault, state, "a.yaml"), {"mm-1": sender})
+    second = AccountLocks(vault, state, _lease(vault, state, "b.yaml"), {"desk-a": sender})
+    assert first.acquire(["mm-1"]) == {}
+    busy = second.acquire(["desk-a"])
+    assert set(busy) == {"desk-a"} and busy["desk-a"].holder.id == first.run.id
+    assert "another apply works on its address" in busy["desk-a"].message
+    assert second.held == frozenset()
+    name_lock = vault.read_state(account_lock_path(state, "desk-a"))
+    assert name_lock is not None and name_lock[0] == {}  # given back: no half-held account
+    with pytest.raises(LeaseLost):
+        second.check("desk-a")  # its writes are fenced off
+    first.release()
+    assert second.acquire(["desk-a"]) == {}  # free once released
+    assert second.held == {"desk-a"}
+    second.release()
+    freed = vault.read_state(sender)
+    assert freed is not None and freed[0] == {}
 
 
 def test_force_unlock_takes_over_the_account_locks_of_the_run_it_names(

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 
 from provisioner.apply.lease import DEFAULT_TTL_SECONDS, Lease
-from provisioner.apply.lock import AccountLocks
+from provisioner.apply.lock import AccountLocks, sender_locks
 from provisioner.cli.runtime import session_from_args
 from provisioner.errors import ProvisionerError
 from provisioner.journal import PENDING, Journal, tx_status
@@ -69,7 +69,7 @@ def _account_lock(r: Session, account: str) -> Iterator[None]:
     state = r.manifest.vault.state_path
     lease = Lease(r.conn.vault, f"{state}/locks/resolve-{account}", DEFAULT_TTL_SECONDS)
     lease.acquire()
-    locks = AccountLocks(r.conn.vault, state, lease)
+    locks = AccountLocks(r.conn.vault, state, lease, sender_locks(r.manifest))
     try:
         busy = locks.acquire([account])
         if account in busy:
