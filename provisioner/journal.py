@@ -25,6 +25,7 @@ No key, secret or passphrase is ever written here.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -148,7 +149,14 @@ class Journal:
 
     def record(self, tx: StoredTx) -> None:
         """Persist before broadcast; check-and-set 0 so a second writer of the same nonce fails loudly."""
-        self.store.write_state(self._tx_path(tx), _tx_data(tx), cas=0)
+        self._write_tx(tx, cas=0)
+
+    def _write_tx(self, tx: StoredTx, cas: int) -> StoredTx:
+        """Write ``tx``; the entry as a read would give it back."""
+        data = _tx_data(tx)
+        self.store.write_state(self._tx_path(tx), data, cas=cas)
+        stored = _stored_tx(tx.account, data, tx.chain_id)
+        return replace(stored, sender=stored.sender or tx.sender)
 
     def note_hash(self, tx: StoredTx, tx_hash: str) -> StoredTx:
         """A remote signer broadcast the journaled intent: add the hash it answered."""
@@ -159,10 +167,8 @@ class Journal:
         return self._update(replace(tx, problem=problem))
 
     def _update(self, tx: StoredTx) -> StoredTx:
-        path = self._tx_path(tx)
-        found = self.store.read_state(path)
-        version = found[1] if found is not None else 0
-        self.store.write_state(path, _tx_data(tx), cas=version)
+        found = self.store.read_state(self._tx_path(tx))
+        self._write_tx(tx, cas=found[1] if found is not None else 0)
         return tx
 
     def forget_tx(self, tx: StoredTx) -> None:
@@ -278,6 +284,54 @@ class Journal:
         return result
 
 
+class HeldJournal(Journal):
+    """The journal as a run that holds its senders' locks sees it (apply/lock.py): nobody else
+    journals for those senders meanwhile, so each sender's transactions are read once, then
+    kept up to date by this object's own writes instead of read again before every
+    transaction. ``empty``: the (chain_id, sender, account) views the run already knows hold
+    nothing (from the LISTs it made under the locks). Thread-safe."""
+
+    def __init__(
+        self,
+        store: _StateStore,
+        state_path: str,
+        *,
+        empty: Iterable[tuple[int, str, str]] = (),
+    ) -> None:
+        super().__init__(store, state_path)
+        self._guard = threading.Lock()
+        self._views: dict[tuple[int, str, str], dict[str, StoredTx]] = {
+            (chain_id, sender.lower(), account): {} for chain_id, sender, account in empty
+        }
+
+    def transactions(self, chain_id: int, sender: str, account: str = "") -> list[StoredTx]:
+        key = (chain_id, sender.lower(), account)
+        with self._guard:
+            view = self._views.get(key)
+        if view is None:
+            read = {self._tx_path(tx): tx for tx in super().transactions(chain_id, sender, account)}
+            with self._guard:
+                view = self._views.setdefault(key, read)
+        with self._guard:
+            return sorted(view.values(), key=lambda e: e.nonce)
+
+    def _write_tx(self, tx: StoredTx, cas: int) -> StoredTx:
+        stored = super()._write_tx(tx, cas)
+        path = self._tx_path(tx)
+        with self._guard:
+            for (chain_id, sender, _account), view in self._views.items():
+                if path in view or (chain_id == tx.chain_id and sender == tx.sender.lower()):
+                    view[path] = stored
+        return stored
+
+    def forget_tx(self, tx: StoredTx) -> None:
+        super().forget_tx(tx)
+        path = self._tx_path(tx)
+        with self._guard:
+            for view in self._views.values():
+                view.pop(path, None)
+
+
 # Statuses of a journaled transaction; only the FINAL ones let its entry be forgotten.
 CONFIRMED = "confirmed"  # mined, ``confirmations`` blocks on top
 MINED = "mined"  # mined, fewer blocks on top: a reorg may still take it away
@@ -353,6 +407,10 @@ def _entry(account: str, data: dict[str, Any], chain_id: int = 0) -> Entry:
             listed_before=frozenset(str(k) for k in listed),
             created=str(data["created"]) if data.get("created") else None,
         )
+    return _stored_tx(account, data, chain_id)
+
+
+def _stored_tx(account: str, data: dict[str, Any], chain_id: int) -> StoredTx:
     return StoredTx(
         account=account,
         intent=str(data["intent"]),

@@ -48,7 +48,7 @@ from provisioner.apply.steps import settle_journal
 from provisioner.apply.transactions import await_confirmations
 from provisioner.errors import ProvisionerError
 from provisioner.failpoints import failpoint
-from provisioner.journal import Journal
+from provisioner.journal import HeldJournal, Journal
 from provisioner.plan.model import AccountPlan, Plan, Step, StepKind
 from provisioner.plan.params import ApiKeyParams
 
@@ -88,11 +88,14 @@ def execute(
     ``fence(account)`` guards every write of that account's steps (apply/fence.py). Once
     ``drain`` is requested no step starts; the steps in flight are waited for until its
     deadline, then abandoned (each result names what it did not start, and what it left).
-    ``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts)."""
+    ``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts).
+    The caller holds each account's locks, its address's included (apply/lock.py): nobody else
+    journals for its sender meanwhile, so its journal is read once (``HeldJournal``)."""
     state_path = conn.manifest.vault.state_path
     budget = budget or DepositBudget()
     specs = {a.name: a for a in conn.manifest.accounts}
-    named, senders = _journaled(Journal(conn.vault, state_path), conn.manifest.network.chain_id)
+    chain_id = conn.manifest.network.chain_id
+    named, senders = _journaled(Journal(conn.vault, state_path), chain_id)
 
     def journaled(name: str) -> bool:
         return name in named or specs[name].address.lower() in senders
@@ -103,9 +106,11 @@ def execute(
             continue
         guard = fence(acc.name)
         own = FencedConnections.around(conn, guard)
-        ctx = AccountContext(
-            specs[acc.name], own, Journal(own.vault, state_path), fence=guard, budget=budget
-        )
+        spec = specs[acc.name]
+        # the run holds the account's sender (apply/lock.py), and has just listed the journal
+        known = () if journaled(acc.name) else [(chain_id, spec.address, spec.name)]
+        journal = HeldJournal(own.vault, state_path, empty=known)
+        ctx = AccountContext(spec, own, journal, fence=guard, budget=budget)
         runs.append(_AccountRun(ctx, acc, report, journaled(acc.name), drain))
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
     if len(runs) <= parallelism and not any(r.waits_for_window for r in runs):

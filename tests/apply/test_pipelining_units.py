@@ -4,11 +4,16 @@ when mined after this run's approve is followed by approve(0)."""
 
 from __future__ import annotations
 
-from support.apply_fakes import World, top_up_plan, world
+from typing import Any
+
+from support.apply_fakes import STATE, World, top_up_plan, world
 
 from provisioner.apply.executor import execute
 from provisioner.clients.chain import Receipt
+from provisioner.journal import Journal, StoredTx
+from provisioner.networks import SEPOLIA
 from provisioner.plan.model import Plan
+from provisioner.signers.local import LocalKeySigner
 
 USDC = 10**6
 
@@ -115,3 +120,66 @@ def test_a_deposit_whose_guard_fails_after_this_runs_approve_tries_to_revoke_it(
     assert len(w.chain.raw_sent) == 1  # the approve; no deposit
     assert result.error is not None and "no journal entry explains it" in result.error
     assert "allowance" in result.error and "still stands" in result.error
+
+
+def _count_journal_reads(w: World) -> list[str]:
+    """Every LIST and read of the account's sender folder from now on (its path, in order)."""
+    folder = f"{STATE}/journal/_senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}"
+    seen: list[str] = []
+    list_state, read_state = w.vault.list_state, w.vault.read_state
+
+    def listed(prefix: str) -> list[str]:
+        if prefix.startswith(folder):
+            seen.append(f"LIST {prefix}")
+        return list_state(prefix)
+
+    def read(path: str) -> tuple[dict[str, Any], int] | None:
+        if path.startswith(folder):
+            seen.append(f"GET {path}")
+        return read_state(path)
+
+    w.vault.list_state = listed  # type: ignore[method-assign]
+    w.vault.read_state = read  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_fresh_senders_journal_is_not_read_before_each_transaction() -> None:
+    """The run holds the address's lock (apply/lock.py) and listed the journal's senders under
+    it: nobody else journals for this one, so what the run journals itself is kept, not read
+    back before the approve and again before the deposit (issue #21: 9 Vault reads an account
+    on the WAN)."""
+    w = world(deposit="4.5")
+    reads = _count_journal_reads(w)
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed is None, result.error
+    assert len(w.chain.raw_sent) == 2
+    assert reads == []
+    assert w.vault.state_keys(f"{STATE}/journal/") == []
+
+
+def test_a_journaled_sender_is_read_once_then_kept_by_the_runs_own_writes() -> None:
+    w = world(deposit="4.5")
+    signer = LocalKeySigner(w.private_key)
+    tx = w.chain.build_approve(w.spec.address, 4_500_000)
+    raw = signer.sign_transaction(tx)
+    w.chain.send_raw(raw)  # a killed run's approve, mined
+    Journal(w.vault, STATE).record(
+        StoredTx(
+            w.spec.name,
+            "approve",
+            int(tx["nonce"]),
+            w.chain.hash_of_raw(raw),
+            "0x" + raw.hex(),
+            4_500_000,
+            sender=w.spec.address,
+            chain_id=SEPOLIA.chain_id,
+        )
+    )
+    reads = _count_journal_reads(w)
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed is None, result.error
+    assert len(w.chain.raw_sent) == 2  # the killed run's approve, then the deposit alone
+    assert [r for r in reads if r.startswith("LIST")] == [
+        f"LIST {STATE}/journal/_senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}"
+    ]
+    assert w.vault.state_keys(f"{STATE}/journal/") == []
