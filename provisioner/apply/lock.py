@@ -93,12 +93,22 @@ class AccountLocks:
         self.senders = dict(senders or {})
         self.takeovers: list[Takeover] = []
         self._held: dict[str, dict[str, int]] = {}  # account -> {lock path: our record's version}
+        self._taken_over: set[str] = set()  # accounts with a lock this run took from another
         self._guard = threading.Lock()
 
     @property
     def held(self) -> frozenset[str]:
         with self._guard:
             return frozenset(self._held)
+
+    @property
+    def taken_over(self) -> frozenset[str]:
+        """Held accounts one of whose locks this run took from another run (expired, gone, or
+        ``--force-unlock``): that run may still finish a write it began (or, unlocked by
+        force, still be at work), so nobody can promise that only this run journals for
+        the account's address (journal.HeldJournal is not for them)."""
+        with self._guard:
+            return frozenset(self._taken_over)
 
     def check(self, account: str) -> None:
         """The fence for one account: its locks are ours and our run lease holds (``Lease.check``)."""
@@ -123,6 +133,7 @@ class AccountLocks:
         meanwhile is left to it, and a run that lost its lease writes nothing."""
         with self._guard:
             held, self._held = dict(self._held), {}
+            self._taken_over.clear()
         taken = [item for versions in held.values() for item in versions.items()]
         if not taken or self.run.lost() is not None:
             return
@@ -148,6 +159,8 @@ class AccountLocks:
         with self._guard:
             self._held[account] = versions
             self.takeovers += takeovers
+            if takeovers:
+                self._taken_over.add(account)
         return None
 
     def _take_path(

@@ -1,0 +1,115 @@
+"""The address lock (apply/lock.py) and the journal a run keeps under it (journal.HeldJournal),
+on in-memory clients: who else may journal for the address meanwhile, and what the run's view
+of the journal is after a write that failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from support.apply_fakes import STATE, FakeVault, World, world
+
+from provisioner.apply.events import Event, Finished, LeaseTakenOver
+from provisioner.apply.holder import Process
+from provisioner.apply.lease import Lease, LeaseRecord
+from provisioner.apply.lock import (
+    AccountLocks,
+    account_lock_path,
+    lock_path,
+    sender_lock_path,
+)
+from provisioner.apply.run import ApplyRequest, run_apply
+from provisioner.journal import Journal, StoredTx
+from provisioner.networks import SEPOLIA
+from provisioner.session import Session
+
+USDC = 10**6
+ELSEWHERE = Process("ci", "runner-elsewhere", "boot-x", "pidns-x", 4242, "start-x")
+
+
+def session(w: World) -> Session:
+    return Session(w.conn.manifest, (w.spec,), w.conn, parallelism=2)  # type: ignore[arg-type]
+
+
+def never(_plan: object) -> bool:
+    raise AssertionError("nobody is asked with --auto-approve")
+
+
+def _record(lease_id: str, *, expired: bool, run: str = "") -> dict[str, str]:
+    now = time.time()
+    until = now - 200 if expired else now + 600
+    return LeaseRecord(lease_id, ELSEWHERE, now - 300, until, 60, run).record()
+
+
+def _awaiting(w: World, nonce: int) -> StoredTx:
+    """What a run leaves when it asked a remote signer and has no answer yet."""
+    return StoredTx(
+        "desk-a", "deposit", nonce, "", "", 4_500_000, w.spec.address, chain_id=SEPOLIA.chain_id
+    )
+
+
+def _sender_folder(w: World) -> str:
+    return f"{STATE}/journal/_senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}"
+
+
+def test_a_run_that_took_an_accounts_lock_over_reads_its_journal_before_each_transaction() -> None:
+    """The run it took the lock from may still finish a journal write it began (an answer
+    slower than the lease) or, unlocked with --force-unlock, still be at work: its request to
+    a remote signer, journaled after this run first read the journal, must stop this run's
+    deposit, as it did before the journal was kept in memory."""
+    w = world(deposit="4.5")
+    w.vault.state[account_lock_path(STATE, w.spec.name)] = (_record("gone0001", expired=True), 1)
+    build_approve = w.chain.build_approve
+
+    def approve_then_the_other_run_journals(owner: str, amount: int) -> dict[str, Any]:
+        tx = build_approve(owner, amount)
+        Journal(w.vault, STATE).record(_awaiting(w, 7))  # the other run, meanwhile
+        return tx
+
+    w.chain.build_approve = approve_then_the_other_run_journals  # type: ignore[method-assign]
+    seen: list[Event] = []
+    rc = run_apply(session(w), ApplyRequest(auto_approve=True), report=seen.append, approve=never)
+    assert rc == 1
+    assert any(isinstance(e, LeaseTakenOver) for e in seen)
+    assert len(w.chain.raw_sent) == 1  # the approve; no deposit beside the signer's request
+    assert w.chain.credited == {}
+    (finished,) = [e for e in seen if isinstance(e, Finished)]
+    (result,) = finished.results
+    assert result.failed == f"{w.spec.name}/deposit"
+    assert result.error is not None and "awaiting the signer" in result.error, result.error
+
+
+def test_a_run_killed_between_its_two_lock_writes_is_recovered_by_a_plain_retry() -> None:
+    """Killed after the account's lock was written and before its address's: the retry of the
+    same manifest takes the run lease over once it expires, then the account's lock (its run
+    no longer holds a lease) and the address's (never written), no --force-unlock."""
+    w = world(deposit="4.5")
+    run_lock = lock_path(STATE, w.conn.manifest.path)
+    w.vault.state[run_lock] = (_record("killed01", expired=True), 1)
+    w.vault.state[account_lock_path(STATE, w.spec.name)] = (
+        _record("killed01", expired=False, run=run_lock),
+        1,
+    )
+    seen: list[Event] = []
+    rc = run_apply(session(w), ApplyRequest(auto_approve=True), report=seen.append, approve=never)
+    assert rc == 0
+    assert w.chain.credited == {(w.dydx.stark.public_key, 7): 4_500_000}
+    took = [e for e in seen if isinstance(e, LeaseTakenOver)]
+    assert len(took) == 2  # the run lease, the account's lock; the address lock was free
+    assert all(not data for path, (data, _) in w.vault.state.items() if "/locks/" in path)
+
+
+def test_the_locks_a_run_took_over_are_named_and_forgotten_on_release() -> None:
+    vault = FakeVault([])
+    lease = Lease(vault, lock_path(STATE, "m.yaml"), 60)  # type: ignore[arg-type]
+    lease.acquire()
+    senders = {
+        "free": sender_lock_path(STATE, 1, "0x" + "11" * 20),
+        "left": sender_lock_path(STATE, 1, "0x" + "22" * 20),
+    }
+    vault.state[senders["left"]] = (_record("gone0002", expired=True), 1)
+    locks = AccountLocks(vault, STATE, lease, senders)  # type: ignore[arg-type]
+    assert locks.acquire(["free", "left"]) == {}
+    assert locks.taken_over == {"left"}
+    locks.release()
+    assert locks.taken_over == frozenset() and locks.held == frozenset()
