@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from support.apply_fakes import STATE, FakeVault, World, world
 
 from provisioner.apply.events import Event, Finished, LeaseTakenOver
@@ -19,7 +20,8 @@ from provisioner.apply.lock import (
     sender_lock_path,
 )
 from provisioner.apply.run import ApplyRequest, run_apply
-from provisioner.journal import Journal, StoredTx
+from provisioner.clients.vault import CasConflict, VaultError
+from provisioner.journal import HeldJournal, Journal, StoredTx
 from provisioner.networks import SEPOLIA
 from provisioner.session import Session
 
@@ -113,3 +115,80 @@ def test_the_locks_a_run_took_over_are_named_and_forgotten_on_release() -> None:
     assert locks.taken_over == {"left"}
     locks.release()
     assert locks.taken_over == frozenset() and locks.held == frozenset()
+
+
+# -- the view after a write that failed ----------------------------------------------------
+
+
+class _Lands(FakeVault):
+    """A Vault whose next writes or deletes land, then time out (maybe_sent)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.then_fail = 0
+
+    def write_state(self, path: str, data: Any, cas: int) -> int:
+        version = super().write_state(path, data, cas)
+        if "/journal/" in path and self.then_fail:
+            self.then_fail -= 1
+            raise VaultError("Vault at http://vault: writing: no answer within 30s")
+        return version
+
+    def delete_state(self, path: str) -> None:
+        super().delete_state(path)
+        if "/journal/" in path and self.then_fail:
+            self.then_fail -= 1
+            raise VaultError("Vault at http://vault: deleting: no answer within 30s")
+
+
+ADDRESS = "0x00000000000000000000000000000000000000Aa"
+
+
+def _tx(nonce: int, **kw: Any) -> StoredTx:
+    return StoredTx("mm", "deposit", nonce, "", "", 1, ADDRESS, chain_id=11155111, **kw)
+
+
+def _fresh(vault: FakeVault) -> list[StoredTx]:
+    return Journal(vault, STATE).transactions(11155111, ADDRESS, "mm")
+
+
+def _view(journal: HeldJournal) -> list[StoredTx]:
+    return journal.transactions(11155111, ADDRESS, "mm")
+
+
+def test_a_record_that_timed_out_after_landing_is_in_the_view() -> None:
+    """A remote signer's request journaled, the answer lost: Vault holds an entry awaiting the
+    signer, which must block the sender for the rest of the run too."""
+    vault = _Lands()
+    journal = HeldJournal(vault, STATE, empty=[(11155111, ADDRESS, "mm")])
+    vault.then_fail = 1
+    with pytest.raises(VaultError):
+        journal.record(_tx(3))
+    assert [t.key for t in _view(journal)] == ["deposit-3"] == [t.key for t in _fresh(vault)]
+    assert _view(journal)[0].awaiting_signer
+
+
+def test_a_record_refused_by_check_and_set_shows_the_entry_it_ran_into() -> None:
+    vault = _Lands()
+    journal = HeldJournal(vault, STATE)
+    assert _view(journal) == []  # read once
+    Journal(vault, STATE).record(_tx(3))  # someone journals meanwhile
+    with pytest.raises(CasConflict):
+        journal.record(_tx(3))
+    assert [t.key for t in _view(journal)] == ["deposit-3"]
+
+
+def test_a_note_or_a_delete_that_timed_out_after_landing_is_read_again() -> None:
+    vault = _Lands()
+    Journal(vault, STATE).record(_tx(3))
+    journal = HeldJournal(vault, STATE)
+    (entry,) = _view(journal)
+    vault.then_fail = 1
+    with pytest.raises(VaultError):
+        journal.note_problem(entry, "the signer sent another amount")
+    (noted,) = _view(journal)
+    assert noted.problem == "the signer sent another amount" == _fresh(vault)[0].problem
+    vault.then_fail = 1
+    with pytest.raises(VaultError):
+        journal.forget_tx(noted)
+    assert _view(journal) == [] == _fresh(vault)
