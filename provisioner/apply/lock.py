@@ -144,7 +144,14 @@ class AccountLocks:
         """The account's lock, then its address's; neither is kept unless both are taken."""
         paths = [(account_lock_path(self.state_path, account), "another apply works on it")]
         if account in self.senders:
-            paths.append((self.senders[account], "another apply works on its address"))
+            address = self.senders[account].rpartition("/")[2]
+            paths.append(
+                (
+                    self.senders[account],
+                    f"another apply works on its address {address} (maybe under another "
+                    "account name: manifests sharing a state_path journal by address)",
+                )
+            )
         versions: dict[str, int] = {}
         takeovers: list[Takeover] = []
         for path, busy_why in paths:

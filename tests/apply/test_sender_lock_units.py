@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support.apply_fakes import STATE, FakeVault, World, world
 
-from provisioner.apply.events import Event, Finished, LeaseTakenOver
+from provisioner.apply.events import AccountBusy, Event, Finished, LeaseTakenOver
 from provisioner.apply.holder import Process
 from provisioner.apply.lease import Lease, LeaseRecord
 from provisioner.apply.lock import (
@@ -18,9 +18,12 @@ from provisioner.apply.lock import (
     account_lock_path,
     lock_path,
     sender_lock_path,
+    sender_locks,
 )
 from provisioner.apply.run import ApplyRequest, run_apply
+from provisioner.cli.commands.journal import _account_lock
 from provisioner.clients.vault import CasConflict, VaultError
+from provisioner.errors import ProvisionerError
 from provisioner.journal import HeldJournal, Journal, StoredTx
 from provisioner.networks import SEPOLIA
 from provisioner.session import Session
@@ -81,6 +84,49 @@ def test_a_run_that_took_an_accounts_lock_over_reads_its_journal_before_each_tra
     assert result.error is not None and "awaiting the signer" in result.error, result.error
 
 
+def test_an_address_another_manifest_holds_is_left_alone_and_the_message_names_it() -> None:
+    w = world(deposit="4.5")
+    sender = sender_lock_path(STATE, SEPOLIA.chain_id, w.spec.address)
+    other = Lease(w.vault, lock_path(STATE, "other.yaml"), 60)  # type: ignore[arg-type]
+    other.acquire()
+    theirs = AccountLocks(w.vault, STATE, other, {"desk-a": sender})  # type: ignore[arg-type]
+    assert theirs.acquire(["desk-a"]) == {}
+    seen: list[Event] = []
+    rc = run_apply(session(w), ApplyRequest(auto_approve=True), report=seen.append, approve=never)
+    assert rc == 1
+    (busy,) = [e for e in seen if isinstance(e, AccountBusy)]
+    assert busy.account == w.spec.name and busy.holder.id == other.id
+    assert w.spec.address.lower() in busy.message, busy.message
+    assert "another account name" in busy.message, busy.message
+    assert w.chain.raw_sent == []
+    name_lock = w.vault.read_state(account_lock_path(STATE, w.spec.name))
+    assert name_lock is not None and name_lock[0] == {}  # given back: no half-held account
+    held = w.vault.read_state(sender)
+    assert held is not None and held[0]["id"] == other.id  # theirs, untouched
+    theirs.release()
+    other.release()
+
+
+def test_journal_resolve_is_refused_while_another_name_holds_the_address() -> None:
+    """resolve removes entries under the address: while an apply of another manifest holds it
+    (that run may be settling the very entry), it removes nothing."""
+    w = world(deposit="4.5")
+    Journal(w.vault, STATE).record(_awaiting(w, 7))
+    sender = sender_lock_path(STATE, SEPOLIA.chain_id, w.spec.address)
+    other = Lease(w.vault, lock_path(STATE, "other.yaml"), 60)  # type: ignore[arg-type]
+    other.acquire()
+    theirs = AccountLocks(w.vault, STATE, other, {"desk-a": sender})  # type: ignore[arg-type]
+    assert theirs.acquire(["desk-a"]) == {}
+    with pytest.raises(ProvisionerError) as refused, _account_lock(session(w), w.spec.name):
+        raise AssertionError("resolve went ahead while another run holds the address")
+    assert "nothing was resolved" in str(refused.value)
+    assert w.spec.address.lower() in str(refused.value)
+    assert w.vault.state_keys(_sender_folder(w) + "/") == ["deposit-7"]
+    theirs.release()
+    with _account_lock(session(w), w.spec.name):  # free once that run is gone
+        pass
+
+
 def test_a_run_killed_between_its_two_lock_writes_is_recovered_by_a_plain_retry() -> None:
     """Killed after the account's lock was written and before its address's: the retry of the
     same manifest takes the run lease over once it expires, then the account's lock (its run
@@ -115,6 +161,13 @@ def test_the_locks_a_run_took_over_are_named_and_forgotten_on_release() -> None:
     assert locks.taken_over == {"left"}
     locks.release()
     assert locks.taken_over == frozenset() and locks.held == frozenset()
+
+
+def test_sender_locks_name_each_address_in_lower_case_on_the_manifests_chain() -> None:
+    w = world()
+    assert sender_locks(w.conn.manifest) == {
+        w.spec.name: f"{STATE}/locks/senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}"
+    }
 
 
 # -- the view after a write that failed ----------------------------------------------------
