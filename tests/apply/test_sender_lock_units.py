@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from support.apply_fakes import STATE, FakeVault, World, world
 
+from provisioner.apply.capabilities import MissingCapabilities
 from provisioner.apply.events import AccountBusy, Event, Finished, LeaseTakenOver
 from provisioner.apply.holder import Process
 from provisioner.apply.lease import Lease, LeaseRecord
@@ -170,6 +171,27 @@ def test_sender_locks_name_each_address_in_lower_case_on_the_manifests_chain() -
     }
 
 
+def test_a_token_that_cannot_write_the_address_lock_is_refused_before_any_write() -> None:
+    """The Vault token's capabilities are checked on every path the run writes, the address
+    lock included, before the first write (the run's own lock is one)."""
+    w = world(deposit="4.5")
+    asked: list[str] = []
+
+    def missing(paths_and_caps: dict[str, set[str]]) -> dict[str, set[str]]:
+        asked.extend(paths_and_caps)
+        return {p: c for p, c in paths_and_caps.items() if "/locks/senders/" in p}
+
+    w.vault.missing_capabilities = missing  # type: ignore[method-assign,assignment]
+    with pytest.raises(MissingCapabilities) as refused:
+        run_apply(
+            session(w), ApplyRequest(auto_approve=True), report=lambda _e: None, approve=never
+        )
+    sender = sender_lock_path(STATE, SEPOLIA.chain_id, w.spec.address)
+    assert f"secret/data/{sender}" in asked
+    assert sender in str(refused.value)
+    assert w.vault.state == {} and w.chain.raw_sent == []
+
+
 # -- the view after a write that failed ----------------------------------------------------
 
 
@@ -245,3 +267,20 @@ def test_a_note_or_a_delete_that_timed_out_after_landing_is_read_again() -> None
     with pytest.raises(VaultError):
         journal.forget_tx(noted)
     assert _view(journal) == [] == _fresh(vault)
+
+
+def test_an_older_entry_under_the_accounts_name_is_kept_in_the_view_as_a_read_gives_it() -> None:
+    """chain_id 0: journaled under the account's name before the journal was kept by sender;
+    the run's note and delete of it keep the view equal to Vault."""
+    vault = FakeVault([])
+    Journal(vault, STATE).record(StoredTx("mm", "deposit", 2, "0xab", "0x02", 1))
+    Journal(vault, STATE).record(_tx(1))
+    journal = HeldJournal(vault, STATE)
+    assert _view(journal) == _fresh(vault)
+    older = next(t for t in _view(journal) if not t.chain_id)
+    assert older.sender == ADDRESS  # as a read gives it: the address asked about
+    journal.note_problem(older, "held for a person")
+    assert _view(journal) == _fresh(vault)
+    assert next(t for t in _view(journal) if not t.chain_id).problem == "held for a person"
+    journal.forget_tx(older)
+    assert _view(journal) == _fresh(vault) and [t.key for t in _view(journal)] == ["deposit-1"]
