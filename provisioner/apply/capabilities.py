@@ -3,7 +3,8 @@
 A token that may read but not write a destination would otherwise fail halfway, after
 an onboarding or a new API key whose secret then has nowhere to go. The check asks
 Vault (``sys/capabilities-self``) once for every path the plan's steps write, the
-run and account locks and the account's journal, and refuses naming each missing one.
+run lock, each account's locks (its name's and its address's) and its journal, and
+refuses naming each missing one.
 """
 
 from __future__ import annotations

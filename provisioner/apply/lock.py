@@ -122,11 +122,45 @@ class AccountLocks:
     ) -> dict[str, Busy]:
         """Take the locks of every account that is free, ours, or held by a run that is gone
         (its lease expired, or its process on this host no longer exists) or that
-        ``force_unlock`` names; return the others (those accounts must be left alone)."""
+        ``force_unlock`` names; return the others (those accounts must be left alone). An
+        account's two locks are asked side by side; neither is kept unless both are taken."""
         names = list(dict.fromkeys(accounts))
-        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(names) or 1))) as pool:
-            outcomes = list(pool.map(lambda n: self._take(n, force_unlock), names))
-        return {name: busy for name, busy in zip(names, outcomes, strict=True) if busy}
+        wanted = [(name, path, why) for name in names for path, why in self._paths(name)]
+        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(wanted) or 1))) as pool:
+            taken = list(pool.map(lambda w: self._take_path(w[1], w[2], force_unlock), wanted))
+        outcomes: dict[str, list[tuple[str, Busy | tuple[int, Takeover | None]]]] = {}
+        for (name, path, _), outcome in zip(wanted, taken, strict=True):
+            outcomes.setdefault(name, []).append((path, outcome))
+        busy: dict[str, Busy] = {}
+        for name, results in outcomes.items():
+            refused = [o for _, o in results if isinstance(o, Busy)]
+            got = {path: o for path, o in results if not isinstance(o, Busy)}
+            if refused:
+                busy[name] = refused[0]
+                for path, (version, _takeover) in got.items():
+                    self._give_back(path, version)
+                continue
+            took = [t for _, t in got.values() if t is not None]
+            with self._guard:
+                self._held[name] = {path: version for path, (version, _) in got.items()}
+                self.takeovers += took
+                if took:
+                    self._taken_over.add(name)
+        return busy
+
+    def _paths(self, account: str) -> list[tuple[str, str]]:
+        """The account's lock paths, each with what its holder is doing, for a refusal."""
+        paths = [(account_lock_path(self.state_path, account), "another apply works on it")]
+        if account in self.senders:
+            address = self.senders[account].rpartition("/")[2]
+            paths.append(
+                (
+                    self.senders[account],
+                    f"another apply works on its address {address} (maybe under another "
+                    "account name: manifests sharing a state_path journal by address)",
+                )
+            )
+        return paths
 
     def release(self, *, parallelism: int = 16) -> None:
         """Release what this run holds (before its run lease); a lock another run took
@@ -139,36 +173,6 @@ class AccountLocks:
             return
         with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(taken)))) as pool:
             list(pool.map(lambda item: self._give_back(*item), taken))
-
-    def _take(self, account: str, force_unlock: str | None) -> Busy | None:
-        """The account's lock, then its address's; neither is kept unless both are taken."""
-        paths = [(account_lock_path(self.state_path, account), "another apply works on it")]
-        if account in self.senders:
-            address = self.senders[account].rpartition("/")[2]
-            paths.append(
-                (
-                    self.senders[account],
-                    f"another apply works on its address {address} (maybe under another "
-                    "account name: manifests sharing a state_path journal by address)",
-                )
-            )
-        versions: dict[str, int] = {}
-        takeovers: list[Takeover] = []
-        for path, busy_why in paths:
-            taken = self._take_path(path, busy_why, force_unlock)
-            if isinstance(taken, Busy):
-                for got, version in versions.items():
-                    self._give_back(got, version)
-                return taken
-            versions[path], takeover = taken
-            if takeover is not None:
-                takeovers.append(takeover)
-        with self._guard:
-            self._held[account] = versions
-            self.takeovers += takeovers
-            if takeovers:
-                self._taken_over.add(account)
-        return None
 
     def _take_path(
         self, path: str, busy_why: str, force_unlock: str | None

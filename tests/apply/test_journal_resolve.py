@@ -12,7 +12,7 @@ from support.money import journal_entries
 from support.safety import provision
 
 from provisioner.apply.lease import Lease
-from provisioner.apply.lock import AccountLocks, lock_path
+from provisioner.apply.lock import AccountLocks, lock_path, sender_lock_path
 from provisioner.clients.vault import VaultClient
 from provisioner.journal import Journal, StoredTx
 from provisioner.manifest.model import SecretRef, VaultAuth, VaultSpec
@@ -33,8 +33,9 @@ def _vault(sandbox: SandboxInfo) -> VaultClient:
     return VaultClient.connect(spec, resolver, redactor)
 
 
+@pytest.mark.parametrize("holds", ["the account", "its address under another name"])
 def test_resolve_waits_for_the_run_that_holds_the_account(
-    sandbox_env: SandboxInfo, tmp_path: Path
+    sandbox_env: SandboxInfo, tmp_path: Path, holds: str
 ) -> None:
     sandbox = sandbox_env
     [acct] = make_accounts(sandbox, [{"name": "held", "deposit": "1"}])
@@ -47,13 +48,17 @@ def test_resolve_waits_for_the_run_that_holds_the_account(
     Journal(vault, m.state_path).record(awaiting)
     run = Lease(vault, lock_path(m.state_path, str(m.path)), 60)
     run.acquire()
-    locks = AccountLocks(vault, m.state_path, run)
-    assert locks.acquire(["held"]) == {}  # a live apply (this process) holds the account
+    # a live apply (this process) holds the account, or (another manifest's) its address
+    name = "held" if holds == "the account" else "desk-held"
+    sender = sender_lock_path(m.state_path, SEPOLIA.chain_id, acct.address)
+    locks = AccountLocks(vault, m.state_path, run, {name: sender})
+    assert locks.acquire([name]) == {}
     args = ("journal", "resolve", "-f", str(m.path), "--account", "held", "--nonce", "7")
     try:
         refused = provision(sandbox, *args)
         assert refused.rc == 1, str(refused)
-        assert "another apply works on it" in refused.err, refused.err
+        why = "another apply works on " + ("it" if name == "held" else "its address")
+        assert why in refused.err, refused.err
         assert "nothing was resolved" in refused.err and "Traceback" not in refused.err
         assert len(journal_entries(sandbox, m.state_path)) == 1
     finally:
