@@ -93,6 +93,8 @@ def observe(
     if conn.untrusted:
         return _observe_untrusted(conn, accounts, parallelism, check_signer, clock)
     network = conn.manifest.network
+    # before the deposit events (``gather`` scans them): one mined and forgotten in between
+    # is then in the events, never in neither
     journal = Journal(conn.vault, conn.manifest.vault.state_path).load(
         conn.chain, ((s.name, s.address) for s in accounts), network.chain_id, network.confirmations
     )

@@ -46,7 +46,8 @@ def gather(
 ) -> tuple[list[Partial], dict[str, ChainAccount]]:
     """Every account's off-chain reads on a pool; meanwhile, this thread sends the chain reads
     of each ``CHAIN_CHUNK`` accounts as soon as their STARK keys are known, instead of all of
-    them after the last: the node answers while Vault and dYdX still do."""
+    them after the last: the node answers while Vault and dYdX still do. The deposit events
+    (``with_chain_facts``) are scanned meanwhile too, once the caller has read the journal."""
     partials: list[Partial] = []
     chain_state: dict[str, ChainAccount] = {}
 
@@ -56,12 +57,17 @@ def gather(
                 conn.chain.read_accounts([(p.spec.address, chain_key(p)) for p in chunk])
             )
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for partial in pool.map(offchain, accounts):
-            partials.append(partial)
-            if len(partials) % CHAIN_CHUNK == 0:
-                read(partials[-CHAIN_CHUNK:])
-    read(partials[len(partials) - len(partials) % CHAIN_CHUNK :])
+    with ThreadPoolExecutor(max_workers=1) as scan:
+        scanned = scan.submit(
+            conn.chain.deposit_totals, confirmations=conn.manifest.network.confirmations
+        )
+        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+            for partial in pool.map(offchain, accounts):
+                partials.append(partial)
+                if len(partials) % CHAIN_CHUNK == 0:
+                    read(partials[-CHAIN_CHUNK:])
+        read(partials[len(partials) - len(partials) % CHAIN_CHUNK :])
+        scanned.result()  # kept by the client for ``with_chain_facts``; its error, if any, here
     return partials, chain_state
 
 

@@ -42,16 +42,47 @@ def _partial(spec: AccountSpec, stark_public: int | None) -> Partial:
 class _Chain:
     first_read: threading.Event = field(default_factory=threading.Event)
     asked: list[list[tuple[str, int | None]]] = field(default_factory=list)
+    scanned: threading.Event = field(default_factory=threading.Event)
 
     def read_accounts(self, items: Any, **_: Any) -> dict[str, ChainAccount]:
         self.asked.append(list(items))
         self.first_read.set()
         return {a: ChainAccount(1, 2, 3, None) for a, _key in items}
 
+    def deposit_totals(self, **_: Any) -> tuple[dict[Any, int], dict[Any, int]]:
+        self.scanned.set()
+        return {}, {}
+
+
+@dataclass
+class _Network:
+    confirmations: int = 2
+
+
+@dataclass
+class _Manifest:
+    network: _Network = field(default_factory=_Network)
+
 
 @dataclass
 class _Conn:
     chain: _Chain
+    manifest: _Manifest = field(default_factory=_Manifest)
+
+
+def test_the_deposit_events_are_scanned_while_the_accounts_are_read() -> None:
+    """The scan (two JSON-RPC round trips or more) is not one more wait after the last
+    account's reads: an account's reads here go on only once it has started."""
+    chain = _Chain()
+    accounts = [_spec(i) for i in range(3)]
+    waited: list[bool] = []
+
+    def offchain(spec: AccountSpec) -> Partial:
+        waited.append(chain.scanned.wait(timeout=5))
+        return _partial(spec, None)
+
+    gather(_Conn(chain), offchain, accounts, parallelism=2)  # type: ignore[arg-type]
+    assert waited == [True, True, True]
 
 
 def test_chain_reads_start_before_the_last_off_chain_read_ends() -> None:
