@@ -316,20 +316,44 @@ class HeldJournal(Journal):
             return sorted(view.values(), key=lambda e: e.nonce)
 
     def _write_tx(self, tx: StoredTx, cas: int) -> StoredTx:
-        stored = super()._write_tx(tx, cas)
+        try:
+            stored = super()._write_tx(tx, cas)
+        except BaseException:
+            self._unknown(tx)
+            raise
         path = self._tx_path(tx)
         with self._guard:
-            for (chain_id, sender, _account), view in self._views.items():
-                if path in view or (chain_id == tx.chain_id and sender == tx.sender.lower()):
+            for key, view in self._views.items():
+                if self._holds(key, view, tx, path):
                     view[path] = stored
         return stored
 
     def forget_tx(self, tx: StoredTx) -> None:
-        super().forget_tx(tx)
+        try:
+            super().forget_tx(tx)
+        except BaseException:
+            self._unknown(tx)
+            raise
         path = self._tx_path(tx)
         with self._guard:
             for view in self._views.values():
                 view.pop(path, None)
+
+    def _holds(
+        self, key: tuple[int, str, str], view: dict[str, StoredTx], tx: StoredTx, path: str
+    ) -> bool:
+        """Whether the view ``key`` shows ``tx`` (at ``path``) once it is written."""
+        chain_id, sender, _account = key
+        return path in view or (chain_id == tx.chain_id and sender == tx.sender.lower())
+
+    def _unknown(self, tx: StoredTx) -> None:
+        """A write or delete of ``tx`` failed: it may have landed or not (a timeout), and a
+        check-and-set conflict means an entry this view never saw. The views that would show
+        it are dropped, to be read again from Vault by the next ``transactions``."""
+        path = self._tx_path(tx)
+        with self._guard:
+            for key in [k for k, v in self._views.items() if self._holds(k, v, tx, path)]:
+                del self._views[key]
 
 
 # Statuses of a journaled transaction; only the FINAL ones let its entry be forgotten.

@@ -25,7 +25,7 @@ the last one is sent before the next block instead of after it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -83,6 +83,7 @@ def execute(
     fence: Callable[[str], Fence] = lambda _account: _unfenced,
     drain: Drain | None = None,
     budget: DepositBudget | None = None,
+    taken_over: Collection[str] = (),
 ) -> list[AccountResult]:
     """Run ``plan``'s steps; ``report`` gets each step's start, end or failure as it happens.
     ``fence(account)`` guards every write of that account's steps (apply/fence.py). Once
@@ -90,7 +91,10 @@ def execute(
     deadline, then abandoned (each result names what it did not start, and what it left).
     ``budget``: the run's deposit ceilings, charged by every deposit sent (one for all accounts).
     The caller holds each account's locks, its address's included (apply/lock.py): nobody else
-    journals for its sender meanwhile, so its journal is read once (``HeldJournal``)."""
+    journals for its sender meanwhile, so its journal is read once (``HeldJournal``); but for
+    the accounts in ``taken_over`` (a lock of theirs was taken from another run, which may
+    still finish a write it began, or still be at work if unlocked by force): their journal
+    is read again before every transaction, as without the address lock."""
     state_path = conn.manifest.vault.state_path
     budget = budget or DepositBudget()
     specs = {a.name: a for a in conn.manifest.accounts}
@@ -109,7 +113,11 @@ def execute(
         spec = specs[acc.name]
         # the run holds the account's sender (apply/lock.py), and has just listed the journal
         known = () if journaled(acc.name) else [(chain_id, spec.address, spec.name)]
-        journal = HeldJournal(own.vault, state_path, empty=known)
+        journal = (
+            Journal(own.vault, state_path)
+            if acc.name in taken_over
+            else HeldJournal(own.vault, state_path, empty=known)
+        )
         ctx = AccountContext(spec, own, journal, fence=guard, budget=budget)
         runs.append(_AccountRun(ctx, acc, report, journaled(acc.name), drain))
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism))

@@ -93,12 +93,22 @@ class AccountLocks:
         self.senders = dict(senders or {})
         self.takeovers: list[Takeover] = []
         self._held: dict[str, dict[str, int]] = {}  # account -> {lock path: our record's version}
+        self._taken_over: set[str] = set()  # accounts with a lock this run took from another
         self._guard = threading.Lock()
 
     @property
     def held(self) -> frozenset[str]:
         with self._guard:
             return frozenset(self._held)
+
+    @property
+    def taken_over(self) -> frozenset[str]:
+        """Held accounts one of whose locks this run took from another run (expired, gone, or
+        ``--force-unlock``): that run may still finish a write it began (or, unlocked by
+        force, still be at work), so nobody can promise that only this run journals for
+        the account's address (journal.HeldJournal is not for them)."""
+        with self._guard:
+            return frozenset(self._taken_over)
 
     def check(self, account: str) -> None:
         """The fence for one account: its locks are ours and our run lease holds (``Lease.check``)."""
@@ -130,16 +140,26 @@ class AccountLocks:
                 for path, (version, _takeover) in got.items():
                     self._give_back(path, version)
                 continue
+            took = [t for _, t in got.values() if t is not None]
             with self._guard:
                 self._held[name] = {path: version for path, (version, _) in got.items()}
-                self.takeovers += [t for _, t in got.values() if t is not None]
+                self.takeovers += took
+                if took:
+                    self._taken_over.add(name)
         return busy
 
     def _paths(self, account: str) -> list[tuple[str, str]]:
         """The account's lock paths, each with what its holder is doing, for a refusal."""
         paths = [(account_lock_path(self.state_path, account), "another apply works on it")]
         if account in self.senders:
-            paths.append((self.senders[account], "another apply works on its address"))
+            address = self.senders[account].rpartition("/")[2]
+            paths.append(
+                (
+                    self.senders[account],
+                    f"another apply works on its address {address} (maybe under another "
+                    "account name: manifests sharing a state_path journal by address)",
+                )
+            )
         return paths
 
     def release(self, *, parallelism: int = 16) -> None:
@@ -147,6 +167,7 @@ class AccountLocks:
         meanwhile is left to it, and a run that lost its lease writes nothing."""
         with self._guard:
             held, self._held = dict(self._held), {}
+            self._taken_over.clear()
         taken = [item for versions in held.values() for item in versions.items()]
         if not taken or self.run.lost() is not None:
             return

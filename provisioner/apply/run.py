@@ -250,6 +250,7 @@ def _execute(
         fence=lambda account: lambda: locks.check(account),
         drain=drain,
         budget=budget,
+        taken_over=locks.taken_over,
     )
     finished = Finished(tuple(results), busy=busy)
     report(finished)

@@ -4,8 +4,9 @@ A request a remote signer never answered (it may still send it, with this nonce 
 or a transaction a signer sent that differs from what it was asked, blocks its sender: no new
 transaction goes out from that address until the entry's nonce is used on chain, or someone who
 knows what the signer did (refused it, cancelled it, it was reviewed) resolves it here. The entry
-is printed before it is removed; nothing is sent. It holds the account's lock meanwhile, as apply
-does, so it never removes an entry a running apply is settling or about to act on.
+is printed before it is removed; nothing is sent. It holds the account's lock and its address's
+meanwhile, as apply does, so it never removes an entry a running apply is settling or about to act
+on (under this name or, from another manifest sharing the state_path, another).
 """
 
 from __future__ import annotations
