@@ -198,7 +198,25 @@ class AccountLocks:
             taker = LeaseRecord.parse(found[0]) if found is not None else None
             what = "left alone, another apply took it at the same moment"
             return Busy(taker or mine, f"{what}: {taker.describe(now)}" if taker else what)
+        if other is not None and force_unlock is not None and force_unlock == other.id:
+            self._end_run(other)
         return written, takeover
+
+    def _end_run(self, other: LeaseRecord) -> None:
+        """A lock taken from a run by ``--force-unlock``: that run's lease is ended too, so
+        that a holder that was not gone after all fails its next renewal (within a third of the
+        lease's duration) and writes nothing more, for any account, instead of working on
+        beside this run (its account locks are never read again while it holds them)."""
+        if not other.run:
+            return
+        for _ in range(3):  # its heartbeat may renew it between the read and the write
+            found = self.vault.read_state(other.run)
+            owner = LeaseRecord.parse(found[0]) if found is not None else None
+            if found is None or owner is None or owner.id != other.id:
+                return  # already released, taken over or ended
+            with contextlib.suppress(CasConflict):
+                self.vault.write_state(other.run, {}, cas=found[1])
+                return
 
     def _why_free(
         self, other: LeaseRecord, now: float, force_unlock: str | None

@@ -113,3 +113,24 @@ def test_force_unlock_takes_over_the_account_locks_of_the_run_it_names(
     assert set(other.acquire(["mm-3"], force_unlock="not-the-holder")) == {"mm-3"}
     assert other.acquire(["mm-3"], force_unlock=held.run.id) == {}
     other.release()
+
+
+def test_force_unlock_of_a_live_runs_account_ends_that_run(vault: VaultClient, state: str) -> None:
+    """The person was wrong: the run named by --force-unlock is alive. It must not go on
+    working beside the run that took its account: its lease is ended, its next renewal fails
+    and its fence refuses every write from then on."""
+    alive = _lease(vault, state, "a.yaml")
+    held = AccountLocks(vault, state, alive)
+    assert held.acquire(["mm-1"]) == {}
+    rescue = AccountLocks(vault, state, _lease(vault, state, "b.yaml"))
+    assert rescue.acquire(["mm-1"], force_unlock=alive.id) == {}
+    with pytest.raises(LeaseLost):
+        alive.renew()
+    with pytest.raises(LeaseLost):
+        held.check("mm-1")
+    record = vault.read_state(account_lock_path(state, "mm-1"))
+    assert record is not None and record[0]["id"] == rescue.run.id
+    held.release()  # a run that lost its lease writes nothing
+    record = vault.read_state(account_lock_path(state, "mm-1"))
+    assert record is not None and record[0]["id"] == rescue.run.id
+    rescue.release()
