@@ -53,7 +53,7 @@ class Leg:
 BEFORE_ONBOARDING = (
     Leg("dydx", "look: is the user on dYdX? (Vault and chain reads beside it)"),
     Leg("vault", "take the run's lock"),
-    Leg("vault", "take the account's lock"),
+    Leg("vault", "take the account's locks (its name's and its address's, side by side)"),
     Leg("rpc", "look again under the locks (chain; Vault beside it)"),
     Leg("vault", "STARK key to Vault before dYdX sees it: ownership metadata"),
     Leg("vault", "STARK key to Vault: data, check-and-set"),
@@ -69,7 +69,7 @@ CHAIN_BEFORE_BLOCK = (
     Leg("rpc", "broadcast deposit"),
 )
 RELEASE = (
-    Leg("vault", "release the account's lock"),
+    Leg("vault", "release the account's locks"),
     Leg("vault", "release the run's lock"),
 )
 AFTER_BLOCK = (
