@@ -47,7 +47,9 @@ def gather(
     """Every account's off-chain reads on a pool; meanwhile, this thread sends the chain reads
     of each ``CHAIN_CHUNK`` accounts as soon as their STARK keys are known, instead of all of
     them after the last: the node answers while Vault and dYdX still do. The deposit events
-    (``with_chain_facts``) are scanned meanwhile too, once the caller has read the journal."""
+    (``with_chain_facts``) are scanned meanwhile too, once the caller has read the journal:
+    a scan started now (``refresh``), not one kept from an earlier look (apply's first, for
+    the look under the locks), which would miss a deposit mined and forgotten since."""
     partials: list[Partial] = []
     chain_state: dict[str, ChainAccount] = {}
 
@@ -59,7 +61,9 @@ def gather(
 
     with ThreadPoolExecutor(max_workers=1) as scan:
         scanned = scan.submit(
-            conn.chain.deposit_totals, confirmations=conn.manifest.network.confirmations
+            conn.chain.deposit_totals,
+            refresh=True,
+            confirmations=conn.manifest.network.confirmations,
         )
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
             for partial in pool.map(offchain, accounts):
