@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from provisioner.clients.chain import ChainAccount
 from provisioner.clients.vault import SecretRecord
@@ -152,3 +155,31 @@ def test_the_look_under_the_locks_sees_the_deposits_mined_since_the_first_look()
     assert deposited() == 0
     chain.mined[(5, 7)] = 100
     assert deposited() == 100
+
+
+@dataclass
+class _SlowScanChain(_Chain):
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def deposit_totals(self, **_: Any) -> tuple[dict[Any, int], dict[Any, int]]:
+        self.scanned.set()
+        self.release.wait(timeout=10)
+        return {}, {}
+
+
+def test_a_look_that_fails_does_not_wait_for_the_deposit_scan() -> None:
+    """A read that fails, or a signal before the first step (``Drain`` raises Interrupted in
+    the main thread), ends the look where it is: the scan going on beside it (many
+    eth_getLogs batches on a first scan) is not waited for, as it was not when it ran last."""
+    chain = _SlowScanChain()
+    threading.Timer(3, chain.release.set).start()
+
+    def offchain(spec: AccountSpec) -> Partial:
+        chain.scanned.wait(timeout=5)
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gather(_Conn(chain), offchain, [_spec(0)], parallelism=1)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2
+    chain.release.set()
