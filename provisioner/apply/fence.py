@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.apply.ports import ApplyConnections, ChainPort, DydxPort, NoncePort, VaultPort
-from provisioner.clients.chain import ChainAccount, Receipt
+from provisioner.clients.chain import ChainAccount, NonceCheck, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
 from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
@@ -157,17 +157,31 @@ class FencedChain:
         return self._inner.transaction_count_at(address, block)
 
     def build_register(
-        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+        self,
+        sender: str,
+        eth_key: str,
+        stark_key: int,
+        signature_hex: str,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
-        return self._inner.build_register(sender, eth_key, stark_key, signature_hex)
+        return self._inner.build_register(sender, eth_key, stark_key, signature_hex, nonces=nonces)
 
-    def build_approve(self, owner: str, amount: int) -> dict[str, Any]:
-        return self._inner.build_approve(owner, amount)
+    def build_approve(
+        self, owner: str, amount: int, *, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]:
+        return self._inner.build_approve(owner, amount, nonces=nonces)
 
     def build_deposit(
-        self, owner: str, stark_key: int, position_id: int, amount: int
+        self,
+        owner: str,
+        stark_key: int,
+        position_id: int,
+        amount: int,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
-        return self._inner.build_deposit(owner, stark_key, position_id, amount)
+        return self._inner.build_deposit(owner, stark_key, position_id, amount, nonces=nonces)
 
     def hash_of_raw(self, raw: bytes) -> str:
         return self._inner.hash_of_raw(raw)

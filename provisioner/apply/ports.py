@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from provisioner.clients.chain import ChainAccount, Receipt
+from provisioner.clients.chain import ChainAccount, NonceCheck, Receipt
 from provisioner.clients.dydx import ApiCredentials, OnboardedAccount, StarkKeyPair
 from provisioner.clients.transport import Transport
 from provisioner.clients.vault import SecretRecord
@@ -81,11 +81,25 @@ class ChainPort(Protocol):
     def transaction(self, tx_hash: str) -> dict[str, Any] | None: ...
     def transaction_count_at(self, address: str, block: int) -> int: ...
     def build_register(
-        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+        self,
+        sender: str,
+        eth_key: str,
+        stark_key: int,
+        signature_hex: str,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]: ...
-    def build_approve(self, owner: str, amount: int) -> dict[str, Any]: ...
+    def build_approve(
+        self, owner: str, amount: int, *, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]: ...
     def build_deposit(
-        self, owner: str, stark_key: int, position_id: int, amount: int
+        self,
+        owner: str,
+        stark_key: int,
+        position_id: int,
+        amount: int,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]: ...
     def hash_of_raw(self, raw: bytes) -> str: ...
     def send_raw(self, raw: bytes) -> str: ...

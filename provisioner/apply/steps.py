@@ -13,7 +13,7 @@ from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.apply.events import Outcome
 from provisioner.apply.transactions import (
     charge,
-    check_pending_nonces,
+    explained,
     guard_sender,
     revoke_on_failure,
     send,
@@ -338,10 +338,9 @@ def register(ctx: AccountContext, step: Step) -> Outcome:
             raise StepFailed(f"STARK key is registered on L1 to {owner}")
         return Outcome(False, f"the STARK key is already registered on L1 to {owner}")
     signature = ctx.conn.dydx.registration_signature(ctx.spec.address, ctx.credentials())
-    guard_sender(ctx)
-    tx = ctx.conn.chain.build_register(
-        ctx.spec.address, ctx.spec.address, pair.public_key, signature
-    )
+    check = explained(ctx, guard_sender(ctx))
+    address = ctx.spec.address
+    tx = ctx.conn.chain.build_register(address, address, pair.public_key, signature, nonces=check)
     tx_hash = send(ctx, "register", tx, amount=0)
     return Outcome(True, f"sent registerUser for the STARK key ({tx_hash})")
 
@@ -371,7 +370,7 @@ class _Remaining:
 def _remaining(ctx: AccountContext) -> _Remaining:
     """Toward the manifest's target (never a plan file's), read from the journal, then fresh
     chain events (in that order: a deposit mined and forgotten in between is then in the
-    events). The sender is guarded on the way (no unexplained pending nonce)."""
+    events). The sender is guarded on the way (``guard_sender``; its build checks the nonces)."""
     target = to_base_units(ctx.spec.deposit)
     pair = ctx.stark()
     position_id = ctx.position_id()
@@ -419,10 +418,10 @@ def approve(ctx: AccountContext, step: Step) -> Outcome:
     if need != UNLIMITED_ALLOWANCE:  # (an older plan's unlimited allowance names no deposit)
         _deposit_can_follow(ctx, need, wallet.usdc_balance)
     if guarded is None:
-        guard_sender(ctx)
-    else:  # the journal was read just now; the node is asked again after the refresh
-        check_pending_nonces(ctx, guarded)
-    send(ctx, "approve", ctx.conn.chain.build_approve(ctx.spec.address, amount), amount=amount)
+        guarded = guard_sender(ctx)
+    # the node's nonces are asked in the build's batch: after the refresh, before a nonce is used
+    built = ctx.conn.chain.build_approve(ctx.spec.address, amount, nonces=explained(ctx, guarded))
+    send(ctx, "approve", built, amount=amount)
     shown = "an unlimited allowance" if amount == UNLIMITED_ALLOWANCE else f"{usdc(amount)} USDC"
     return Outcome(
         True,
@@ -465,9 +464,9 @@ def deposit(ctx: AccountContext, step: Step) -> Outcome:
             ctx.log(
                 f"deposit amount recomputed from fresh facts: {usdc(need)} USDC (planned {usdc(planned)} USDC)"
             )
-        check_pending_nonces(ctx, remaining.guarded)  # nothing else sent during the refresh
+        check = explained(ctx, remaining.guarded)  # in the build's batch, after the refresh
         tx = ctx.conn.chain.build_deposit(
-            ctx.spec.address, remaining.stark_key, remaining.position_id, need
+            ctx.spec.address, remaining.stark_key, remaining.position_id, need, nonces=check
         )
         charge(ctx, need, f"the deposit of {ctx.spec.name}")
     send(ctx, "deposit", tx, amount=need)

@@ -1,7 +1,8 @@
 """Transactions where money moves: every guard between a step and the chain.
 
-Before a transaction is built, the sender's pending nonces must all be journaled ones and
-nothing may wait for a signer or a person (``guard_sender``); a deposit is charged to the
+Before a transaction is built nothing of its sender may wait for a signer or a person
+(``guard_sender``), and its build checks, in its own batch, that the sender's pending nonces
+are all journaled ones (``explained``) before a nonce is handed out; a deposit is charged to the
 run's budget; what a signer signed is decoded, and what it sent is fetched, and each is
 compared with what was asked; the entry is journaled before the broadcast and forgotten
 only once final, with ``confirmations`` blocks on top (``send``, ``await_confirmations``);
@@ -22,7 +23,7 @@ from typing import Any
 from provisioner.apply.budget import OverBudget
 from provisioner.apply.context import AccountContext, StepFailed
 from provisioner.apply.ports import ChainPort
-from provisioner.clients.chain import ChainError, NonceTaken, Receipt
+from provisioner.clients.chain import ChainError, NonceCheck, NonceTaken, Receipt
 from provisioner.failpoints import failpoint
 from provisioner.journal import (
     AWAITING,
@@ -52,31 +53,34 @@ def charge(ctx: AccountContext, amount: int, what: str) -> None:
 
 
 def guard_sender(ctx: AccountContext) -> list[StoredTx]:
-    """Before building a transaction: every nonce of this sender that is pending at the node
-    must be one the journal knows (under any account name), and no entry may be waiting for
-    its signer or a person. Otherwise another tool, another run (another state_path) or a
-    late signer is in flight, and a new transaction could pay twice."""
+    """Before building a transaction: no entry of this sender's journal (under any account
+    name) may be waiting for its signer or a person; the journal as read. Its build then
+    checks the node's pending nonces against it (``explained``, given as ``nonces``)."""
     entries = ctx.transactions()
     for tx in entries:
         if tx.problem or tx.awaiting_signer:
             raise StepFailed(_held(ctx, tx))
-    check_pending_nonces(ctx, entries)
     return entries
 
 
-def check_pending_nonces(ctx: AccountContext, entries: list[StoredTx]) -> None:
-    """The node half of ``guard_sender``, against the journal it read: one JSON-RPC round trip,
-    for a step that read the journal a moment ago and did something slow since (a deposit
-    refresh), right before it builds."""
-    latest, pending = ctx.conn.chain.transaction_counts(ctx.spec.address)
+def explained(ctx: AccountContext, entries: list[StoredTx]) -> NonceCheck:
+    """The node half of the guard, run on the counts a build asks in its own batch (right
+    before a nonce is handed out, after whatever the step did since it read ``entries``):
+    every nonce of this sender pending at the node must be one the journal knows. Otherwise
+    another tool, another run (another state_path) or a late signer is in flight, and a new
+    transaction could pay twice."""
     known = {tx.nonce for tx in entries}
-    for nonce in range(latest, pending):
-        if nonce not in known:
-            raise StepFailed(
-                f"nonce {nonce} of {ctx.spec.address} is pending at the node and no journal entry "
-                "explains it (another tool, or a run with another state_path?); nothing is sent for "
-                f"{ctx.spec.name} until it is mined or dropped"
-            )
+
+    def check(latest: int, pending: int) -> None:
+        for nonce in range(latest, pending):
+            if nonce not in known:
+                raise StepFailed(
+                    f"nonce {nonce} of {ctx.spec.address} is pending at the node and no journal "
+                    "entry explains it (another tool, or a run with another state_path?); nothing "
+                    f"is sent for {ctx.spec.name} until it is mined or dropped"
+                )
+
+    return check
 
 
 def _held(ctx: AccountContext, tx: StoredTx) -> str:
@@ -215,8 +219,8 @@ def _revoke(ctx: AccountContext, reason: str) -> str:
     """Send ``approve(exchange, 0)`` behind the account's other transactions; what was done."""
     ctx.log(f"revoking the allowance sent for the deposit: {reason}")
     try:
-        guard_sender(ctx)
-        tx = ctx.conn.chain.build_approve(ctx.spec.address, 0)
+        entries = guard_sender(ctx)
+        tx = ctx.conn.chain.build_approve(ctx.spec.address, 0, nonces=explained(ctx, entries))
         tx_hash = send(ctx, "approve", tx, amount=0)
     except Exception as exc:  # noqa: BLE001 - reported with the step's failure
         why = str(exc) if isinstance(exc, StepFailed | ChainError) else type(exc).__name__

@@ -183,3 +183,31 @@ def test_a_journaled_sender_is_read_once_then_kept_by_the_runs_own_writes() -> N
         f"LIST {STATE}/journal/_senders/{SEPOLIA.chain_id}/{w.spec.address.lower()}"
     ]
     assert w.vault.state_keys(f"{STATE}/journal/") == []
+
+
+def test_the_nodes_nonces_are_asked_in_each_build_not_in_round_trips_of_their_own() -> None:
+    """The pending-nonce guard rides in the build's batch (after the deposit refresh, right
+    before a nonce is handed out): no JSON-RPC round trip of its own before each transaction,
+    and none twice for an approve or a deposit (5 round trips an account on the WAN)."""
+    w = world(deposit="4.5")
+    building = [False]
+    asked: list[bool] = []  # one per ask: whether it came from inside a build
+    real_tx, real_counts = w.chain._tx, w.chain.transaction_counts
+
+    def tx(*args: Any) -> dict[str, Any]:
+        building[0] = True
+        try:
+            return real_tx(*args)
+        finally:
+            building[0] = False
+
+    def counts(address: str) -> tuple[int, int]:
+        asked.append(building[0])
+        return real_counts(address)
+
+    w.chain._tx = tx  # type: ignore[method-assign]
+    w.chain.transaction_counts = counts  # type: ignore[method-assign]
+    (result,) = execute(w.conn, _top_up(w, 4_500_000))
+    assert result.failed is None, result.error
+    assert len(w.chain.raw_sent) == 2
+    assert asked == [True, True]  # the approve's build, the deposit's build

@@ -67,8 +67,8 @@ def test_a_run_that_took_an_accounts_lock_over_reads_its_journal_before_each_tra
     w.vault.state[account_lock_path(STATE, w.spec.name)] = (_record("gone0001", expired=True), 1)
     build_approve = w.chain.build_approve
 
-    def approve_then_the_other_run_journals(owner: str, amount: int) -> dict[str, Any]:
-        tx = build_approve(owner, amount)
+    def approve_then_the_other_run_journals(owner: str, amount: int, **kw: Any) -> dict[str, Any]:
+        tx = build_approve(owner, amount, **kw)
         Journal(w.vault, STATE).record(_awaiting(w, 7))  # the other run, meanwhile
         return tx
 

@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_utils import keccak
 from support.transport import FakeTransport
 
-from provisioner.clients.chain import ChainAccount, ChainError, NonceTaken, Receipt
+from provisioner.clients.chain import ChainAccount, ChainError, NonceCheck, NonceTaken, Receipt
 from provisioner.clients.chain.head import ChainHead
 from provisioner.clients.dydx import (
     ApiCredentials,
@@ -300,7 +300,9 @@ class FakeChain:
     def transaction_count_at(self, address: str, block: int) -> int:
         return self.counts.get(address, 0)
 
-    def _tx(self, sender: str, payload: _Sent) -> dict[str, Any]:
+    def _tx(self, sender: str, payload: _Sent, nonces: NonceCheck | None = None) -> dict[str, Any]:
+        if nonces is not None:  # the node's counts, as the real build's batch asks them
+            nonces(*self.transaction_counts(sender))
         data = (
             "0x"
             + rlp.encode(
@@ -320,17 +322,31 @@ class FakeChain:
         }
 
     def build_register(
-        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+        self,
+        sender: str,
+        eth_key: str,
+        stark_key: int,
+        signature_hex: str,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
-        return self._tx(sender, _Sent("register", sender, 0, 0, stark_key))
+        return self._tx(sender, _Sent("register", sender, 0, 0, stark_key), nonces)
 
-    def build_approve(self, owner: str, amount: int) -> dict[str, Any]:
-        return self._tx(owner, _Sent("approve", owner, 0, amount))
+    def build_approve(
+        self, owner: str, amount: int, *, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]:
+        return self._tx(owner, _Sent("approve", owner, 0, amount), nonces)
 
     def build_deposit(
-        self, owner: str, stark_key: int, position_id: int, amount: int
+        self,
+        owner: str,
+        stark_key: int,
+        position_id: int,
+        amount: int,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
-        return self._tx(owner, _Sent("deposit", owner, 0, amount, stark_key, position_id))
+        return self._tx(owner, _Sent("deposit", owner, 0, amount, stark_key, position_id), nonces)
 
     def hash_of_raw(self, raw: bytes) -> str:
         return "0x" + keccak(raw).hex()

@@ -16,9 +16,10 @@ from provisioner.clients.chain.errors import (
 )
 from provisioner.clients.chain.reads import ChainAccount
 from provisioner.clients.chain.rpc import ChainStats
-from provisioner.clients.chain.transactions import NonceManager, Receipt
+from provisioner.clients.chain.transactions import NonceCheck, NonceManager, Receipt
 
 __all__ = [
+    "NonceCheck",
     "FINAL_AFTER_BLOCKS",
     "ChainAccount",
     "ChainClient",

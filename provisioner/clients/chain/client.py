@@ -17,6 +17,7 @@ from provisioner.clients.chain.reads import AccountReader, ChainAccount
 from provisioner.clients.chain.rpc import ChainStats, JsonRpc, quantity
 from provisioner.clients.chain.transactions import (
     RECEIPT_POLL_S,
+    NonceCheck,
     NonceManager,
     Receipt,
     Transactions,
@@ -131,24 +132,40 @@ class ChainClient:
     # -- transactions ---------------------------------------------------------------------
 
     def build_register(
-        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+        self,
+        sender: str,
+        eth_key: str,
+        stark_key: int,
+        signature_hex: str,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
-        """``registerUser(ethKey, starkKey, signature)`` with the user admin's 65-byte signature."""
-        return self._tx.build_register(sender, eth_key, stark_key, signature_hex)
+        """``registerUser(ethKey, starkKey, signature)`` with the user admin's 65-byte signature.
+        ``nonces``: called with the sender's (latest, pending) counts, asked in the build's own
+        batch, before a nonce is handed out (``NonceCheck``); the same for each build."""
+        return self._tx.build_register(sender, eth_key, stark_key, signature_hex, nonces=nonces)
 
-    def build_approve(self, owner: str, amount: int) -> dict[str, Any]:
+    def build_approve(
+        self, owner: str, amount: int, *, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]:
         """USDC ``approve(exchange, amount)``, amount in base units."""
-        return self._tx.build_approve(owner, amount)
+        return self._tx.build_approve(owner, amount, nonces=nonces)
 
     def build_deposit(
-        self, owner: str, stark_key: int, position_id: int, amount: int
+        self,
+        owner: str,
+        stark_key: int,
+        position_id: int,
+        amount: int,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
         """``deposit(starkKey, collateral asset id, positionId, quantizedAmount)``; quantum is 1.
 
         The gas estimate runs on the pending state: an approve in the node's pool counts, so
         the deposit can follow it in nonce order without waiting for its block.
         """
-        return self._tx.build_deposit(owner, stark_key, position_id, amount)
+        return self._tx.build_deposit(owner, stark_key, position_id, amount, nonces=nonces)
 
     @staticmethod
     def hash_of_raw(raw: bytes) -> str:

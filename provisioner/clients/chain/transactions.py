@@ -44,6 +44,11 @@ class Receipt:
     block_number: int
 
 
+NonceCheck = Callable[[int, int], None]
+"""Given a sender's (latest, pending) transaction counts from a build's own batch, before a
+nonce is handed out; raises to refuse the transaction (apply's pending-nonce guard)."""
+
+
 class NonceManager:
     """Nonces per sender: the node's pending count first, then counted up here, thread-safe.
 
@@ -113,7 +118,13 @@ class Transactions:
     # -- building ---------------------------------------------------------------------------
 
     def build_register(
-        self, sender: str, eth_key: str, stark_key: int, signature_hex: str
+        self,
+        sender: str,
+        eth_key: str,
+        stark_key: int,
+        signature_hex: str,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
         signature = hex_bytes(signature_hex)
         if signature is None or len(signature) != 65:
@@ -123,18 +134,26 @@ class Transactions:
             ["address", "uint256", "bytes"],
             [to_checksum(eth_key), uint(stark_key, "stark_key"), signature],
         )
-        return self._build("registerUser", sender, self._exchange, data)
+        return self._build("registerUser", sender, self._exchange, data, nonces)
 
-    def build_approve(self, owner: str, amount: int) -> dict[str, Any]:
+    def build_approve(
+        self, owner: str, amount: int, *, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]:
         data = calldata(
             "approve(address,uint256)",
             ["address", "uint256"],
             [self._exchange, uint(amount, "amount")],
         )
-        return self._build("approve", owner, self._usdc, data)
+        return self._build("approve", owner, self._usdc, data, nonces)
 
     def build_deposit(
-        self, owner: str, stark_key: int, position_id: int, amount: int
+        self,
+        owner: str,
+        stark_key: int,
+        position_id: int,
+        amount: int,
+        *,
+        nonces: NonceCheck | None = None,
     ) -> dict[str, Any]:
         data = calldata(
             "deposit(uint256,uint256,uint256,uint256)",
@@ -146,9 +165,11 @@ class Transactions:
                 uint(amount, "amount"),
             ],
         )
-        return self._build("deposit", owner, self._exchange, data)
+        return self._build("deposit", owner, self._exchange, data, nonces)
 
-    def _build(self, what: str, sender: str, to: str, data: str) -> dict[str, Any]:
+    def _build(
+        self, what: str, sender: str, to: str, data: str, nonces: NonceCheck | None = None
+    ) -> dict[str, Any]:
         sender = to_checksum(sender)
         call = {"from": sender, "to": to, "data": data}
         calls: list[Call] = [
@@ -159,8 +180,10 @@ class Transactions:
             ("eth_chainId", []),
         ]
         ticket = self.nonces.ticket(sender)
-        if ticket is not None:  # a sender's first: its nonce in the same round trip
+        if ticket is not None or nonces is not None:  # in the same round trip
             calls.append(("eth_getTransactionCount", [sender, "pending"]))
+        if nonces is not None:
+            calls.append(("eth_getTransactionCount", [sender, "latest"]))
         estimate, block, tip, gas_price, chain_id, *count = self._rpc.batch(calls)
         if isinstance(estimate, RpcError):
             reason = estimate.revert_reason
@@ -194,6 +217,11 @@ class Transactions:
             tx["gasPrice"] = quantity(gas_price, "eth_gasPrice")
             self._check_fee(what, tx["gasPrice"], ceiling)
         pending = count[0] if count and not isinstance(count[0], RpcError) else None
+        if nonces is not None:  # before a nonce is handed out: a refusal uses none up
+            for result in count:
+                if isinstance(result, RpcError):
+                    raise result
+            nonces(quantity(count[1], "nonce"), quantity(count[0], "nonce"))
         # last: a failed estimate must not use up a nonce
         tx["nonce"] = self.nonces.next(
             sender, None if pending is None else quantity(pending, "nonce"), ticket

@@ -5,6 +5,8 @@ import provisioner  # noqa: F401,I001  (the dydx3/web3 import fix must run first
 import secrets
 import threading
 
+import pytest
+
 from support.apply_runs import fresh_account
 from support.chain_client import RECEIPT_TIMEOUT_S, random_stark_key
 
@@ -62,3 +64,31 @@ def test_refreshes_asked_at_once_share_a_scan(network: NetworkSpec) -> None:
         assert len(results) == callers
         scans = chain.stats.http_requests - before  # a scan: eth_blockNumber, then the logs
         assert 2 <= scans <= 8, scans  # one after another, 16 scans would be 32 requests
+
+
+def test_a_build_asks_the_senders_nonces_in_its_own_batch_and_a_refusal_uses_none(
+    sandbox: SandboxInfo, chain: ChainClient
+) -> None:
+    """Apply's pending-nonce guard runs on counts the build asks beside its estimate (one round
+    trip, not one more before it), and refuses before a nonce is handed out."""
+    address, key = fresh_account(sandbox)
+    signer = LocalKeySigner(key)
+    seen: list[tuple[int, int]] = []
+    before = chain.stats.http_requests
+    first = chain.build_approve(address, 1, nonces=lambda *counts: seen.append(counts))
+    assert chain.stats.http_requests == before + 1  # the build's batch, nonces included
+    assert seen == [(0, 0)] and first["nonce"] == 0
+    chain.send_raw(signer.sign_transaction(first))
+
+    class Refused(Exception):
+        pass
+
+    def refuse(latest: int, pending: int) -> None:
+        seen.append((latest, pending))
+        raise Refused
+
+    with pytest.raises(Refused):
+        chain.build_approve(address, 2, nonces=refuse)
+    assert seen[-1][1] >= 1  # the first approve, pending (or mined: then latest is 1 too)
+    again = chain.build_approve(address, 2)
+    assert again["nonce"] == 1  # the refused build used no nonce up
