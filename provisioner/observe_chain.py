@@ -3,6 +3,7 @@ and the chain's answers about it, read in JSON-RPC batches while the off-chain r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,7 +48,10 @@ def gather(
     """Every account's off-chain reads on a pool; meanwhile, this thread sends the chain reads
     of each ``CHAIN_CHUNK`` accounts as soon as their STARK keys are known, instead of all of
     them after the last: the node answers while Vault and dYdX still do. The deposit events
-    (``with_chain_facts``) are scanned meanwhile too, once the caller has read the journal."""
+    (``with_chain_facts``) are scanned meanwhile too, once the caller has read the journal:
+    a scan started now (``refresh``), not one kept from an earlier look (apply's first, for
+    the look under the locks), which would miss a deposit mined and forgotten since. A look
+    that fails (a read's error, a signal before the first step) does not wait for the scan."""
     partials: list[Partial] = []
     chain_state: dict[str, ChainAccount] = {}
 
@@ -57,18 +61,41 @@ def gather(
                 conn.chain.read_accounts([(p.spec.address, chain_key(p)) for p in chunk])
             )
 
-    with ThreadPoolExecutor(max_workers=1) as scan:
-        scanned = scan.submit(
-            conn.chain.deposit_totals, confirmations=conn.manifest.network.confirmations
+    scan = _Beside(
+        lambda: conn.chain.deposit_totals(
+            refresh=True, confirmations=conn.manifest.network.confirmations
         )
-        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-            for partial in pool.map(offchain, accounts):
-                partials.append(partial)
-                if len(partials) % CHAIN_CHUNK == 0:
-                    read(partials[-CHAIN_CHUNK:])
-        read(partials[len(partials) - len(partials) % CHAIN_CHUNK :])
-        scanned.result()  # kept by the client for ``with_chain_facts``; its error, if any, here
+    )
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for partial in pool.map(offchain, accounts):
+            partials.append(partial)
+            if len(partials) % CHAIN_CHUNK == 0:
+                read(partials[-CHAIN_CHUNK:])
+    read(partials[len(partials) - len(partials) % CHAIN_CHUNK :])
+    scan.result()  # kept by the client for ``with_chain_facts``; its error, if any, here
     return partials, chain_state
+
+
+class _Beside:
+    """One call on a daemon thread of its own, its result (or error) taken with ``result``.
+    Not a pool: leaving a pool's block, and the interpreter's exit, wait for its thread."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self._call = call
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="deposit-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._call()
+        except BaseException as exc:  # handed to ``result``, in the caller's thread
+            self._error = exc
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def with_chain_facts(

@@ -29,7 +29,10 @@ class LeaseLost(ProvisionerError):
 
 @dataclass(frozen=True)
 class LeaseRecord:
-    """What a lease path holds. An account lock's ``run`` names the run lease it lives by."""
+    """What a lease path holds. An account lock's ``run`` names the run lease it lives by.
+    ``ended_by``: the run that ended this run lease with ``--force-unlock`` (its holder can no
+    longer renew it; for everyone else it holds until it expires, as its holder may still be
+    at work until its next renewal)."""
 
     id: str
     holder: Process
@@ -37,6 +40,7 @@ class LeaseRecord:
     expires_at: float
     ttl_seconds: int
     run: str = ""
+    ended_by: str = ""
 
     def remaining(self, now: float) -> float:
         return self.expires_at - now
@@ -48,7 +52,8 @@ class LeaseRecord:
         age = max(0, int(now - self.acquired_at))
         left = self.remaining(now)
         state = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
-        return f"lease {self.id} held by {self.holder.describe()} for {age}s, {state}"
+        ended = f" (ended by --force-unlock of run {self.ended_by})" if self.ended_by else ""
+        return f"lease {self.id} held by {self.holder.describe()} for {age}s, {state}{ended}"
 
     def record(self) -> dict[str, str]:
         h = self.holder
@@ -67,6 +72,8 @@ class LeaseRecord:
         }
         if self.run:
             data["run"] = self.run
+        if self.ended_by:
+            data["ended_by"] = self.ended_by
         return data
 
     @classmethod
@@ -95,6 +102,7 @@ class LeaseRecord:
             expires_at=float(data.get("expires_at") or acquired + ttl),
             ttl_seconds=ttl,
             run=str(data.get("run", "")),
+            ended_by=str(data.get("ended_by", "")),
         )
 
 
@@ -272,6 +280,11 @@ class Lease:
                 written = self.vault.write_state(self.path, renewed.record(), cas=self._version)
             except CasConflict:
                 taker, _ = self.current()
+                if taker is not None and taker.id == self.record.id and taker.ended_by:
+                    self._lose(
+                        f"run {taker.ended_by} took one of its account locks with "
+                        "--force-unlock and ended it"
+                    )
                 who = (
                     f"lease {taker.id} of {taker.holder.describe()}"
                     if taker

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from provisioner.apply.lease import Lease, LeaseLost, LeaseRecord, Takeover, refusal, why_free
-from provisioner.clients.vault import CasConflict, VaultClient
+from provisioner.clients.vault import CasConflict, VaultClient, VaultError
 from provisioner.manifest.model import Manifest
 
 
@@ -198,25 +198,47 @@ class AccountLocks:
             taker = LeaseRecord.parse(found[0]) if found is not None else None
             what = "left alone, another apply took it at the same moment"
             return Busy(taker or mine, f"{what}: {taker.describe(now)}" if taker else what)
-        if other is not None and force_unlock is not None and force_unlock == other.id:
-            self._end_run(other)
+        if takeover is not None and force_unlock == takeover.previous.id:
+            ended = self._end_run(takeover.previous)
+            takeover = Takeover(path, takeover.previous, f"{takeover.reason}; {ended}")
         return written, takeover
 
-    def _end_run(self, other: LeaseRecord) -> None:
+    def _end_run(self, other: LeaseRecord) -> str:
         """A lock taken from a run by ``--force-unlock``: that run's lease is ended too, so
-        that a holder that was not gone after all fails its next renewal (within a third of the
-        lease's duration) and writes nothing more, for any account, instead of working on
-        beside this run (its account locks are never read again while it holds them)."""
+        that a holder that was not gone after all fails its next renewal (its heartbeat's next
+        beat, within a third of the lease's duration; at the latest its fence, once less than
+        a third is left) and writes nothing more, for any account, instead of working on
+        beside this run (its account locks are never read again while it holds them).
+
+        Ended, not released: the record stays as it was, marked ``ended_by``, so its holder's
+        check-and-set renewal fails, while for everyone else it holds until it expires: until
+        then its holder may still be writing, and its other locks (and its manifest) are
+        not free to a run that did not name it. What happened, for this run's report."""
         if not other.run:
-            return
+            return "it names no run lease to end"
         for _ in range(3):  # its heartbeat may renew it between the read and the write
-            found = self.vault.read_state(other.run)
-            owner = LeaseRecord.parse(found[0]) if found is not None else None
-            if found is None or owner is None or owner.id != other.id:
-                return  # already released, taken over or ended
-            with contextlib.suppress(CasConflict):
-                self.vault.write_state(other.run, {}, cas=found[1])
-                return
+            try:
+                found = self.vault.read_state(other.run)
+                owner = LeaseRecord.parse(found[0]) if found is not None else None
+                if found is None or owner is None or owner.id != other.id:
+                    return f"its run lease {other.run} was already released or taken over"
+                if owner.ended_by:
+                    return f"its run lease {other.run} was ended by run {owner.ended_by}"
+                self.vault.write_state(
+                    other.run, {**found[0], "ended_by": self.run.id}, cas=found[1]
+                )
+            except CasConflict:
+                continue
+            except VaultError:
+                break
+            return (
+                f"its run lease {other.run} was ended too: if that run is alive, it stops at "
+                "its next renewal"
+            )
+        return (
+            f"its run lease {other.run} could not be ended: if that run is alive, it goes on "
+            "with its other accounts until its lease expires"
+        )
 
     def _why_free(
         self, other: LeaseRecord, now: float, force_unlock: str | None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from provisioner.clients.chain import ChainAccount
 from provisioner.clients.vault import SecretRecord
 from provisioner.facts import VaultEntry
 from provisioner.manifest.model import AccountSpec
-from provisioner.observe_chain import CHAIN_CHUNK, Partial, gather
+from provisioner.observe_chain import CHAIN_CHUNK, Partial, gather, with_chain_facts
 
 
 def _spec(i: int) -> AccountSpec:
@@ -113,3 +116,70 @@ def test_a_fleet_smaller_than_a_chunk_is_one_read() -> None:
     gather(_Conn(chain), lambda s: _partial(s, None), accounts, parallelism=2)  # type: ignore[arg-type]
     assert [len(batch) for batch in chain.asked] == [3]
     assert gather(_Conn(_Chain()), lambda s: _partial(s, None), [], parallelism=2) == ([], {})  # type: ignore[arg-type]
+
+
+@dataclass
+class _CachingChain(_Chain):
+    """The chain client's deposit scan as it caches it: kept once made, made again (its new
+    blocks read) only when ``refresh`` asks for it."""
+
+    mined: dict[Any, int] = field(default_factory=dict)
+    kept: dict[Any, int] | None = None
+
+    def deposit_totals(  # type: ignore[override]
+        self, *, refresh: bool = False, **_: Any
+    ) -> tuple[dict[Any, int], dict[Any, int]]:
+        if self.kept is None or refresh:
+            self.kept = dict(self.mined)
+        return dict(self.kept), {}
+
+
+def test_the_look_under_the_locks_sees_the_deposits_mined_since_the_first_look() -> None:
+    """Between apply's two looks another run may deposit for an account, see it confirmed and
+    forget its journal entry, then release the account. The look under the locks reads the
+    journal again (the entry is gone): it must scan the events after that, not show the
+    first look's scan, in which the deposit is missing too (a deposit planned twice)."""
+    chain = _CachingChain()
+    spec = _spec(1)
+
+    def offchain(s: AccountSpec) -> Partial:
+        p = _partial(s, 5)
+        p.position_id = 7
+        return p
+
+    def deposited() -> int:
+        partials, state = gather(_Conn(chain), offchain, [spec], parallelism=1)  # type: ignore[arg-type]
+        (facts,) = with_chain_facts(_Conn(chain), partials, state, 0.0)  # type: ignore[arg-type]
+        return facts.deposited
+
+    assert deposited() == 0
+    chain.mined[(5, 7)] = 100
+    assert deposited() == 100
+
+
+@dataclass
+class _SlowScanChain(_Chain):
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def deposit_totals(self, **_: Any) -> tuple[dict[Any, int], dict[Any, int]]:
+        self.scanned.set()
+        self.release.wait(timeout=10)
+        return {}, {}
+
+
+def test_a_look_that_fails_does_not_wait_for_the_deposit_scan() -> None:
+    """A read that fails, or a signal before the first step (``Drain`` raises Interrupted in
+    the main thread), ends the look where it is: the scan going on beside it (many
+    eth_getLogs batches on a first scan) is not waited for, as it was not when it ran last."""
+    chain = _SlowScanChain()
+    threading.Timer(3, chain.release.set).start()
+
+    def offchain(spec: AccountSpec) -> Partial:
+        chain.scanned.wait(timeout=5)
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gather(_Conn(chain), offchain, [_spec(0)], parallelism=1)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 2
+    chain.release.set()

@@ -134,3 +134,40 @@ def test_force_unlock_of_a_live_runs_account_ends_that_run(vault: VaultClient, s
     record = vault.read_state(account_lock_path(state, "mm-1"))
     assert record is not None and record[0]["id"] == rescue.run.id
     rescue.release()
+
+
+def test_ending_a_force_unlocked_run_frees_nothing_else_of_it_before_its_lease_expires(
+    vault: VaultClient, state: str
+) -> None:
+    """--force-unlock named one run for one account. Until that run's lease expires it may be
+    alive and still writing (it notices only at its next renewal), so its other accounts and
+    its run lease stay its own for everyone who did not name it: a plain run of another
+    manifest, or a plain retry of its own, waits as it did before."""
+    alive = _lease(vault, state, "a.yaml")
+    held = AccountLocks(vault, state, alive)
+    assert held.acquire(["mm-1", "mm-2"]) == {}
+    rescue = AccountLocks(vault, state, _lease(vault, state, "b.yaml"))
+    assert rescue.acquire(["mm-1"], force_unlock=alive.id) == {}
+    bystander = AccountLocks(vault, state, _lease(vault, state, "c.yaml"))
+    busy = bystander.acquire(["mm-2"])
+    assert set(busy) == {"mm-2"} and busy["mm-2"].holder.id == alive.id
+    assert bystander.takeovers == []
+    with pytest.raises(LockHeld):
+        _lease(vault, state, "a.yaml")  # a plain retry of the unlocked run's manifest
+    with pytest.raises(LeaseLost, match="--force-unlock"):
+        alive.renew()  # but the unlocked run itself stops, and is told why
+    for locks in (bystander, rescue):
+        locks.release()
+        locks.run.release()
+
+
+def test_the_run_that_force_unlocks_says_it_ended_the_holders_run_lease(
+    vault: VaultClient, state: str
+) -> None:
+    alive = _lease(vault, state, "a.yaml")
+    assert AccountLocks(vault, state, alive).acquire(["mm-1"]) == {}
+    rescue = AccountLocks(vault, state, _lease(vault, state, "b.yaml"))
+    assert rescue.acquire(["mm-1"], force_unlock=alive.id) == {}
+    (took,) = rescue.takeovers
+    assert "run lease" in took.describe() and "ended" in took.describe()
+    rescue.release()
